@@ -1,0 +1,343 @@
+import { hostname } from 'node:os'
+import { resolve } from 'node:path'
+import { ConfigError } from '../errors/index.js'
+import { registerPrimitive } from '../manifest/index.js'
+import { pgliteDriver, postgresDriver, type Driver, type DriverQueryable } from './drivers.js'
+import { mapDbError } from './errors.js'
+import { ident, isIdent } from './ident.js'
+import { loadMigrations, ONEPIPE_SQL_DIR, runMigrations, type MigrationResult } from './migrate.js'
+import type { DatabaseKind, NotifyHandler, Queryable } from './types.js'
+
+/** How a {@link Database} connects. Built by {@link DatabaseBuilder}. */
+export interface DatabaseOptions {
+  name: string
+  /** `postgres://…` for PostgreSQL; undefined for embedded PGlite. */
+  url: string | undefined
+  /** PGlite data folder; `memory://` or undefined keeps it in memory. */
+  dataDir: string | undefined
+  /** Put every table in this schema (created if missing). */
+  schema: string | undefined
+  /** Pool size for PostgreSQL. */
+  max: number
+  /** Apply OnePipe's migrations on first use (default true). */
+  migrate: boolean
+  /** Extra migration folders applied after OnePipe's own, each with its own numbering. */
+  migrationDirs: { dir: string; source: string }[]
+}
+
+function wrapQueryable(q: DriverQueryable, name: string): Queryable {
+  return {
+    async query<T>(text: string, params: readonly unknown[] = []): Promise<T[]> {
+      try {
+        return (await q.query(text, params)).rows as T[]
+      } catch (e) {
+        throw mapDbError(e, name)
+      }
+    },
+    async execute(text: string, params: readonly unknown[] = []): Promise<number> {
+      try {
+        return (await q.query(text, params)).rowCount
+      } catch (e) {
+        throw mapDbError(e, name)
+      }
+    },
+  }
+}
+
+/**
+ * SQL storage: PostgreSQL when given a URL, embedded PGlite otherwise, with
+ * the same SQL and the same migrations on both. Connects and migrates on
+ * first use; `ready()` does so eagerly.
+ *
+ * @example
+ * ```ts
+ * const db = Database.create('main').postgres(process.env.DATABASE_URL!).pool({ max: 20 }).build()
+ * const rows = await db.query('SELECT now() AS t')
+ * await db.transaction(async (tx) => { await tx.execute('UPDATE …', [1]) })
+ * ```
+ */
+export class Database implements Queryable {
+  readonly name: string
+  readonly kind: DatabaseKind
+  readonly schema: string | undefined
+  readonly options: Readonly<DatabaseOptions>
+  #driver: Promise<Driver> | undefined
+  #ready: Promise<MigrationResult> | undefined
+  #isReady = false
+  #closed = false
+
+  constructor(options: DatabaseOptions) {
+    if (options.schema !== undefined && !isIdent(options.schema)) ident(options.schema)
+    this.options = options
+    this.name = options.name
+    this.schema = options.schema
+    this.kind = options.url ? 'postgres' : 'pglite'
+  }
+
+  /**
+   * Starts a builder.
+   *
+   * @example
+   * ```ts
+   * const db = Database.create('main').schema('shop').build() // PGlite, or DATABASE_URL if set
+   * ```
+   */
+  static create(name: string): DatabaseBuilder {
+    return new DatabaseBuilder(name)
+  }
+
+  /**
+   * A Database from the environment: `DATABASE_URL` → PostgreSQL, else
+   * PGlite persisted in `.onepipe/db` (or `ONEPIPE_DATA_DIR/db`).
+   *
+   * @example
+   * ```ts
+   * const db = Database.fromEnv()
+   * ```
+   */
+  static fromEnv(overrides: Partial<DatabaseOptions> = {}): Database {
+    return new DatabaseBuilder(overrides.name ?? 'main').fromEnv(overrides).build()
+  }
+
+  #connect(): Promise<Driver> {
+    if (this.#closed) return Promise.reject(new ConfigError('DB_CLOSED', `Database "${this.name}" is closed`))
+    this.#driver ??= (this.options.url
+      ? Promise.resolve(
+          postgresDriver({
+            url: this.options.url,
+            max: this.options.max,
+            schema: this.schema,
+            applicationName: `onepipe:${this.name}@${hostname()}:${process.pid}`,
+          }),
+        )
+      : pgliteDriver(this.options.dataDir, this.schema)
+    ).catch((e: unknown) => {
+      this.#driver = undefined
+      throw mapDbError(e, this.name)
+    })
+    return this.#driver
+  }
+
+  /**
+   * Connects and applies pending migrations (once per process; concurrent
+   * processes serialize on an advisory lock).
+   *
+   * @example
+   * ```ts
+   * await db.ready()
+   * ```
+   */
+  ready(): Promise<MigrationResult> {
+    this.#ready ??= (async () => {
+      const driver = await this.#connect()
+      if (!this.options.migrate) return { applied: [], alreadyApplied: [] }
+      const migrations = [{ dir: ONEPIPE_SQL_DIR, source: 'onepipe' }, ...this.options.migrationDirs].flatMap((d) => loadMigrations(d.dir, d.source))
+      try {
+        return await runMigrations(driver, this.schema, migrations)
+      } catch (e) {
+        throw mapDbError(e, this.name)
+      }
+    })()
+      .then((r) => {
+        this.#isReady = true
+        return r
+      })
+      .catch((e: unknown) => {
+        this.#ready = undefined
+        throw e
+      })
+    return this.#ready
+  }
+
+  async #q(): Promise<Queryable> {
+    if (!this.#isReady) await this.ready()
+    return wrapQueryable(await this.#connect(), this.name)
+  }
+
+  async query<T = Record<string, unknown>>(text: string, params: readonly unknown[] = []): Promise<T[]> {
+    return (await this.#q()).query<T>(text, params)
+  }
+
+  async execute(text: string, params: readonly unknown[] = []): Promise<number> {
+    return (await this.#q()).execute(text, params)
+  }
+
+  /**
+   * Runs `fn` in one transaction: committed when it resolves, rolled back
+   * when it throws. Use only `tx` inside: on PGlite the outer handle waits
+   * for the transaction to end.
+   *
+   * @example
+   * ```ts
+   * await db.transaction(async (tx) => {
+   *   await tx.execute('UPDATE accounts SET balance = balance - $1 WHERE id = $2', [10, a])
+   *   await tx.execute('UPDATE accounts SET balance = balance + $1 WHERE id = $2', [10, b])
+   * })
+   * ```
+   */
+  async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    if (!this.#isReady) await this.ready()
+    const driver = await this.#connect()
+    try {
+      return await driver.transaction((tx) => fn(wrapQueryable(tx, this.name)))
+    } catch (e) {
+      throw mapDbError(e, this.name)
+    }
+  }
+
+  /**
+   * The NOTIFY channel for `name` in this database's schema, so apps (and
+   * tests) sharing one server in different schemas never hear each other.
+   */
+  channel(name: string): string {
+    const full = (this.schema ? `${this.schema}__${name}` : name).toLowerCase()
+    if (!isIdent(full)) ident(full)
+    return full
+  }
+
+  /**
+   * Calls `fn` with the payload of every NOTIFY on `channel` (schema-scoped).
+   * Returns a function that stops listening.
+   *
+   * @example
+   * ```ts
+   * const stop = await db.listen('orders', (p) => console.log(p))
+   * await db.notify('orders', 'new')
+   * await stop()
+   * ```
+   */
+  async listen(channel: string, fn: NotifyHandler): Promise<() => Promise<void>> {
+    if (!this.#isReady) await this.ready()
+    const driver = await this.#connect()
+    try {
+      return await driver.listen(this.channel(channel), fn)
+    } catch (e) {
+      throw mapDbError(e, this.name)
+    }
+  }
+
+  /**
+   * Sends a NOTIFY on `channel` (schema-scoped); delivered at commit when
+   * called inside a transaction through `tx.execute('SELECT pg_notify(…)')`.
+   *
+   * @example
+   * ```ts
+   * await db.notify('orders', JSON.stringify({ id }))
+   * ```
+   */
+  async notify(channel: string, payload: string): Promise<void> {
+    await this.execute('SELECT pg_notify($1, $2)', [this.channel(channel), payload])
+  }
+
+  /**
+   * Checks the database answers (for `/ready`).
+   *
+   * @example
+   * ```ts
+   * lifecycle.healthCheck('db', () => db.ping())
+   * ```
+   */
+  async ping(): Promise<void> {
+    await this.query('SELECT 1')
+  }
+
+  /**
+   * Closes the pool (or the embedded engine). Further queries fail.
+   *
+   * @example
+   * ```ts
+   * lifecycle.onShutdown('db', () => db.close(), 90)
+   * ```
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    const d = this.#driver
+    this.#driver = undefined
+    if (d) await (await d.catch(() => undefined))?.close()
+  }
+}
+
+/**
+ * Fluent configuration for a {@link Database}.
+ *
+ * @example
+ * ```ts
+ * Database.create('main').postgres('postgres://localhost/app').pool({ max: 10 }).schema('app').build()
+ * ```
+ */
+export class DatabaseBuilder {
+  #o: DatabaseOptions
+
+  constructor(name: string) {
+    this.#o = { name, url: undefined, dataDir: undefined, schema: undefined, max: 10, migrate: true, migrationDirs: [] }
+    this.fromEnv()
+  }
+
+  /** Reads DATABASE_URL / ONEPIPE_DATA_DIR (done by default at create). */
+  fromEnv(overrides: Partial<DatabaseOptions> = {}): this {
+    const url = process.env.DATABASE_URL
+    if (url) this.#o.url = url
+    else this.#o.dataDir = resolve(process.env.ONEPIPE_DATA_DIR ?? '.onepipe', 'db')
+    if (process.env.ONEPIPE_DB_SCHEMA) this.#o.schema = process.env.ONEPIPE_DB_SCHEMA
+    Object.assign(this.#o, overrides)
+    return this
+  }
+
+  /** Use PostgreSQL at `url`. */
+  postgres(url: string): this {
+    if (!/^postgres(ql)?:\/\//.test(url)) throw new ConfigError('INVALID_DATABASE_URL', `"${url.replace(/:[^:@/]*@/, ':***@')}" is not a postgres:// URL`)
+    this.#o.url = url
+    this.#o.dataDir = undefined
+    return this
+  }
+
+  /** Use embedded PGlite persisted in `dir` (`memory://` for none). */
+  pglite(dir = resolve('.onepipe', 'db')): this {
+    this.#o.url = undefined
+    this.#o.dataDir = dir === 'memory://' ? undefined : dir
+    return this
+  }
+
+  /** Pool size for PostgreSQL (default 10). */
+  pool(o: { max: number }): this {
+    if (!Number.isInteger(o.max) || o.max < 1) throw new ConfigError('INVALID_POOL', `pool.max must be a positive integer, got ${o.max}`)
+    this.#o.max = o.max
+    return this
+  }
+
+  /** Keep every table in this schema. */
+  schema(name: string): this {
+    ident(name)
+    this.#o.schema = name
+    return this
+  }
+
+  /** Turn automatic migrations off (run `onepipe migrate` instead). */
+  autoMigrate(on: boolean): this {
+    this.#o.migrate = on
+    return this
+  }
+
+  /**
+   * Also apply the numbered `.sql` files in `dir` (after OnePipe's own), with
+   * their own numbering under `source` in the ledger.
+   */
+  migrations(dir: string, source = 'app'): this {
+    if (source === 'onepipe') throw new ConfigError('INVALID_MIGRATION_SOURCE', 'The migration source "onepipe" is reserved; name yours differently')
+    this.#o.migrationDirs.push({ dir, source })
+    return this
+  }
+
+  /** Builds the Database and records it in the manifest. */
+  build(): Database {
+    const db = new Database({ ...this.#o, migrationDirs: [...this.#o.migrationDirs] })
+    registerPrimitive({
+      primitive: 'database',
+      name: db.name,
+      infrastructure: ['postgresql'],
+      config: { kind: db.kind, schema: db.schema ?? null, pool: db.options.max },
+    })
+    return db
+  }
+}

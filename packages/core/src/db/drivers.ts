@@ -1,0 +1,118 @@
+import { mkdirSync } from 'node:fs'
+import { PGlite } from '@electric-sql/pglite'
+import postgres from 'postgres'
+import type { NotifyHandler, Row } from './types.js'
+
+/** What a driver answers for one statement. */
+export interface DriverResult {
+  rows: Row[]
+  rowCount: number
+}
+
+/** A connection (or pool) able to run one statement. */
+export interface DriverQueryable {
+  query(text: string, params: readonly unknown[]): Promise<DriverResult>
+  /** Runs several `;`-separated statements with no parameters. */
+  exec(text: string): Promise<void>
+}
+
+/** The engine behind a Database; one per engine kind. */
+export interface Driver extends DriverQueryable {
+  transaction<T>(fn: (tx: DriverQueryable) => Promise<T>): Promise<T>
+  listen(channel: string, fn: NotifyHandler): Promise<() => Promise<void>>
+  close(): Promise<void>
+}
+
+/** int8 comes back as a JS number on both engines (PGlite does so natively). */
+const int8 = {
+  to: 20,
+  from: [20],
+  serialize: (x: unknown) => String(x),
+  parse: (x: string) => Number(x),
+}
+
+export interface PostgresDriverOptions {
+  url: string
+  max: number
+  schema: string | undefined
+  applicationName: string
+}
+
+/** PostgreSQL through postgres.js: pooled, prepared statements, LISTEN with reconnect. */
+export function postgresDriver(o: PostgresDriverOptions): Driver {
+  const sql = postgres(o.url, {
+    max: o.max,
+    idle_timeout: 30,
+    connect_timeout: 10,
+    onnotice: () => undefined,
+    types: { int8 },
+    connection: {
+      application_name: o.applicationName,
+      ...(o.schema ? { search_path: `"${o.schema}"` } : {}),
+    },
+  })
+  const wrap = (q: postgres.Sql | postgres.TransactionSql): DriverQueryable => ({
+    async query(text, params) {
+      const r = await q.unsafe(text, params as postgres.ParameterOrJSON<never>[])
+      return { rows: r as unknown as Row[], rowCount: r.count ?? r.length }
+    },
+    async exec(text) {
+      await q.unsafe(text)
+    },
+  })
+  const base = wrap(sql)
+  return {
+    ...base,
+    async transaction(fn) {
+      return (await sql.begin((tx) => fn(wrap(tx)))) as never
+    },
+    async listen(channel, fn) {
+      const sub = await sql.listen(channel, fn)
+      return async () => {
+        await sub.unlisten()
+      }
+    },
+    async close() {
+      await sql.end({ timeout: 5 })
+    },
+  }
+}
+
+/**
+ * Embedded PostgreSQL (PGlite, Postgres compiled to WASM) in one process.
+ * Same SQL and migrations as the server; one connection, so statements queue.
+ */
+export async function pgliteDriver(dataDir: string | undefined, schema: string | undefined): Promise<Driver> {
+  if (dataDir && !dataDir.includes('://')) mkdirSync(dataDir, { recursive: true })
+  const pg = dataDir ? new PGlite(dataDir) : new PGlite()
+  await pg.waitReady
+  if (schema) {
+    await pg.exec(`CREATE SCHEMA IF NOT EXISTS "${schema}"; SET search_path TO "${schema}"`)
+  }
+  type Tx = Parameters<Parameters<PGlite['transaction']>[0]>[0]
+  const wrap = (q: PGlite | Tx): DriverQueryable => ({
+    async query(text, params) {
+      const r = await q.query<Row>(text, params as unknown[])
+      return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length }
+    },
+    async exec(text) {
+      await q.exec(text)
+    },
+  })
+  const base = wrap(pg)
+  return {
+    ...base,
+    async transaction(fn) {
+      return pg.transaction((tx) => fn(wrap(tx)))
+    },
+    async listen(channel, fn) {
+      const unsub = await pg.listen(channel, fn)
+      return async () => {
+        await unsub()
+      }
+    },
+    async close() {
+      await pg.close()
+    },
+  }
+}

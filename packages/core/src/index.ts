@@ -1,0 +1,7 @@
+export * from './errors/index.js'
+export * from './duration/index.js'
+export * from './schema/index.js'
+export * from './manifest/index.js'
+export * from './db/index.js'
+export * from './cache/index.js'
+export * from './runtime/index.js'

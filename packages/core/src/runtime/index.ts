@@ -1,0 +1,66 @@
+import { randomUUID } from 'node:crypto'
+import { hostname } from 'node:os'
+import type { CacheLike } from '../cache/types.js'
+import type { Database } from '../db/database.js'
+
+/** The structured logger every component gets (pino under `serve()`). */
+export interface Logger {
+  debug(obj: object | string, msg?: string): void
+  info(obj: object | string, msg?: string): void
+  warn(obj: object | string, msg?: string): void
+  error(obj: object | string, msg?: string): void
+  child(bindings: Record<string, unknown>): Logger
+}
+
+/** What `serve()` hands a component when it starts. */
+export interface RuntimeContext {
+  /** Unique per process; names the owner in every lease. */
+  instanceId: string
+  /** The app's default database (the one given to serve, else from the environment). */
+  db: Database
+  cache: CacheLike
+  logger: Logger
+  /** Aborted when the process begins to shut down. */
+  signal: AbortSignal
+}
+
+/**
+ * Anything `serve()` runs: a built primitive with engines to start, routes
+ * to mount, or both. `mount` receives the Hono app.
+ *
+ * @example
+ * ```ts
+ * const ticker: Component = { kind: 'custom', name: 'ticker', async start(rt) { rt.logger.info('up') } }
+ * ```
+ */
+export interface Component {
+  readonly kind: string
+  readonly name: string
+  start?(rt: RuntimeContext): Promise<void>
+  stop?(): Promise<void>
+  mount?(app: unknown, rt: RuntimeContext): void
+}
+
+/**
+ * A process-unique id for leases: host, pid and a random part, so a
+ * restarted process with a reused pid is still a different owner.
+ *
+ * @example
+ * ```ts
+ * const id = newInstanceId() // "web-1:4242:8f1c2a"
+ * ```
+ */
+export function newInstanceId(): string {
+  return `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`
+}
+
+/** A logger that writes nothing (library default outside serve()). */
+export const silentLogger: Logger = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+  child() {
+    return silentLogger
+  },
+}

@@ -1,0 +1,2 @@
+export { testDatabase, testCache, testBackend, postgresUrl, redisUrl, requireService, uniqueName } from './services.js'
+export { spawnNode, type NodeProcess } from './process.js'

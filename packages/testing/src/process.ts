@@ -1,0 +1,75 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+
+/** A real child `node` process started by {@link spawnNode}. */
+export interface NodeProcess {
+  child: ChildProcess
+  pid: number
+  /** Everything printed so far (stdout and stderr). */
+  output(): string
+  /** Resolves when a line matching `re` has been printed; rejects on exit or timeout. */
+  waitFor(re: RegExp, timeoutMs?: number): Promise<string>
+  /** Resolves with the exit code (or signal name) when the process ends. */
+  exited: Promise<number | string>
+  kill(signal?: NodeJS.Signals): void
+}
+
+/**
+ * Starts `node file args…` with extra env, capturing its output, for
+ * multi-process and crash tests.
+ *
+ * @example
+ * ```ts
+ * const p = spawnNode('test/fixtures/app.js', [], { PORT: '0' })
+ * await p.waitFor(/listening/)
+ * p.kill('SIGKILL')
+ * ```
+ */
+export function spawnNode(file: string, args: string[] = [], env: Record<string, string> = {}): NodeProcess {
+  const child = spawn(process.execPath, [file, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  const waiters: { re: RegExp; resolve: (l: string) => void }[] = []
+  const onData = (d: Buffer) => {
+    out += d.toString()
+    for (const w of [...waiters]) {
+      const m = w.re.exec(out)
+      if (m) {
+        waiters.splice(waiters.indexOf(w), 1)
+        w.resolve(m[0])
+      }
+    }
+  }
+  child.stdout?.on('data', onData)
+  child.stderr?.on('data', onData)
+  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, sig) => resolve(code ?? sig ?? -1)))
+  return {
+    child,
+    pid: child.pid ?? -1,
+    output: () => out,
+    exited,
+    kill: (s = 'SIGTERM') => {
+      child.kill(s)
+    },
+    waitFor(re, timeoutMs = 20_000) {
+      const m = re.exec(out)
+      if (m) return Promise.resolve(m[0])
+      return new Promise((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`timed out waiting for ${re} in output:\n${out.slice(-2000)}`)), timeoutMs)
+        const w = {
+          re,
+          resolve: (l: string) => {
+            clearTimeout(t)
+            resolve(l)
+          },
+        }
+        waiters.push(w)
+        void exited.then((code) => {
+          if (waiters.includes(w)) {
+            clearTimeout(t)
+            waiters.splice(waiters.indexOf(w), 1)
+            reject(new Error(`process exited (${code}) before printing ${re}:\n${out.slice(-2000)}`))
+          }
+        })
+      })
+    },
+  }
+}

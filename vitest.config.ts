@@ -1,0 +1,19 @@
+import { defineConfig } from 'vitest/config'
+
+// ONEPIPE_TEST_BACKEND=embedded runs the suite on PGlite + memory. Tests
+// about several processes sharing one PostgreSQL (*.multi.test.ts) need a
+// server by definition, so only the real-backend run includes them.
+const embedded = process.env.ONEPIPE_TEST_BACKEND === 'embedded'
+
+export default defineConfig({
+  test: {
+    include: ['packages/*/test/**/*.test.ts', 'examples/*/test/**/*.test.ts'],
+    exclude: ['**/node_modules/**', '**/dist/**', ...(embedded ? ['**/*.multi.test.ts', '**/*.real.test.ts'] : [])],
+    setupFiles: ['./test/setup/leaks.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    pool: 'forks',
+    fileParallelism: true,
+    maxWorkers: 2,
+  },
+})
