@@ -26,19 +26,28 @@ export interface RuntimeContext {
 
 /**
  * Anything `serve()` runs: a built primitive with engines to start, routes
- * to mount, or both. `mount` receives the Hono app.
+ * to mount, or both. The hook names are distinct from user-facing methods
+ * (a Workflow has `start(input)`, a Cron has `start()`), so one object can
+ * be both.
+ *
+ * - `attach(rt)`: start engines (executors, schedulers, listeners); called
+ *   once after the database is migrated, before the port opens.
+ * - `routes(app, rt)`: add HTTP routes to the Hono app (`/__onepipe/…`,
+ *   `/rpc/…`); auth for those prefixes is applied by `serve()`.
+ * - `detach()`: stop engines and wait for in-flight work; called on shutdown
+ *   after the HTTP server stopped accepting, before shutdown hooks.
  *
  * @example
  * ```ts
- * const ticker: Component = { kind: 'custom', name: 'ticker', async start(rt) { rt.logger.info('up') } }
+ * const ticker: Component = { kind: 'custom', name: 'ticker', async attach(rt) { rt.logger.info('up') } }
  * ```
  */
 export interface Component {
   readonly kind: string
   readonly name: string
-  start?(rt: RuntimeContext): Promise<void>
-  stop?(): Promise<void>
-  mount?(app: unknown, rt: RuntimeContext): void
+  attach?(rt: RuntimeContext): Promise<void>
+  detach?(): Promise<void>
+  routes?(app: unknown, rt: RuntimeContext): void
 }
 
 /**
