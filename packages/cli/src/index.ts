@@ -1,1 +1,1 @@
-export {}
+export { readManifest } from './manifest.js'

@@ -1,1 +1,6 @@
-export {}
+export { REST, RESTBuilder, RestApi, requestIdOf, type Handler, type RouteOptions } from './builder.js'
+export { APIError, API_ERROR_STATUS, type APIErrorCode } from './errors.js'
+export { Auth, type AuthProvider, type AuthUser } from './auth.js'
+export { errorResponse, type RestContext, type FormValue } from './context.js'
+export { buildOpenApi, type OpenApiInfo, type RouteDoc } from './openapi.js'
+export { parseSize, type Size } from './size.js'

@@ -1,0 +1,72 @@
+import { fileURLToPath } from 'node:url'
+import { APIError, Database, Lifecycle, REST } from '@onepipe/sdk'
+import { z } from 'zod'
+
+/** The shop's database: PostgreSQL when DATABASE_URL is set, embedded PGlite in .onepipe/db otherwise. */
+export function createDb(): Database {
+  return Database.create('shop').migrations(fileURLToPath(new URL('../sql', import.meta.url)), 'shop').build()
+}
+
+const Item = z.object({ sku: z.string().min(1), qty: z.number().int().positive(), priceCents: z.number().int().nonnegative() })
+const NewOrder = z.object({ customer: z.string().min(1).max(200), items: z.array(Item).min(1).max(100) })
+const StatusChange = z.object({ status: z.enum(['pending', 'paid', 'shipped', 'cancelled']) })
+const ListQuery = z.object({
+  status: z.enum(['pending', 'paid', 'shipped', 'cancelled']).optional(),
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  after: z.coerce.number().int().nonnegative().default(0),
+})
+const IdParams = z.object({ id: z.coerce.number().int().positive() })
+
+interface OrderRow {
+  id: number
+  customer: string
+  items: z.infer<typeof Item>[]
+  total_cents: number
+  status: string
+  created_at: Date
+  updated_at: Date
+}
+
+/** Orders CRUD: create, list (keyset pagination), get, change status, delete. */
+export function createOrdersApi(db: Database) {
+  return REST.create('orders')
+    .basePath('/api/orders')
+    .db(db)
+    .openapi({ title: 'Shop', version: '1.0.0' })
+    .post('/', { body: NewOrder, summary: 'Place an order' }, async (ctx) => {
+      const input = await ctx.body()
+      const total = input.items.reduce((s, i) => s + i.qty * i.priceCents, 0)
+      const [row] = await ctx.db.query<OrderRow>('INSERT INTO orders (customer, items, total_cents) VALUES ($1, $2::jsonb, $3) RETURNING *', [input.customer, input.items, total])
+      return ctx.created(row, `/api/orders/${row?.id}`)
+    })
+    .get('/', { query: ListQuery, summary: 'List orders' }, async (ctx) => {
+      const { status, limit, after } = ctx.query
+      const rows = await ctx.db.query<OrderRow>('SELECT * FROM orders WHERE id > $1 AND ($2::text IS NULL OR status = $2) ORDER BY id LIMIT $3', [after, status ?? null, limit])
+      return { orders: rows, next: rows.length === limit ? rows[rows.length - 1]?.id : null }
+    })
+    .get('/:id', { params: IdParams, summary: 'Get one order' }, async (ctx) => {
+      const [row] = await ctx.db.query<OrderRow>('SELECT * FROM orders WHERE id = $1', [ctx.params.id])
+      return row ?? ctx.notFound(`No order ${ctx.params.id}`)
+    })
+    .patch('/:id', { params: IdParams, body: StatusChange, summary: 'Change an order status' }, async (ctx) => {
+      const { status } = await ctx.body()
+      const [row] = await ctx.db.query<OrderRow>("UPDATE orders SET status = $1, updated_at = now() WHERE id = $2 AND status <> 'cancelled' RETURNING *", [status, ctx.params.id])
+      if (row) return row
+      const [exists] = await ctx.db.query('SELECT 1 FROM orders WHERE id = $1', [ctx.params.id])
+      if (!exists) throw new APIError('NOT_FOUND', `No order ${ctx.params.id}`)
+      throw new APIError('CONFLICT', `Order ${ctx.params.id} is cancelled and cannot change status`)
+    })
+    .delete('/:id', { params: IdParams, summary: 'Delete an order' }, async (ctx) => {
+      const n = await ctx.db.execute('DELETE FROM orders WHERE id = $1', [ctx.params.id])
+      return n === 1 ? ctx.noContent() : ctx.notFound(`No order ${ctx.params.id}`)
+    })
+    .build()
+}
+
+/** Readiness checks and shutdown hooks of the shop. */
+export function createLifecycle(db: Database) {
+  return Lifecycle.create()
+    .healthCheck('db', () => db.ping())
+    .timeout('20s')
+    .build()
+}

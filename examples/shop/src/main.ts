@@ -1,0 +1,26 @@
+import { serve } from '@onepipe/runtime'
+import { createDb, createLifecycle, createOrdersApi } from './app.js'
+
+const db = createDb()
+const app = await serve({
+  port: Number(process.env.PORT ?? 3000),
+  db,
+  rest: [createOrdersApi(db)],
+  lifecycle: createLifecycle(db),
+  openapi: { title: 'Shop', version: '1.0.0' },
+})
+
+if (app.url) {
+  const where = db.kind === 'pglite' ? 'embedded PGlite in .onepipe/db' : 'PostgreSQL (DATABASE_URL)'
+  process.stdout.write(
+    [
+      '',
+      `  OnePipe shop is running on ${where}`,
+      `  Orders API   ${app.url}/api/orders`,
+      `  OpenAPI      ${app.url}/openapi.json`,
+      `  Health       ${app.url}/health   Ready ${app.url}/ready   Metrics ${app.url}/metrics`,
+      `  Try: curl -X POST ${app.url}/api/orders -H 'content-type: application/json' -d '{"customer":"ada","items":[{"sku":"tea","qty":2,"priceCents":450}]}'`,
+      '',
+    ].join('\n') + '\n',
+  )
+}

@@ -1,0 +1,36 @@
+import type { Database, Logger } from '@onepipe/core'
+import { hostname } from 'node:os'
+
+async function registerInstance(db: Database, id: string, version: string): Promise<void> {
+  await db.execute(
+    `INSERT INTO _onepipe_instances (instance_id, hostname, pid, version) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (instance_id) DO UPDATE SET last_seen_at = now()`,
+    [id, hostname(), process.pid, version],
+  )
+}
+
+async function touchInstance(db: Database, id: string): Promise<void> {
+  await db.execute('UPDATE _onepipe_instances SET last_seen_at = now() WHERE instance_id = $1', [id])
+}
+
+async function removeInstance(db: Database, id: string): Promise<void> {
+  await db.execute('DELETE FROM _onepipe_instances WHERE instance_id = $1', [id])
+}
+
+/**
+ * Registers this process in `_onepipe_instances` and refreshes it every
+ * 10 s, so the dashboard and lease owners can tell live instances from dead.
+ */
+export async function startInstanceHeartbeat(db: Database, id: string, version: string, logger: Logger): Promise<{ stop(): Promise<void> }> {
+  await registerInstance(db, id, version)
+  const t = setInterval(() => {
+    touchInstance(db, id).catch((err: unknown) => logger.warn({ err }, 'instance heartbeat failed'))
+  }, 10_000)
+  t.unref()
+  return {
+    async stop() {
+      clearInterval(t)
+      await removeInstance(db, id).catch((err: unknown) => logger.warn({ err }, 'could not remove instance row'))
+    },
+  }
+}

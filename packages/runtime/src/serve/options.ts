@@ -1,0 +1,41 @@
+import type { Cache, Component, Database, Logger } from '@onepipe/core'
+import type { AuthProvider, LifecycleManager, OpenApiInfo, RestApi } from '@onepipe/sdk'
+
+/**
+ * Everything `serve()` runs. Each list takes built primitives; all of them
+ * are Components (engines to attach, routes to mount).
+ */
+export interface ServeOptions {
+  /** Port of the public HTTP app (default `PORT` or 3000; 0 picks a free one). */
+  port?: number
+  /** Interface to bind (default `HOST` or 0.0.0.0). */
+  hostname?: string
+  /** The app's default database; primitives without `.db()` use it (default: `Database.fromEnv()` on first use). */
+  db?: Database
+  /** The app's default cache (default: `Cache.fromEnv()`). */
+  cache?: Cache
+  rest?: RestApi[]
+  channels?: Component[]
+  flows?: Component[]
+  signals?: Component[]
+  projections?: Component[]
+  workflows?: Component[]
+  cron?: Component[]
+  pipelines?: Component[]
+  /** Any other component to attach. */
+  components?: Component[]
+  lifecycle?: LifecycleManager
+  /** Guards `/__onepipe/*` and `/rpc/*` (REST APIs declare their own with `.auth()`). */
+  auth?: AuthProvider
+  /** Info of the OpenAPI document at `/openapi.json`. */
+  openapi?: OpenApiInfo
+  /** Reported by `/version` (default: `ONEPIPE_VERSION` or 0.0.0). */
+  version?: string
+  logger?: Logger
+  /** Log one line per request (default false: metrics count every request). */
+  accessLog?: boolean
+  /** Install SIGTERM/SIGINT handlers that shut down and exit (default true). */
+  handleSignals?: boolean
+  /** Called once the port is open. */
+  onListen?: (info: { url: string; port: number }) => void
+}

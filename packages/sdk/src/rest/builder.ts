@@ -1,0 +1,339 @@
+import { randomUUID } from 'node:crypto'
+import {
+  ConfigError,
+  Database,
+  MemoryCache,
+  OnePipeError,
+  registerPrimitive,
+  silentLogger,
+  validate,
+  type CacheLike,
+  type Component,
+  type Logger,
+  type RuntimeContext,
+  type StandardSchemaV1,
+} from '@onepipe/core'
+import { Hono, type Context, type MiddlewareHandler } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
+import { cors } from 'hono/cors'
+import type { AuthProvider, AuthUser } from './auth.js'
+import { createContext, errorResponse, readJson, type RestContext } from './context.js'
+import { APIError } from './errors.js'
+import { buildOpenApi, type OpenApiInfo, type RouteDoc } from './openapi.js'
+import { parseSize, type Size } from './size.js'
+
+type Schema = StandardSchemaV1
+type Out<S, D> = S extends Schema ? StandardSchemaV1.InferOutput<S> : D
+
+/** Per-route options: schemas (validated before the handler runs) and docs. */
+export interface RouteOptions<B extends Schema | undefined = undefined, Q extends Schema | undefined = undefined, P extends Schema | undefined = undefined> {
+  body?: B
+  query?: Q
+  params?: P
+  /** Documents the 200 response in OpenAPI. */
+  response?: Schema
+  summary?: string
+  description?: string
+  tags?: string[]
+  /** `false` makes the route public when the REST has `.auth()`; roles require one of them. */
+  auth?: boolean | { roles: string[] }
+  /** Overrides the REST's body size limit for this route. */
+  maxBodySize?: Size
+}
+
+/** A route handler: return a Response, a plain value (200 JSON), or nothing (204). */
+export type Handler<B extends Schema | undefined, Q extends Schema | undefined, P extends Schema | undefined> = (
+  ctx: RestContext<Out<P, Record<string, string>>, Out<Q, Record<string, string>>, Out<B, unknown>>,
+) => unknown
+
+type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
+
+interface RouteDef {
+  method: Method
+  path: string
+  options: RouteOptions<Schema | undefined, Schema | undefined, Schema | undefined>
+  handler: (ctx: RestContext) => unknown
+}
+
+interface RestState {
+  name: string
+  basePath: string
+  db: Database | undefined
+  cache: CacheLike | undefined
+  auth: AuthProvider | undefined
+  cors: { origin: string | string[]; credentials?: boolean } | undefined
+  maxBodySize: number
+  openapi: OpenApiInfo | undefined
+  routes: RouteDef[]
+}
+
+function joinPath(base: string, path: string): string {
+  const p = `${base.replace(/\/+$/, '')}/${path.replace(/^\/+/, '')}`.replace(/\/+$/, '')
+  return p === '' ? '/' : p
+}
+
+/**
+ * Builds a REST API: routes with validated input, typed errors and OpenAPI.
+ *
+ * @example
+ * ```ts
+ * const orders = REST.create('orders')
+ *   .basePath('/api/orders')
+ *   .db(db)
+ *   .get('/:id', async (ctx) => (await ctx.db.query('SELECT * FROM orders WHERE id = $1', [ctx.params.id]))[0] ?? ctx.notFound())
+ *   .post('/', { body: z.object({ customer: z.string() }) }, async (ctx) => ctx.created(await ctx.body()))
+ *   .build()
+ * ```
+ */
+export const REST = {
+  create(name: string): RESTBuilder {
+    return new RESTBuilder(name)
+  },
+}
+
+/** Fluent configuration for a {@link RestApi}. */
+export class RESTBuilder {
+  #s: RestState
+
+  constructor(name: string) {
+    this.#s = { name, basePath: '/', db: undefined, cache: undefined, auth: undefined, cors: undefined, maxBodySize: 1024 * 1024, openapi: undefined, routes: [] }
+  }
+
+  /** Prefix of every route, e.g. `/api/orders`. */
+  basePath(path: string): this {
+    if (!path.startsWith('/')) throw new ConfigError('INVALID_BASE_PATH', `basePath "${path}" must start with /`)
+    this.#s.basePath = path
+    return this
+  }
+  /** The database handlers get as `ctx.db` (default: the app's under serve()). */
+  db(db: Database): this {
+    this.#s.db = db
+    return this
+  }
+  /** The cache handlers get as `ctx.cache`. */
+  cache(cache: CacheLike): this {
+    this.#s.cache = cache
+    return this
+  }
+  /** Require an authenticated user on every route (unless a route says `auth: false`). */
+  auth(provider: AuthProvider): this {
+    this.#s.auth = provider
+    return this
+  }
+  /** Answer CORS preflights and add CORS headers for these origins. */
+  cors(options: { origin: string | string[]; credentials?: boolean }): this {
+    this.#s.cors = options
+    return this
+  }
+  /** Largest accepted request body (default 1 MiB); larger → 413. */
+  maxBodySize(size: Size): this {
+    this.#s.maxBodySize = parseSize(size)
+    return this
+  }
+  /** Title and version for the OpenAPI document served at `/openapi.json`. */
+  openapi(info: OpenApiInfo): this {
+    this.#s.openapi = info
+    return this
+  }
+
+  #add(method: Method, path: string, a: unknown, b: unknown): this {
+    const [options, handler] = typeof a === 'function' ? [{}, a] : [a ?? {}, b]
+    if (typeof handler !== 'function') throw new ConfigError('INVALID_ROUTE', `${method} ${path} on REST "${this.#s.name}" needs a handler function`)
+    this.#s.routes.push({ method, path: joinPath(this.#s.basePath, path), options: options as RouteDef['options'], handler: handler as RouteDef['handler'] })
+    return this
+  }
+
+  get<Q extends Schema | undefined = undefined, P extends Schema | undefined = undefined>(path: string, handler: Handler<undefined, Q, P>): this
+  get<Q extends Schema | undefined = undefined, P extends Schema | undefined = undefined>(path: string, options: RouteOptions<undefined, Q, P>, handler: Handler<undefined, Q, P>): this
+  get(path: string, a: unknown, b?: unknown): this {
+    return this.#add('GET', path, a, b)
+  }
+  post<B extends Schema | undefined = undefined, Q extends Schema | undefined = undefined, P extends Schema | undefined = undefined>(path: string, handler: Handler<B, Q, P>): this
+  post<B extends Schema | undefined = undefined, Q extends Schema | undefined = undefined, P extends Schema | undefined = undefined>(path: string, options: RouteOptions<B, Q, P>, handler: Handler<B, Q, P>): this
+  post(path: string, a: unknown, b?: unknown): this {
+    return this.#add('POST', path, a, b)
+  }
+  put<B extends Schema | undefined = undefined, Q extends Schema | undefined = undefined, P extends Schema | undefined = undefined>(path: string, handler: Handler<B, Q, P>): this
+  put<B extends Schema | undefined = undefined, Q extends Schema | undefined = undefined, P extends Schema | undefined = undefined>(path: string, options: RouteOptions<B, Q, P>, handler: Handler<B, Q, P>): this
+  put(path: string, a: unknown, b?: unknown): this {
+    return this.#add('PUT', path, a, b)
+  }
+  patch<B extends Schema | undefined = undefined, Q extends Schema | undefined = undefined, P extends Schema | undefined = undefined>(path: string, handler: Handler<B, Q, P>): this
+  patch<B extends Schema | undefined = undefined, Q extends Schema | undefined = undefined, P extends Schema | undefined = undefined>(path: string, options: RouteOptions<B, Q, P>, handler: Handler<B, Q, P>): this
+  patch(path: string, a: unknown, b?: unknown): this {
+    return this.#add('PATCH', path, a, b)
+  }
+  delete<Q extends Schema | undefined = undefined, P extends Schema | undefined = undefined>(path: string, handler: Handler<undefined, Q, P>): this
+  delete<Q extends Schema | undefined = undefined, P extends Schema | undefined = undefined>(path: string, options: RouteOptions<undefined, Q, P>, handler: Handler<undefined, Q, P>): this
+  delete(path: string, a: unknown, b?: unknown): this {
+    return this.#add('DELETE', path, a, b)
+  }
+
+  /** Builds the API and records it in the manifest. */
+  build(): RestApi {
+    if (this.#s.routes.length === 0) throw new ConfigError('REST_NO_ROUTES', `REST "${this.#s.name}" has no routes; add one with .get(), .post()…`)
+    const s = { ...this.#s, routes: [...this.#s.routes] }
+    registerPrimitive({
+      primitive: 'rest',
+      name: s.name,
+      infrastructure: s.db ? ['postgresql'] : ['none'],
+      config: { basePath: s.basePath, routes: s.routes.map((r) => `${r.method} ${r.path}`), auth: s.auth !== undefined, cors: s.cors ?? null, maxBodySize: s.maxBodySize },
+    })
+    return new RestApi(s)
+  }
+}
+
+/** Turns whatever a handler returned into a Response. */
+function toResponse(value: unknown, requestId: string): Response {
+  if (value instanceof Response) return value
+  if (value === undefined || value === null) return new Response(null, { status: 204, headers: { 'x-request-id': requestId } })
+  if (typeof value === 'string') return new Response(value, { status: 200, headers: { 'content-type': 'text/plain; charset=utf-8', 'x-request-id': requestId } })
+  return new Response(JSON.stringify(value), { status: 200, headers: { 'content-type': 'application/json; charset=utf-8', 'x-request-id': requestId } })
+}
+
+/**
+ * A built REST API. Under `serve()` it is mounted on the app; on its own,
+ * `api.request('/path')` answers in-process (handy in tests).
+ *
+ * @example
+ * ```ts
+ * const res = await api.request('/api/orders/1')
+ * expect(res.status).toBe(200)
+ * ```
+ */
+export class RestApi implements Component {
+  readonly kind = 'rest'
+  readonly name: string
+  readonly basePath: string
+  /** The Hono app holding this API's routes. */
+  readonly app: Hono
+  #s: RestState
+  #rt: RuntimeContext | undefined
+  #fallbackDb: Database | undefined
+  #fallbackCache: CacheLike | undefined
+  #logger: Logger = silentLogger
+
+  constructor(s: RestState) {
+    this.#s = s
+    this.name = s.name
+    this.basePath = s.basePath
+    this.app = new Hono()
+    for (const r of s.routes) this.#mountRoute(r)
+  }
+
+  /** Answers a request in-process, as `Hono.request` does. */
+  request(input: string | Request, init?: RequestInit): Promise<Response> {
+    return Promise.resolve(this.app.request(input, init))
+  }
+
+  /** The Fetch handler of this API alone. */
+  get fetch(): (req: Request) => Response | Promise<Response> {
+    return this.app.fetch
+  }
+
+  /** Route descriptions for the OpenAPI document. */
+  routeDocs(): RouteDoc[] {
+    return this.#s.routes.map((r) => ({ method: r.method, path: r.path, options: r.options, tag: this.name, secured: this.#s.auth !== undefined && r.options.auth !== false }))
+  }
+
+  /** This API alone as an OpenAPI 3.1 document. */
+  openapiDocument(): Record<string, unknown> {
+    return buildOpenApi(this.#s.openapi ?? { title: this.name, version: '1.0.0' }, this.routeDocs())
+  }
+
+  routes(app: unknown, rt: RuntimeContext): void {
+    this.#rt = rt
+    this.#logger = rt.logger.child({ rest: this.name })
+    ;(app as Hono).route('/', this.app)
+  }
+
+  async detach(): Promise<void> {
+    this.#rt = undefined
+  }
+
+  #db = (): Database => {
+    const db = this.#s.db ?? this.#rt?.db
+    if (db) return db
+    // Outside serve(), a REST without .db() gets the environment's database on first use.
+    this.#fallbackDb ??= Database.fromEnv()
+    return this.#fallbackDb
+  }
+
+  #cache = (): CacheLike => {
+    const c = this.#s.cache ?? this.#rt?.cache
+    if (c) return c
+    this.#fallbackCache ??= new MemoryCache()
+    return this.#fallbackCache
+  }
+
+  #mountRoute(r: RouteDef): void {
+    const s = this.#s
+    const chain: MiddlewareHandler[] = []
+    const corsMw = s.cors ? cors({ origin: s.cors.origin, credentials: s.cors.credentials ?? false, exposeHeaders: ['X-Request-Id', 'Location'] }) : undefined
+    if (corsMw) {
+      chain.push(corsMw)
+      this.app.options(r.path, corsMw, (c) => c.body(null, 204))
+    }
+    const hasBody = r.method !== 'GET' && r.method !== 'DELETE'
+    if (hasBody) {
+      const max = r.options.maxBodySize === undefined ? s.maxBodySize : parseSize(r.options.maxBodySize)
+      chain.push(
+        bodyLimit({
+          maxSize: max,
+          onError: (c) => errorResponse(413, 'PAYLOAD_TOO_LARGE', `The request body is larger than ${max} bytes; send a smaller body`, requestIdOf(c)),
+        }),
+      )
+    }
+    const needsAuth = s.auth !== undefined && r.options.auth !== false
+    const roles = typeof r.options.auth === 'object' ? r.options.auth.roles : undefined
+    const handler = async (c: Context): Promise<Response> => {
+      const requestId = requestIdOf(c)
+      try {
+        let user: AuthUser | undefined
+        if (s.auth) {
+          user = (await s.auth(c.req.raw)) ?? undefined
+          if (needsAuth && !user) return errorResponse(401, 'UNAUTHORIZED', 'Authentication required; send valid credentials', requestId, undefined, { 'www-authenticate': 'Bearer' })
+          if (roles && !roles.some((x) => user?.roles?.includes(x))) return errorResponse(403, 'FORBIDDEN', `This route needs one of the roles: ${roles.join(', ')}`, requestId)
+        }
+        const o = r.options
+        const validated = {
+          params: o.params ? await validate(o.params, c.req.param(), 'path parameters') : undefined,
+          query: o.query ? await validate(o.query, c.req.query(), 'query string') : undefined,
+          body: o.body ? await validate(o.body, await readJson(c), 'request body') : undefined,
+          hasBody: o.body !== undefined,
+        }
+        const ctx = createContext(c, requestId, user, { db: this.#db, cache: this.#cache, logger: this.#logger }, validated)
+        let out = r.handler(ctx)
+        if (out instanceof Promise) out = await out
+        return toResponse(out, requestId)
+      } catch (e) {
+        return this.#errorToResponse(e, requestId, c)
+      }
+    }
+    this.app.on([r.method], [r.path], ...chain, handler)
+  }
+
+  #errorToResponse(e: unknown, requestId: string, c: Context): Response {
+    if (e instanceof OnePipeError && e.status < 500) {
+      return errorResponse(e.status, e.code, e.message, requestId, e.details)
+    }
+    this.#logger.error({ err: e, requestId, method: c.req.method, path: c.req.path }, 'request failed')
+    if (e instanceof OnePipeError) {
+      // Server-side OnePipe errors keep their code (DB_UNAVAILABLE is useful to a client) but no internals.
+      return errorResponse(e.status, e.code, e.retryable ? 'The service is temporarily unavailable; retry later' : 'Internal server error', requestId)
+    }
+    return errorResponse(500, 'INTERNAL', 'Internal server error', requestId)
+  }
+}
+
+/** The request id set by serve()'s middleware, or the client's, or a new one. */
+export function requestIdOf(c: Context): string {
+  const set = c.get('requestId' as never) as string | undefined
+  if (set) return set
+  const id = c.req.header('x-request-id')
+  const rid = id && id.length <= 200 ? id : randomUUID()
+  c.set('requestId' as never, rid as never)
+  return rid
+}
+
+export { APIError }
