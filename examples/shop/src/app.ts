@@ -2,9 +2,12 @@ import { fileURLToPath } from 'node:url'
 import { APIError, Database, Lifecycle, REST } from '@onepipe/sdk'
 import { z } from 'zod'
 
+/** The shop's own numbered migrations (its tables), applied after OnePipe's. */
+export const SHOP_SQL_DIR = fileURLToPath(new URL('../sql', import.meta.url))
+
 /** The shop's database: PostgreSQL when DATABASE_URL is set, embedded PGlite in .onepipe/db otherwise. */
 export function createDb(): Database {
-  return Database.create('shop').migrations(fileURLToPath(new URL('../sql', import.meta.url)), 'shop').build()
+  return Database.create('shop').migrations(SHOP_SQL_DIR, 'shop').build()
 }
 
 const Item = z.object({ sku: z.string().min(1), qty: z.number().int().positive(), priceCents: z.number().int().nonnegative() })
@@ -67,6 +70,7 @@ export function createOrdersApi(db: Database) {
 export function createLifecycle(db: Database) {
   return Lifecycle.create()
     .healthCheck('db', () => db.ping())
+    .onShutdown('db', () => db.close(), 90)
     .timeout('20s')
     .build()
 }

@@ -63,7 +63,32 @@ export function newInstanceId(): string {
   return `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`
 }
 
-/** A logger that writes nothing (library default outside serve()). */
+/**
+ * A logger for primitives used outside `serve()`: warnings and errors as
+ * JSON lines on stderr, so nothing fails silently; debug and info dropped.
+ *
+ * @example
+ * ```ts
+ * const log = stderrLogger.child({ component: 'orders' })
+ * ```
+ */
+export const stderrLogger: Logger = makeStderrLogger({})
+
+function makeStderrLogger(bindings: Record<string, unknown>): Logger {
+  const write = (level: string) => (obj: object | string, msg?: string) => {
+    const o = typeof obj === 'string' ? { msg: obj } : { ...serializeErr(obj), ...(msg ? { msg } : {}) }
+    process.stderr.write(JSON.stringify({ level, time: new Date().toISOString(), ...bindings, ...o }) + '\n')
+  }
+  return { debug() {}, info() {}, warn: write('warn'), error: write('error'), child: (b) => makeStderrLogger({ ...bindings, ...b }) }
+}
+
+function serializeErr(obj: object): object {
+  const e = (obj as { err?: unknown }).err
+  if (!(e instanceof Error)) return obj
+  return { ...obj, err: { name: e.name, message: e.message, stack: e.stack, ...(e as unknown as Record<string, unknown>) } }
+}
+
+/** A logger that writes nothing (for tests that assert on output). */
 export const silentLogger: Logger = {
   debug() {},
   info() {},

@@ -49,7 +49,7 @@ export function createApp(d: AppDeps): Hono {
       state.inFlight--
       if (state.draining) c.header('connection', 'close')
       c.header('x-request-id', requestId)
-      const route = routePath(c)
+      const route = routePath(c as Context)
       const status = String(c.res.status)
       metrics.requests.inc({ method: c.req.method, route, status })
       const secs = Number(process.hrtime.bigint() - t0) / 1e9

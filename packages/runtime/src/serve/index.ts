@@ -116,10 +116,23 @@ export async function serve(options: ServeOptions): Promise<App> {
       logger.info({ reason, inFlight: state.inFlight }, 'shutting down: draining requests')
       state.draining = true
       ac.abort()
-      const closed = new Promise<void>((resolve) => (server as Server).close(() => resolve()))
-      ;(server as Server).closeIdleConnections()
+      const http = server as Server
+      let isClosed = false
+      const closed = new Promise<void>((resolve) =>
+        http.close(() => {
+          isClosed = true
+          resolve()
+        }),
+      )
       await waitIdle(state, deadline - Date.now())
-      ;(server as Server).closeAllConnections()
+      // Handlers are done, but their responses may still be flushing: let every
+      // socket end by itself (responses carry Connection: close while draining),
+      // dropping idle keep-alive sockets as they appear, until the deadline.
+      while (!isClosed && Date.now() < deadline) {
+        http.closeIdleConnections()
+        await Promise.race([closed, new Promise((r) => setTimeout(r, 50))])
+      }
+      http.closeAllConnections()
       await closed
       for (const c of [...attached].reverse()) {
         await c.detach?.().catch((err: unknown) => logger.error({ err, component: `${c.kind}:${c.name}` }, 'detach failed'))
@@ -127,8 +140,9 @@ export async function serve(options: ServeOptions): Promise<App> {
       await heartbeat?.stop()
       const closers = lifecycle.with({
         hooks: [
-          ...(ownDb || options.db ? [{ name: 'onepipe:database', fn: () => db?.close(), priority: 1000 }] : []),
-          { name: 'onepipe:cache', fn: () => cache.close(), priority: 1000 },
+          // Only what serve() created itself: a database or cache the app passed in is the app's to close.
+          ...(ownDb ? [{ name: 'onepipe:database', fn: () => db?.close(), priority: 1000 }] : []),
+          ...(options.cache ? [] : [{ name: 'onepipe:cache', fn: () => cache.close(), priority: 1000 }]),
         ],
       })
       const report = await closers.runShutdown(Math.max(0, deadline - Date.now()))

@@ -1,10 +1,10 @@
 import { ConfigError, parseDuration, registerPrimitive, type Duration } from '@onepipe/core'
 
 /** A readiness check: resolves when healthy, throws (or rejects) when not. */
-export type HealthCheckFn = () => Promise<unknown> | unknown
+export type HealthCheckFn = () => unknown
 
 /** A shutdown hook; receives an AbortSignal fired when the shutdown timeout is reached. */
-export type ShutdownFn = (signal: AbortSignal) => Promise<unknown> | unknown
+export type ShutdownFn = (signal: AbortSignal) => unknown
 
 /** One registered check. */
 export interface HealthCheck {

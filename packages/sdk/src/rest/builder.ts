@@ -5,7 +5,7 @@ import {
   MemoryCache,
   OnePipeError,
   registerPrimitive,
-  silentLogger,
+  stderrLogger,
   validate,
   type CacheLike,
   type Component,
@@ -107,6 +107,7 @@ export class RESTBuilder {
   }
   /** The database handlers get as `ctx.db` (default: the app's under serve()). */
   db(db: Database): this {
+    if (!(db instanceof Database)) throw new ConfigError('INVALID_DATABASE', `REST "${this.#s.name}".db() needs a Database (got ${String(db)}); build one with Database.create(name).build()`)
     this.#s.db = db
     return this
   }
@@ -139,7 +140,7 @@ export class RESTBuilder {
   #add(method: Method, path: string, a: unknown, b: unknown): this {
     const [options, handler] = typeof a === 'function' ? [{}, a] : [a ?? {}, b]
     if (typeof handler !== 'function') throw new ConfigError('INVALID_ROUTE', `${method} ${path} on REST "${this.#s.name}" needs a handler function`)
-    this.#s.routes.push({ method, path: joinPath(this.#s.basePath, path), options: options as RouteDef['options'], handler: handler as RouteDef['handler'] })
+    this.#s.routes.push({ method, path: joinPath(this.#s.basePath, path), options: options, handler: handler as RouteDef['handler'] })
     return this
   }
 
@@ -211,7 +212,7 @@ export class RestApi implements Component {
   #rt: RuntimeContext | undefined
   #fallbackDb: Database | undefined
   #fallbackCache: CacheLike | undefined
-  #logger: Logger = silentLogger
+  #logger: Logger = stderrLogger
 
   constructor(s: RestState) {
     this.#s = s

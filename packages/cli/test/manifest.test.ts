@@ -1,0 +1,25 @@
+import { describe, expect, it } from 'vitest'
+import { fileURLToPath } from 'node:url'
+import { spawnNode } from '@onepipe/testing'
+
+const bin = fileURLToPath(new URL('../dist/bin.js', import.meta.url))
+const shop = fileURLToPath(new URL('../../../examples/shop/dist/main.js', import.meta.url))
+
+describe('onepipe manifest', () => {
+  it('prints every built primitive of an app as JSON without starting it', async () => {
+    const p = spawnNode(bin, ['manifest', shop], { PORT: '1', DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' })
+    expect(await p.exited).toBe(0)
+    const m = JSON.parse(p.output()) as { version: number; primitives: { primitive: string; name: string; infrastructure: string[]; config: Record<string, unknown> }[] }
+    expect(m.version).toBe(1)
+    const byKind = Object.fromEntries(m.primitives.map((x) => [`${x.primitive}:${x.name}`, x]))
+    expect(byKind['database:shop']?.infrastructure).toEqual(['postgresql'])
+    expect(byKind['rest:orders']?.config.routes).toContain('POST /api/orders')
+    expect(byKind['app:app']?.config.components).toEqual(['rest:orders'])
+  })
+
+  it('exits 2 with a usage message when the entry is missing', async () => {
+    const p = spawnNode(bin, ['manifest'])
+    expect(await p.exited).toBe(2)
+    expect(p.output()).toMatch(/needs the app entry file/)
+  })
+})
