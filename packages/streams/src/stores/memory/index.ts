@@ -38,11 +38,9 @@ export class MemoryStreamStore implements StreamStore {
   }
 
   transact<R>(path: string, plan: StreamPlan<R>): Promise<TransactResult<R>> {
-    try {
-      return Promise.resolve(this.#apply(path, plan))
-    } catch (err) {
-      return Promise.reject(err)
-    }
+    // The executor runs synchronously, so the whole transaction is one
+    // uninterrupted step; a throwing plan becomes a rejection.
+    return new Promise((resolve) => resolve(this.#apply(path, plan)))
   }
 
   #apply<R>(path: string, plan: StreamPlan<R>): TransactResult<R> {
