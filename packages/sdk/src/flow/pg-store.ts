@@ -1,0 +1,227 @@
+import { TransportError, type Database, type Queryable } from '@onepipe/core'
+import type { FlowEvent, FlowStore } from './types.js'
+
+/** NOTIFY channel (schema-scoped by the Database) that carries flow names with new events. */
+const CHANNEL = 'onepipe_flows'
+/** The most events one append statement carries. */
+const MAX_BATCH = 1000
+
+interface Pending {
+  id: string
+  data: unknown
+  resolve: (e: FlowEvent) => void
+  reject: (e: unknown) => void
+}
+
+interface Row {
+  id: string
+  offset: number
+  timestamp: number
+  data?: unknown
+}
+
+/**
+ * One LISTEN per Database and process, shared by every flow on it: a NOTIFY
+ * names the flow, and only that flow's readers wake.
+ */
+class Notifier {
+  #handlers = new Map<string, Set<() => void>>()
+  #stop: Promise<() => Promise<void>> | undefined
+  constructor(private readonly db: Database) {}
+
+  async add(flow: string, fn: () => void): Promise<void> {
+    let set = this.#handlers.get(flow)
+    if (!set) this.#handlers.set(flow, (set = new Set()))
+    set.add(fn)
+    this.#stop ??= this.db.listen(CHANNEL, (payload) => {
+      for (const h of this.#handlers.get(payload) ?? []) h()
+    })
+    try {
+      await this.#stop
+    } catch (e) {
+      this.#stop = undefined
+      set.delete(fn)
+      throw e
+    }
+  }
+
+  async remove(flow: string, fn: () => void): Promise<void> {
+    const set = this.#handlers.get(flow)
+    set?.delete(fn)
+    if (set?.size === 0) this.#handlers.delete(flow)
+    if (this.#handlers.size > 0 || !this.#stop) return
+    const stop = this.#stop
+    this.#stop = undefined
+    await (await stop)()
+  }
+}
+
+const notifiers = new WeakMap<Database, Notifier>()
+function notifierOf(db: Database): Notifier {
+  let n = notifiers.get(db)
+  if (!n) notifiers.set(db, (n = new Notifier(db)))
+  return n
+}
+
+/**
+ * Appends every pending event in one statement: bump the flow's counter row
+ * (the row lock orders appenders of one flow across instances), insert the
+ * events with the offsets that follow, and NOTIFY, all in one implicit
+ * transaction.
+ */
+async function insertBatch(q: Queryable, db: Database, flow: string, batch: Pending[]): Promise<Row[]> {
+  const payload = JSON.stringify(batch.map((p) => ({ i: p.id, d: p.data })))
+  return q.query<Row>(
+    `WITH c AS (
+       INSERT INTO _onepipe_flows AS f (flow_name, last_offset) VALUES ($1, $3::bigint)
+       ON CONFLICT (flow_name) DO UPDATE SET last_offset = f.last_offset + $3::bigint
+       RETURNING f.last_offset - $3::bigint AS base
+     ), ins AS (
+       INSERT INTO _onepipe_flow_events (id, flow_name, data, timestamp, offset_seq)
+       SELECT x.value->>'i', $1, x.value->'d', (extract(epoch FROM now()) * 1000)::bigint, c.base + x.ord
+       FROM c, jsonb_array_elements($2::text::jsonb) WITH ORDINALITY AS x(value, ord)
+       RETURNING id, offset_seq, timestamp
+     )
+     SELECT id, offset_seq AS "offset", timestamp, (SELECT pg_notify($4, $1)) IS NULL AS n FROM ins ORDER BY offset_seq`,
+    [flow, payload, batch.length, db.channel(CHANNEL)],
+  )
+}
+
+async function selectAfter(q: Queryable, flow: string, after: number, limit: number): Promise<Row[]> {
+  return q.query<Row>(
+    `SELECT id, offset_seq AS "offset", timestamp, data FROM _onepipe_flow_events
+     WHERE flow_name = $1 AND offset_seq > $2 ORDER BY offset_seq LIMIT $3`,
+    [flow, after, limit],
+  )
+}
+
+async function selectTail(q: Queryable, flow: string, n: number): Promise<Row[]> {
+  const rows = await q.query<Row>(
+    `SELECT id, offset_seq AS "offset", timestamp, data FROM _onepipe_flow_events
+     WHERE flow_name = $1 ORDER BY offset_seq DESC LIMIT $2`,
+    [flow, n],
+  )
+  return rows.reverse()
+}
+
+async function selectHead(q: Queryable, flow: string): Promise<number> {
+  const [r] = await q.query<{ last_offset: number }>('SELECT last_offset FROM _onepipe_flows WHERE flow_name = $1', [flow])
+  return r?.last_offset ?? 0
+}
+
+async function deleteOlderThan(q: Queryable, flow: string, maxAgeMs: number): Promise<number> {
+  return q.execute('DELETE FROM _onepipe_flow_events WHERE flow_name = $1 AND timestamp < (extract(epoch FROM now()) * 1000)::bigint - $2', [flow, maxAgeMs])
+}
+
+async function deleteBeyondCount(q: Queryable, flow: string, maxEvents: number): Promise<number> {
+  return q.execute(
+    `DELETE FROM _onepipe_flow_events
+     WHERE flow_name = $1 AND offset_seq <= (SELECT last_offset FROM _onepipe_flows WHERE flow_name = $1) - $2`,
+    [flow, maxEvents],
+  )
+}
+
+function toEvent(r: Row, data?: unknown): FlowEvent {
+  return { id: r.id, offset: Number(r.offset), timestamp: Number(r.timestamp), data: data === undefined ? r.data : data }
+}
+
+/**
+ * A flow stored in `_onepipe_flow_events`. Appends made concurrently in one
+ * process share a statement (one commit for many events), so the per-flow
+ * row lock costs one commit per batch; a failed statement rejects every
+ * append in it and nothing is kept in memory.
+ */
+export class PgFlowStore implements FlowStore {
+  readonly kind = 'postgres' as const
+  #queue: Pending[] = []
+  #flushing = false
+  #wake: { promise: Promise<void>; resolve: () => void }
+  #listening: Promise<void> | undefined
+  readonly #onNotify = (): void => this.#fire()
+
+  constructor(
+    private readonly db: Database,
+    private readonly flow: string,
+  ) {
+    this.#wake = this.#newWake()
+  }
+
+  #newWake(): { promise: Promise<void>; resolve: () => void } {
+    let resolve!: () => void
+    const promise = new Promise<void>((r) => (resolve = r))
+    return { promise, resolve }
+  }
+
+  #fire(): void {
+    const w = this.#wake
+    this.#wake = this.#newWake()
+    w.resolve()
+  }
+
+  append(id: string, data: unknown): Promise<FlowEvent> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ id, data, resolve, reject })
+      if (!this.#flushing) void this.#flush()
+    })
+  }
+
+  async #flush(): Promise<void> {
+    this.#flushing = true
+    try {
+      while (this.#queue.length > 0) {
+        const batch = this.#queue.splice(0, MAX_BATCH)
+        try {
+          const rows = await insertBatch(this.db, this.db, this.flow, batch)
+          if (rows.length !== batch.length) throw new TransportError('FLOW_APPEND_INCOMPLETE', `Flow "${this.flow}": stored ${rows.length} of ${batch.length} events; retry the append`)
+          batch.forEach((p, i) => p.resolve(toEvent(rows[i] as Row, p.data)))
+          // Local readers need not wait for the NOTIFY round trip.
+          this.#fire()
+        } catch (e) {
+          for (const p of batch) p.reject(e)
+        }
+      }
+    } finally {
+      this.#flushing = false
+    }
+  }
+
+  async read(after: number, limit: number): Promise<FlowEvent[]> {
+    return (await selectAfter(this.db, this.flow, after, limit)).map((r) => toEvent(r))
+  }
+
+  async tail(n: number): Promise<FlowEvent[]> {
+    return (await selectTail(this.db, this.flow, n)).map((r) => toEvent(r))
+  }
+
+  head(): Promise<number> {
+    return selectHead(this.db, this.flow)
+  }
+
+  listen(): Promise<void> {
+    this.#listening ??= notifierOf(this.db)
+      .add(this.flow, this.#onNotify)
+      .catch((e: unknown) => {
+        this.#listening = undefined
+        throw e
+      })
+    return this.#listening
+  }
+
+  nextWake(): Promise<void> {
+    return this.#wake.promise
+  }
+
+  async sweep(maxAgeMs: number | undefined, maxEvents: number | undefined): Promise<number> {
+    let n = 0
+    if (maxAgeMs !== undefined) n += await deleteOlderThan(this.db, this.flow, maxAgeMs)
+    if (maxEvents !== undefined) n += await deleteBeyondCount(this.db, this.flow, maxEvents)
+    return n
+  }
+
+  async close(): Promise<void> {
+    if (!this.#listening) return
+    this.#listening = undefined
+    await notifierOf(this.db).remove(this.flow, this.#onNotify)
+    this.#fire()
+  }
+}
