@@ -27,6 +27,41 @@ export interface AppDeps {
 }
 
 /**
+ * Sets a header on a finished response in place. (`c.header()` after the
+ * handler would rebuild the response around its body stream and move it off
+ * @hono/node-server's fast path.)
+ */
+function setHeader(res: Response, name: string, value: string): void {
+  try {
+    res.headers.set(name, value)
+  } catch {
+    // Responses proxied from fetch() have immutable headers; they keep their own.
+  }
+}
+
+/**
+ * The client's X-Request-Id. Read from Node's already-parsed headers when
+ * running on @hono/node-server: touching `c.req.raw.headers` there builds a
+ * whole Fetch Headers object, the largest cost of a small request.
+ */
+function clientRequestId(c: Context): string | undefined {
+  const incoming = (c.env as { incoming?: { headers: Record<string, string | string[] | undefined> } } | undefined)?.incoming
+  if (incoming) {
+    const v = incoming.headers['x-request-id']
+    return typeof v === 'string' ? v : undefined
+  }
+  return c.req.header('x-request-id')
+}
+
+// Request ids: a random per-process prefix and a counter, unique across
+// instances without a UUID per request.
+const idPrefix = randomUUID().slice(0, 8)
+let idCounter = 0
+function nextRequestId(): string {
+  return `${idPrefix}-${(++idCounter).toString(36)}`
+}
+
+/**
  * The public Hono app: request ids, drain gate, metrics, auth for OnePipe's
  * own prefixes, and the built-in endpoints. Components add their routes to it.
  */
@@ -35,26 +70,24 @@ export function createApp(d: AppDeps): Hono {
   const { state, metrics } = d
 
   app.use('*', async (c, next) => {
-    const id = c.req.header('x-request-id')
-    const requestId = id && id.length <= 200 ? id : randomUUID()
+    const id = clientRequestId(c)
+    const requestId = id && id.length <= 200 ? id : nextRequestId()
     c.set('requestId' as never, requestId as never)
     if (state.draining) {
       return errorResponse(503, 'SHUTTING_DOWN', 'This instance is shutting down; retry on another instance', requestId, undefined, { connection: 'close', 'retry-after': '1' })
     }
     state.inFlight++
-    const t0 = process.hrtime.bigint()
+    const t0 = performance.now()
     try {
       await next()
     } finally {
       state.inFlight--
-      if (state.draining) c.header('connection', 'close')
-      c.header('x-request-id', requestId)
-      const route = routePath(c as Context)
-      const status = String(c.res.status)
-      metrics.requests.inc({ method: c.req.method, route, status })
-      const secs = Number(process.hrtime.bigint() - t0) / 1e9
-      metrics.duration.observe({ method: c.req.method, route, status }, secs)
-      if (d.accessLog) d.logger.info({ requestId, method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(secs * 1e4) / 10 }, 'request')
+      // REST responses are built with the id already; others get it here.
+      if (c.get('restResponse' as never) !== true) setHeader(c.res, 'x-request-id', requestId)
+      if (state.draining) setHeader(c.res, 'connection', 'close')
+      const ms = performance.now() - t0
+      metrics.http.observe(c.req.method, routePath(c as Context), c.res.status, ms / 1000)
+      if (d.accessLog) d.logger.info({ requestId, method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(ms * 10) / 10 }, 'request')
       if (state.inFlight === 0) for (const w of state.idle) w()
     }
     return undefined
@@ -80,7 +113,7 @@ export function createApp(d: AppDeps): Hono {
     const failing = checks.filter((x) => !x.ok).map((x) => x.name)
     return c.json({ status: failing.length ? 'unavailable' : 'ok', failing, checks }, failing.length ? 503 : 200)
   })
-  app.get('/metrics', async (c) => c.body(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }))
+  app.get('/metrics', async (c) => c.body((await metrics.registry.metrics()) + metrics.http.render(), 200, { 'content-type': metrics.registry.contentType }))
   app.get('/version', (c) => c.json({ ...d.version, node: process.version }))
   app.get('/openapi.json', (c) => c.json(buildOpenApi(d.openapi, d.rest.flatMap((r) => r.routeDocs()))))
 

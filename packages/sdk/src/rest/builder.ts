@@ -306,6 +306,7 @@ export class RestApi implements Component {
         const ctx = createContext(c, requestId, user, { db: this.#db, cache: this.#cache, logger: this.#logger }, validated)
         let out = r.handler(ctx)
         if (out instanceof Promise) out = await out
+        c.set('restResponse' as never, true as never)
         return toResponse(out, requestId)
       } catch (e) {
         return this.#errorToResponse(e, requestId, c)

@@ -71,67 +71,112 @@ export interface ContextDeps {
   logger: Logger
 }
 
-/** Creates the handler context; expensive parts (headers, form) are lazy. */
-export function createContext(c: Context, requestId: string, user: AuthUser | undefined, deps: ContextDeps, validated: { params?: unknown; query?: unknown; body?: unknown; hasBody: boolean }): RestContext {
-  let headers: Record<string, string> | undefined
-  let form: Promise<Record<string, FormValue | FormValue[]>> | undefined
-  const readForm = () => {
-    form ??= c.req.parseBody({ all: true }).catch((e: unknown) => {
+type Form = Record<string, FormValue | FormValue[]>
+
+const asList = (v: FormValue | FormValue[] | undefined): FormValue[] => (v === undefined ? [] : Array.isArray(v) ? v : [v])
+const isFile = (v: FormValue): v is File => typeof v !== 'string'
+const isText = (v: FormValue): v is string => typeof v === 'string'
+
+/**
+ * The handler context. A class rather than an object literal so a request
+ * allocates one object, not a closure per helper; headers and the form body
+ * are read only when asked for.
+ */
+class Ctx implements RestContext {
+  params: Record<string, string>
+  query: Record<string, string>
+  readonly user: AuthUser | undefined
+  readonly requestId: string
+  readonly hono: Context
+  readonly #deps: ContextDeps
+  readonly #validated: { body?: unknown; hasBody: boolean }
+  #headers: Record<string, string> | undefined
+  #form: Promise<Form> | undefined
+
+  constructor(c: Context, requestId: string, user: AuthUser | undefined, deps: ContextDeps, validated: { params?: unknown; query?: unknown; body?: unknown; hasBody: boolean }) {
+    this.hono = c
+    this.requestId = requestId
+    this.user = user
+    this.#deps = deps
+    this.#validated = validated
+    this.params = (validated.params ?? c.req.param()) as Record<string, string>
+    this.query = (validated.query ?? c.req.query()) as Record<string, string>
+  }
+
+  get headers(): Record<string, string> {
+    this.#headers ??= Object.fromEntries(this.hono.req.raw.headers)
+    return this.#headers
+  }
+  get db(): Database {
+    return this.#deps.db()
+  }
+  get cache(): CacheLike {
+    return this.#deps.cache()
+  }
+  get logger(): Logger {
+    return this.#deps.logger
+  }
+  get req(): Request {
+    return this.hono.req.raw
+  }
+
+  async body<T>(): Promise<T> {
+    if (this.#validated.hasBody) return this.#validated.body as T
+    return (await readJson(this.hono)) as T
+  }
+
+  #readForm(): Promise<Form> {
+    this.#form ??= this.hono.req.parseBody({ all: true }).catch((e: unknown) => {
       throw new APIError('BAD_REQUEST', `Cannot read the form body: ${e instanceof Error ? e.message : String(e)}; send multipart/form-data or application/x-www-form-urlencoded`)
-    }) as Promise<Record<string, FormValue | FormValue[]>>
-    return form
+    }) as Promise<Form>
+    return this.#form
   }
-  const all = (v: FormValue | FormValue[] | undefined): FormValue[] => (v === undefined ? [] : Array.isArray(v) ? v : [v])
-  return {
-    params: (validated.params ?? c.req.param()) as Record<string, string>,
-    query: (validated.query ?? c.req.query()) as Record<string, string>,
-    get headers() {
-      headers ??= Object.fromEntries(c.req.raw.headers)
-      return headers
-    },
-    user,
-    get db() {
-      return deps.db()
-    },
-    get cache() {
-      return deps.cache()
-    },
-    logger: deps.logger,
-    requestId,
-    req: c.req.raw,
-    hono: c,
-    async body<T>(): Promise<T> {
-      if (validated.hasBody) return validated.body as T
-      return (await readJson(c)) as T
-    },
-    async file(name) {
-      return all((await readForm())[name]).find((v): v is File => typeof v !== 'string')
-    },
-    async files(name) {
-      const f = await readForm()
-      const values = name === undefined ? Object.values(f).flatMap(all) : all(f[name])
-      return values.filter((v): v is File => typeof v !== 'string')
-    },
-    async formField(name) {
-      return all((await readForm())[name]).find((v): v is string => typeof v === 'string')
-    },
-    async formFields() {
-      const out: Record<string, string | string[]> = {}
-      for (const [k, v] of Object.entries(await readForm())) {
-        const texts = all(v).filter((x): x is string => typeof x === 'string')
-        if (texts.length === 1) out[k] = texts[0] as string
-        else if (texts.length > 1) out[k] = texts
-      }
-      return out
-    },
-    json: (data, status = 200, h) => jsonResponse(data, status, requestId, h),
-    created: (data, location) => jsonResponse(data, 201, requestId, location ? { location } : undefined),
-    noContent: () => new Response(null, { status: 204, headers: { 'x-request-id': requestId } }),
-    notFound: (message = 'Not found') => errorResponse(404, 'NOT_FOUND', message, requestId),
-    badRequest: (message = 'Bad request', details) => errorResponse(400, 'BAD_REQUEST', message, requestId, details),
-    unauthorized: (message = 'Authentication required') => errorResponse(401, 'UNAUTHORIZED', message, requestId, undefined, { 'www-authenticate': 'Bearer' }),
-    forbidden: (message = 'Forbidden') => errorResponse(403, 'FORBIDDEN', message, requestId),
+  async file(name: string): Promise<File | undefined> {
+    return asList((await this.#readForm())[name]).find(isFile)
   }
+  async files(name?: string): Promise<File[]> {
+    const f = await this.#readForm()
+    return (name === undefined ? Object.values(f).flatMap(asList) : asList(f[name])).filter(isFile)
+  }
+  async formField(name: string): Promise<string | undefined> {
+    return asList((await this.#readForm())[name]).find(isText)
+  }
+  async formFields(): Promise<Record<string, string | string[]>> {
+    const out: Record<string, string | string[]> = {}
+    for (const [k, v] of Object.entries(await this.#readForm())) {
+      const texts = asList(v).filter(isText)
+      if (texts.length === 1) out[k] = texts[0] as string
+      else if (texts.length > 1) out[k] = texts
+    }
+    return out
+  }
+
+  json(data: unknown, status = 200, h?: Record<string, string>): Response {
+    return jsonResponse(data, status, this.requestId, h)
+  }
+  created(data: unknown, location?: string): Response {
+    return jsonResponse(data, 201, this.requestId, location ? { location } : undefined)
+  }
+  noContent(): Response {
+    return new Response(null, { status: 204, headers: { 'x-request-id': this.requestId } })
+  }
+  notFound(message = 'Not found'): Response {
+    return errorResponse(404, 'NOT_FOUND', message, this.requestId)
+  }
+  badRequest(message = 'Bad request', details?: Record<string, unknown>): Response {
+    return errorResponse(400, 'BAD_REQUEST', message, this.requestId, details)
+  }
+  unauthorized(message = 'Authentication required'): Response {
+    return errorResponse(401, 'UNAUTHORIZED', message, this.requestId, undefined, { 'www-authenticate': 'Bearer' })
+  }
+  forbidden(message = 'Forbidden'): Response {
+    return errorResponse(403, 'FORBIDDEN', message, this.requestId)
+  }
+}
+
+/** Creates the handler context for one request. */
+export function createContext(c: Context, requestId: string, user: AuthUser | undefined, deps: ContextDeps, validated: { params?: unknown; query?: unknown; body?: unknown; hasBody: boolean }): RestContext {
+  return new Ctx(c, requestId, user, deps, validated)
 }
 
 /** Reads a JSON body, answering 415 for a non-JSON type and 400 for bad JSON. */
