@@ -92,6 +92,7 @@ class Ctx implements RestContext {
   readonly #validated: { body?: unknown; hasBody: boolean }
   #headers: Record<string, string> | undefined
   #form: Promise<Form> | undefined
+  #logger: Logger | undefined
 
   constructor(c: Context, requestId: string, user: AuthUser | undefined, deps: ContextDeps, validated: { params?: unknown; query?: unknown; body?: unknown; hasBody: boolean }) {
     this.hono = c
@@ -113,8 +114,10 @@ class Ctx implements RestContext {
   get cache(): CacheLike {
     return this.#deps.cache()
   }
+  /** The app logger bound to this request's id (created on first use). */
   get logger(): Logger {
-    return this.#deps.logger
+    this.#logger ??= this.#deps.logger.child({ requestId: this.requestId })
+    return this.#logger
   }
   get req(): Request {
     return this.hono.req.raw
