@@ -1,1 +1,2 @@
-export {}
+export { Signal, SignalBuilder } from './signal.js'
+export type { Versioned } from './stores.js'

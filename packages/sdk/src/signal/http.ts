@@ -1,0 +1,71 @@
+import type { Hono } from 'hono'
+import { errorJson, jsonBody } from '../flow/http.js'
+import { sseResponse } from '../flow/sse.js'
+import { mergeObject, type Signal } from './signal.js'
+
+/**
+ * The signal's HTTP surface for the app's own clients:
+ * `GET|PUT|PATCH /__onepipe/signals/{name}` answer `{ value, version }`;
+ * `GET …/stream` is SSE with the current value first, then each change
+ * (`id:` is the version). A client that reads slowly gets the latest value
+ * when it catches up, never a backlog: only one value is held for it.
+ */
+export function mountSignalRoutes(app: Hono, signal: Signal<unknown>): void {
+  const path = `/__onepipe/signals/${signal.name}`
+  app.get(path, async () => {
+    try {
+      return Response.json(await signal.read())
+    } catch (e) {
+      return errorJson(e)
+    }
+  })
+  app.put(path, async (c) => {
+    try {
+      return Response.json(await signal.write(await jsonBody(c)))
+    } catch (e) {
+      return errorJson(e)
+    }
+  })
+  app.patch(path, async (c) => {
+    try {
+      const partial = await jsonBody(c)
+      return Response.json(await signal.change((v) => mergeObject(signal.name, v, partial)))
+    } catch (e) {
+      return errorJson(e)
+    }
+  })
+  app.get(`${path}/stream`, async () => {
+    try {
+      let latest = await signal.read()
+      let sent = -1
+      let wake: (() => void) | undefined
+      let closed = false
+      const stop = signal.subscribe((value, version) => {
+        if (version <= latest.version) return
+        latest = { value, version }
+        wake?.()
+      })
+      await stop.ready
+      // A change between the first read and the subscription would be missed otherwise.
+      const now = await signal.read()
+      if (now.version > latest.version) latest = now
+      return sseResponse(
+        async () => {
+          while (latest.version === sent && !closed) await new Promise<void>((r) => (wake = r))
+          if (closed) return undefined
+          sent = latest.version
+          return { id: String(latest.version), data: JSON.stringify(latest) }
+        },
+        {
+          onClose: () => {
+            closed = true
+            wake?.()
+            void stop()
+          },
+        },
+      )
+    } catch (e) {
+      return errorJson(e)
+    }
+  })
+}

@@ -1,0 +1,129 @@
+import { Hono } from 'hono'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { z } from 'zod'
+import { ConfigError, Signal, SignalBuilder, silentLogger, TimeoutError, ValidationError, type Cache, type Database, type RuntimeContext } from '@onepipe/sdk'
+import { testCache, testDatabase } from '@onepipe/testing'
+
+let db: Database
+let cache: Cache
+const cleanups: (() => Promise<void>)[] = []
+beforeAll(async () => {
+  const d = await testDatabase()
+  const c = await testCache()
+  db = d.db
+  cache = c.cache
+  cleanups.push(d.cleanup, c.cleanup)
+})
+afterAll(async () => {
+  for (const c of cleanups) await c()
+})
+
+let n = 0
+const backends: [string, (b: SignalBuilder<unknown>) => SignalBuilder<unknown>][] = [
+  ['cache', (b) => b.cache(cache)],
+  ['database', (b) => b.db(db)],
+]
+
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time')
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
+
+describe.each(backends)('Signal on the %s', (_, store) => {
+  const counter = () => store(Signal.create(`count-${++n}`).schema(z.number().int()).default(0)).build() as unknown as Signal<number>
+  const settings = () =>
+    store(Signal.create(`settings-${++n}`).schema(z.object({ theme: z.enum(['light', 'dark']), size: z.number() })).default({ theme: 'light', size: 12 })).build() as unknown as Signal<{ theme: 'light' | 'dark'; size: number }>
+
+  it('starts at the default and versions every write', async () => {
+    const s = counter()
+    expect(await s.read()).toEqual({ value: 0, version: 0 })
+    await s.set(5)
+    expect(await s.read()).toEqual({ value: 5, version: 1 })
+    expect(await s.update((v) => v * 2)).toBe(10)
+    expect(await s.reset()).toBe(0)
+    expect(await s.read()).toEqual({ value: 0, version: 3 })
+  })
+
+  it('loses no write under concurrent updates from several signal objects', async () => {
+    const name = `shared-${++n}`
+    const objs = [0, 1, 2].map(() => store(Signal.create(name).default(0)).build() as unknown as Signal<number>)
+    await Promise.all(objs.flatMap((s) => Array.from({ length: 30 }, () => s.update((v) => v + 1))))
+    expect(await objs[0]!.get()).toBe(90)
+    expect((await objs[1]!.read()).version).toBe(90)
+  })
+
+  it('patches objects and validates every value, leaving the stored value unchanged on error', async () => {
+    const s = settings()
+    expect(await s.patch({ theme: 'dark' })).toEqual({ theme: 'dark', size: 12 })
+    const err = await s.patch({ size: 'big' } as never).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(ValidationError)
+    expect((err as ValidationError).issues[0]?.path).toBe('size')
+    await expect(s.set({ theme: 'blue' } as never)).rejects.toBeInstanceOf(ValidationError)
+    expect(await s.read()).toEqual({ value: { theme: 'dark', size: 12 }, version: 1 })
+    await expect(counter().patch({} as never)).rejects.toBeInstanceOf(ValidationError)
+  })
+
+  it('tells subscribers of other signal objects about every change, in version order', async () => {
+    const name = `watched-${++n}`
+    const writer = store(Signal.create(name).default(0)).build() as unknown as Signal<number>
+    const reader = store(Signal.create(name).default(0)).build() as unknown as Signal<number>
+    const seen: [number, number][] = []
+    const stop = reader.subscribe((v, version) => seen.push([v, version]))
+    await stop.ready
+    for (let i = 1; i <= 5; i++) await writer.set(i * 10)
+    await until(() => seen.at(-1)?.[1] === 5)
+    expect(seen.map(([, v]) => v)).toEqual([...seen.map(([, v]) => v)].sort((a, b) => a - b))
+    expect(seen.at(-1)).toEqual([50, 5])
+    await stop()
+  })
+
+  it('waitFor resolves on a later change and times out with a TimeoutError', async () => {
+    const s = counter()
+    const waiting = s.waitFor((v) => v >= 3, 5000)
+    for (let i = 0; i < 3; i++) await s.update((v) => v + 1)
+    expect(await waiting).toBe(3)
+    expect(await s.waitFor((v) => v === 3, 100)).toBe(3)
+    await expect(s.waitFor((v) => v > 100, 100)).rejects.toBeInstanceOf(TimeoutError)
+  })
+
+  it('serves GET, PUT, PATCH and an SSE stream of changes', async () => {
+    const s = settings()
+    const app = new Hono()
+    s.routes(app)
+    const path = `/__onepipe/signals/${s.name}`
+    expect(await (await app.request(path)).json()).toEqual({ value: { theme: 'light', size: 12 }, version: 0 })
+    const put = await app.request(path, { method: 'PUT', body: JSON.stringify({ theme: 'dark', size: 14 }), headers: { 'content-type': 'application/json' } })
+    expect(await put.json()).toEqual({ value: { theme: 'dark', size: 14 }, version: 1 })
+    const bad = await app.request(path, { method: 'PATCH', body: JSON.stringify({ size: 'x' }), headers: { 'content-type': 'application/json' } })
+    expect(bad.status).toBe(400)
+    expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('VALIDATION_FAILED')
+    const res = await app.request(`${path}/stream`)
+    const reader = res.body!.getReader()
+    let text = ''
+    const readUntil = async (re: RegExp) => {
+      while (!re.test(text)) text += new TextDecoder().decode((await reader.read()).value)
+    }
+    await readUntil(/id: 1\n/)
+    const patch = await app.request(path, { method: 'PATCH', body: JSON.stringify({ size: 16 }), headers: { 'content-type': 'application/json' } })
+    expect(await patch.json()).toEqual({ value: { theme: 'dark', size: 16 }, version: 2 })
+    await readUntil(/id: 2\ndata: .*"size":16/)
+    await reader.cancel()
+    await s.close()
+  })
+})
+
+describe('Signal configuration', () => {
+  it('needs a default, a valid name, and a store (given or from serve)', async () => {
+    expect(() => Signal.create('x').build()).toThrow(/default/)
+    expect(() => Signal.create('bad name')).toThrow(ConfigError)
+    const s = Signal.create('later').default(1).build()
+    await expect(s.get()).rejects.toBeInstanceOf(ConfigError)
+    const rt: RuntimeContext = { instanceId: 't', db, cache, logger: silentLogger, signal: new AbortController().signal }
+    await s.attach(rt)
+    expect(await s.update((v) => v + 1)).toBe(2)
+    await s.detach()
+  })
+})
