@@ -1,0 +1,124 @@
+import type { AddressInfo } from 'node:net'
+import { serve, type ServerType } from '@hono/node-server'
+import type { Hono } from 'hono'
+import { ConfigError } from '@onepipe/core'
+import type { StreamStore } from '../stores/types.js'
+import { StreamEngine } from './engine.js'
+import { streamsApp } from './http.js'
+
+export { StreamEngine, DEFAULT_CONTENT_TYPE } from './engine.js'
+export type { CreateRequest, AppendRequest, AppendOutcome, ReadOutcome, ReadLimits, ProducerTuple } from './engine.js'
+export { STREAM_PREFIX } from './headers.js'
+
+/** Options of {@link UnbrokenServer}. */
+export interface UnbrokenServerOptions {
+  /** Where streams live (see `createStore`). The server closes it on `stop()` unless `ownsStore` is false. */
+  store: StreamStore
+  /** TCP port; 0 picks a free one. Default 9999. */
+  port?: number
+  /** Interface to bind. Default `127.0.0.1`. */
+  host?: string
+  /** How long a `live=long-poll` read waits for data before answering 204. Default 20 000 ms. */
+  longPollTimeoutMs?: number
+  /** How long one SSE connection stays open before the server ends it (clients resume from their offset). Default 60 000 ms. */
+  sseLifetimeMs?: number
+  /** Largest accepted request body; bigger ones get 413. Default 4 MiB. */
+  maxBodyBytes?: number
+  /** Soft cap on one read's response payload (at least one append is always returned). Default 1 MiB. */
+  maxReadBytes?: number
+  /** How often expired streams are collected. Default 5 000 ms; 0 turns the sweep off. */
+  sweepIntervalMs?: number
+  /** Whether `stop()` also closes the store. Default true. */
+  ownsStore?: boolean
+}
+
+/**
+ * The Unbroken streams server: the Durable Streams protocol under
+ * `/v1/stream/*` (with OnePipe's `flows/`, `channels/…/calls` and `signals/`
+ * namespaces) plus `/health`, over any {@link StreamStore}.
+ *
+ * @example
+ * ```ts
+ * const server = new UnbrokenServer({ store: await createStore('memory'), port: 0 })
+ * const { url } = await server.start()
+ * await fetch(`${url}/v1/stream/flows/orders`, { method: 'PUT', headers: { 'content-type': 'application/json' } })
+ * await server.stop()
+ * ```
+ */
+export class UnbrokenServer {
+  /** The Hono app; use `app.request()` for in-process tests. */
+  readonly app: Hono
+  readonly engine: StreamEngine
+  readonly #options: UnbrokenServerOptions
+  #server: ServerType | undefined
+  #sweep: NodeJS.Timeout | undefined
+  #url: string | undefined
+  #shutdown = new AbortController()
+
+  constructor(options: UnbrokenServerOptions) {
+    const positive = (name: string, v: number | undefined) => {
+      if (v !== undefined && !(Number.isFinite(v) && v >= 0)) throw new ConfigError('STREAMS_CONFIG', `${name} must be a non-negative number, got ${v}`)
+    }
+    positive('longPollTimeoutMs', options.longPollTimeoutMs)
+    positive('sseLifetimeMs', options.sseLifetimeMs)
+    positive('maxBodyBytes', options.maxBodyBytes)
+    positive('maxReadBytes', options.maxReadBytes)
+    this.#options = options
+    this.engine = new StreamEngine(options.store)
+    this.app = streamsApp(this.engine, {
+      longPollTimeoutMs: options.longPollTimeoutMs ?? 20_000,
+      sseLifetimeMs: options.sseLifetimeMs ?? 60_000,
+      maxBodyBytes: options.maxBodyBytes ?? 4 * 1024 * 1024,
+      maxReadBytes: options.maxReadBytes ?? 1024 * 1024,
+      shutdown: () => this.#shutdown.signal,
+    })
+  }
+
+  /** Handles one request in process (no socket). */
+  fetch = (request: Request): Response | Promise<Response> => this.app.fetch(request)
+
+  /** Base URL once started (`http://127.0.0.1:PORT`). */
+  get url(): string | undefined {
+    return this.#url
+  }
+
+  /** Listens on the configured port and starts the expiry sweep. */
+  async start(): Promise<{ url: string; port: number }> {
+    if (this.#server) throw new ConfigError('STREAMS_STARTED', 'UnbrokenServer is already started')
+    const host = this.#options.host ?? '127.0.0.1'
+    const server = await new Promise<ServerType>((resolve, reject) => {
+      const s = serve({ fetch: this.app.fetch, port: this.#options.port ?? 9999, hostname: host }, () => resolve(s))
+      s.once('error', reject)
+    })
+    this.#server = server
+    if (this.#shutdown.signal.aborted) this.#shutdown = new AbortController()
+    const port = (server.address() as AddressInfo).port
+    this.#url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
+    const every = this.#options.sweepIntervalMs ?? 5_000
+    if (every > 0) {
+      this.#sweep = setInterval(() => {
+        this.engine.sweep().catch((err: unknown) => console.error('[onepipe streams] expiry sweep failed', err))
+      }, every)
+      this.#sweep.unref()
+    }
+    return { url: this.#url, port }
+  }
+
+  /** Stops listening, drops open connections (SSE, long-polls) and closes the store. */
+  async stop(): Promise<void> {
+    clearInterval(this.#sweep)
+    this.#sweep = undefined
+    this.#shutdown.abort()
+    const server = this.#server
+    this.#server = undefined
+    this.#url = undefined
+    if (server) {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        const s = server as { closeAllConnections?: () => void }
+        s.closeAllConnections?.()
+      })
+    }
+    if (this.#options.ownsStore !== false) await this.#options.store.close()
+  }
+}
