@@ -1,1 +1,1 @@
-export {}
+export { Projection, ProjectionBuilder, type ProjectionStatus, type Reducer } from './projection.js'
