@@ -100,6 +100,12 @@ function rawPathOf(c: Context, url: URL): string {
   return url.pathname
 }
 
+/** OnePipe's `limit` query parameter: the most appends one read returns. */
+function limitOf(value: string): number {
+  if (!/^[1-9]\d{0,6}$/.test(value)) throw new StreamBadRequestError('STREAM_BAD_LIMIT', `limit must be an integer from 1 to 9999999, got "${value}".`)
+  return Number(value)
+}
+
 function metaHeaders(meta: StreamMeta): Headers_ {
   const h: Headers_ = { 'content-type': meta.contentType, [H.nextOffset]: meta.nextOffset }
   if (meta.closed) h[H.closed] = 'true'
@@ -117,7 +123,7 @@ function etagOf(meta: StreamMeta, from: string, r: ReadOutcome): string {
  */
 export function streamsApp(engine: StreamEngine, o: HttpOptions): Hono {
   const app = new Hono()
-  const limits = { maxBytes: o.maxReadBytes }
+  const defaultLimits = { maxBytes: o.maxReadBytes }
 
   app.get('/health', () => respond(200, { 'content-type': 'application/json' }, JSON.stringify({ status: 'ok', store: engine.store.kind })))
 
@@ -198,6 +204,8 @@ export function streamsApp(engine: StreamEngine, o: HttpOptions): Hono {
       throw new StreamBadRequestError('STREAM_BAD_LIVE', `live=${live} is unknown; use live=long-poll or live=sse.`)
     }
     const from = offsetParam(url, live !== null)
+    const limitParam = url.searchParams.get('limit')
+    const limits = limitParam === null ? defaultLimits : { maxBytes: o.maxReadBytes, maxRecords: limitOf(limitParam) }
     const cursor = () => nextCursor(url.searchParams.get('cursor'))
     if (live === 'sse') {
       // Resolve the stream first so a missing one is a plain 404.
