@@ -71,7 +71,7 @@ describe('StreamsClient', () => {
     const counting = new StreamsClient({
       url: client.url,
       fetch: (input, init) => {
-        if (String(input).includes('live=long-poll')) requests++
+        if ((input instanceof Request ? input.url : input.toString()).includes('live=long-poll')) requests++
         return fetch(input, init)
       },
     })

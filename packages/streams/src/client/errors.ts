@@ -29,6 +29,10 @@ export async function errorFromResponse(name: string, res: Response): Promise<On
   const code = body.error?.code ?? `HTTP_${res.status}`
   const message = body.error?.message ?? `Streams server answered ${res.status} for "${name}".`
   const h = res.headers
+  const detail = (key: string): string => {
+    const v = body.error?.details?.[key]
+    return typeof v === 'string' || typeof v === 'number' ? String(v) : ''
+  }
   switch (res.status) {
     case 404:
       return new StreamNotFoundError(name)
@@ -37,16 +41,16 @@ export async function errorFromResponse(name: string, res: Response): Promise<On
     case 413:
       return new PayloadTooLargeError(Number(body.error?.details?.size ?? 0), Number(body.error?.details?.limit ?? 0))
     case 403:
-      if (h.get('producer-epoch') !== null) return new ProducerFencedError(String(body.error?.details?.producerId ?? ''), Number(h.get('producer-epoch')))
+      if (h.get('producer-epoch') !== null) return new ProducerFencedError(detail('producerId'), Number(h.get('producer-epoch')))
       break
     case 409:
       if (h.get('stream-closed') === 'true') return new StreamClosedError(name, h.get('stream-next-offset') ?? '')
       if (h.get('producer-expected-seq') !== null) {
-        return new ProducerSequenceError(String(body.error?.details?.producerId ?? ''), Number(h.get('producer-expected-seq')), Number(h.get('producer-received-seq')))
+        return new ProducerSequenceError(detail('producerId'), Number(h.get('producer-expected-seq')), Number(h.get('producer-received-seq')))
       }
       return new StreamConflictError(code, message, body.error?.details)
     case 400:
-      if (code === 'STREAM_INVALID_OFFSET') return new InvalidOffsetError(String(body.error?.details?.offset ?? ''))
+      if (code === 'STREAM_INVALID_OFFSET') return new InvalidOffsetError(detail('offset'))
       return new StreamBadRequestError(code, message, body.error?.details)
   }
   if (res.status >= 500) return new TransportError('STREAMS_SERVER_ERROR', message, { details: { status: res.status, code } })
