@@ -239,5 +239,15 @@ export function streamsApp(engine: StreamEngine, o: HttpOptions): Hono {
     return respond(200, h, body.byteLength === 0 ? null : body)
   }
 
+  // A raw `/v1/stream/../x` was normalised out of the stream prefix before
+  // routing; it still has to be refused as a bad path, not a missing route.
+  app.notFound((c) => {
+    const raw = rawPathOf(c, new URL(c.req.url))
+    if (raw.startsWith(STREAM_PREFIX)) {
+      return errorResponse(new StreamBadRequestError('STREAM_BAD_PATH', 'Stream paths must not contain "." or ".." segments.'))
+    }
+    return respond(404, { 'content-type': 'application/json' }, JSON.stringify({ error: { code: 'NOT_FOUND', message: `No route ${c.req.method} ${new URL(c.req.url).pathname}; streams live under ${STREAM_PREFIX}.` } }))
+  })
+
   return app
 }
