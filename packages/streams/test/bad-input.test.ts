@@ -106,7 +106,7 @@ describe('bad input', () => {
       },
     })
     await expectRejected(
-      await call('bad-text', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: chunked, duplex: 'half' } as RequestInit),
+      await call('bad-text', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: chunked, duplex: 'half' }),
       413,
       /TOO_LARGE/,
     )
