@@ -165,10 +165,18 @@ export class PgFlowStore implements FlowStore {
     })
   }
 
+  // One statement in flight per flow and process: the counter row's lock
+  // serializes them at the server anyway, and a single lane keeps the
+  // offsets of one process's appends in the order they were called.
   async #flush(): Promise<void> {
     this.#flushing = true
     try {
-      while (this.#queue.length > 0) {
+      for (;;) {
+        // Let every append issued in this tick (and the continuations of the
+        // batch just resolved) join the next statement, instead of sending a
+        // batch of one and making the rest wait behind it.
+        await new Promise((r) => setImmediate(r))
+        if (this.#queue.length === 0) break
         const batch = this.#queue.splice(0, MAX_BATCH)
         try {
           const rows = await insertBatch(this.db, this.db, this.flow, batch)
