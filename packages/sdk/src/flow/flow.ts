@@ -13,6 +13,7 @@ import {
   type RuntimeContext,
   type StandardSchemaV1,
 } from '@onepipe/core'
+import type { StreamsClient } from '@onepipe/streams'
 import type { Hono } from 'hono'
 import { mountFlowRoutes } from './http.js'
 import { pause, pullEvents } from './pull.js'
@@ -28,6 +29,7 @@ interface FlowConfig {
   name: string
   schema: StandardSchemaV1 | undefined
   db: Database | undefined
+  streams: StreamsClient | undefined
   maxAgeMs: number | undefined
   maxEvents: number | undefined
   sweepEveryMs: number
@@ -87,7 +89,7 @@ export class Flow<T = unknown> implements Component {
 
   /** @internal The store, created on first use. */
   get store(): FlowStore {
-    this.#store ??= this.#c.db ? new PgFlowStore(this.#c.db, this.name) : streamsFlowStore(this.name)
+    this.#store ??= this.#c.db ? new PgFlowStore(this.#c.db, this.name) : streamsFlowStore(this.name, this.#c.streams)
     return this.#store
   }
 
@@ -303,7 +305,7 @@ export class FlowBuilder<T> {
 
   constructor(name: string) {
     if (!NAME.test(name)) throw new ConfigError('INVALID_FLOW_NAME', `Flow name "${name}" is invalid: use letters, digits, '_', '-' and '.', starting with a letter or digit (at most 128)`)
-    this.#c = { name, schema: undefined, db: undefined, maxAgeMs: undefined, maxEvents: undefined, sweepEveryMs: 60_000 }
+    this.#c = { name, schema: undefined, db: undefined, streams: undefined, maxAgeMs: undefined, maxEvents: undefined, sweepEveryMs: 60_000 }
   }
 
   /** Validates every event before it is stored. */
@@ -324,12 +326,26 @@ export class FlowBuilder<T> {
   /** Stores the events in PostgreSQL (or PGlite) instead of the streams server. */
   db(db: Database): this {
     this.#c.db = db
+    this.#c.streams = undefined
+    return this
+  }
+
+  /**
+   * Stores the events in the streams server through this client (the
+   * default without `.db()` is a client for `ONEPIPE_STREAMS_URL`).
+   */
+  streams(client: StreamsClient): this {
+    this.#c.streams = client
+    this.#c.db = undefined
     return this
   }
 
   /** Builds the flow and records it in the manifest. */
   build(): Flow<T> {
     const c = { ...this.#c }
+    if (!c.db && (c.maxAgeMs !== undefined || c.maxEvents !== undefined)) {
+      throw new ConfigError('FLOW_RETENTION_NEEDS_DB', `Flow "${c.name}": retention by age or count needs .db(db); in the streams server a stream expires as a whole`)
+    }
     registerPrimitive({
       primitive: 'flow',
       name: c.name,
