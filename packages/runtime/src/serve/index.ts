@@ -8,6 +8,7 @@ import { createLogger } from '../observability/logger.js'
 import { createMetrics } from '../observability/metrics.js'
 import { startInstanceHeartbeat } from './instance.js'
 import type { ServeOptions } from './options.js'
+import { embedStreams, needsStreams } from './streams.js'
 
 export type { ServeOptions }
 
@@ -87,6 +88,7 @@ export async function serve(options: ServeOptions): Promise<App> {
     state,
   })
 
+  const streams = options.streams !== false && needsStreams(components) ? await embedStreams(options.streams ?? {}, logger) : undefined
   if (stateful || options.db) await rt.db.ready()
   const heartbeat = stateful ? await startInstanceHeartbeat(rt.db, instanceId, options.version ?? '0.0.0', logger) : undefined
   for (const c of components) c.routes?.(app, rt)
@@ -99,6 +101,7 @@ export async function serve(options: ServeOptions): Promise<App> {
   } catch (e) {
     for (const c of attached.reverse()) await c.detach?.().catch(() => undefined)
     await heartbeat?.stop()
+    await streams?.stop()
     throw e
   }
 
@@ -138,6 +141,7 @@ export async function serve(options: ServeOptions): Promise<App> {
         await c.detach?.().catch((err: unknown) => logger.error({ err, component: `${c.kind}:${c.name}` }, 'detach failed'))
       }
       await heartbeat?.stop()
+      await streams?.stop().catch((err: unknown) => logger.error({ err }, 'embedded streams server did not stop cleanly'))
       const closers = lifecycle.with({
         hooks: [
           // Only what serve() created itself: a database or cache the app passed in is the app's to close.

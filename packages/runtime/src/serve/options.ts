@@ -1,5 +1,6 @@
 import type { Cache, Component, Database, Logger } from '@onepipe/core'
 import type { AuthProvider, LifecycleManager, OpenApiInfo, RestApi } from '@onepipe/sdk'
+import type { EmbeddedStreamsOptions } from './streams.js'
 
 /**
  * Everything `serve()` runs. Each list takes built primitives; all of them
@@ -36,6 +37,11 @@ export interface ServeOptions {
   accessLog?: boolean
   /** Install SIGTERM/SIGINT handlers that shut down and exit (default true). */
   handleSignals?: boolean
+  /**
+   * The embedded streams server, started when a primitive keeps its data in
+   * streams and `ONEPIPE_STREAMS_URL` is unset; `false` never starts it.
+   */
+  streams?: EmbeddedStreamsOptions | false
   /** Called once the port is open. */
   onListen?: (info: { url: string; port: number }) => void
 }
