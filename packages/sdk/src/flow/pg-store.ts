@@ -1,4 +1,5 @@
 import { TransportError, type Database, type Queryable } from '@onepipe/core'
+import { Waker } from './pull.js'
 import type { FlowEvent, FlowStore } from './types.js'
 
 /** NOTIFY channel (schema-scoped by the Database) that carries flow names with new events. */
@@ -135,27 +136,14 @@ export class PgFlowStore implements FlowStore {
   readonly kind = 'postgres' as const
   #queue: Pending[] = []
   #flushing = false
-  #wake: { promise: Promise<void>; resolve: () => void }
+  readonly #wake = new Waker()
   #listening: Promise<void> | undefined
-  readonly #onNotify = (): void => this.#fire()
+  readonly #onNotify = (): void => this.#wake.fire()
 
   constructor(
     private readonly db: Database,
     private readonly flow: string,
   ) {
-    this.#wake = this.#newWake()
-  }
-
-  #newWake(): { promise: Promise<void>; resolve: () => void } {
-    let resolve!: () => void
-    const promise = new Promise<void>((r) => (resolve = r))
-    return { promise, resolve }
-  }
-
-  #fire(): void {
-    const w = this.#wake
-    this.#wake = this.#newWake()
-    w.resolve()
   }
 
   append(id: string, data: unknown): Promise<FlowEvent> {
@@ -183,7 +171,7 @@ export class PgFlowStore implements FlowStore {
           if (rows.length !== batch.length) throw new TransportError('FLOW_APPEND_INCOMPLETE', `Flow "${this.flow}": stored ${rows.length} of ${batch.length} events; retry the append`)
           batch.forEach((p, i) => p.resolve(toEvent(rows[i] as Row, p.data)))
           // Local readers need not wait for the NOTIFY round trip.
-          this.#fire()
+          this.#wake.fire()
         } catch (e) {
           for (const p of batch) p.reject(e)
         }
@@ -216,7 +204,7 @@ export class PgFlowStore implements FlowStore {
   }
 
   nextWake(): Promise<void> {
-    return this.#wake.promise
+    return this.#wake.next()
   }
 
   async sweep(maxAgeMs: number | undefined, maxEvents: number | undefined): Promise<number> {
@@ -230,6 +218,6 @@ export class PgFlowStore implements FlowStore {
     if (!this.#listening) return
     this.#listening = undefined
     await notifierOf(this.db).remove(this.flow, this.#onNotify)
-    this.#fire()
+    this.#wake.fire()
   }
 }

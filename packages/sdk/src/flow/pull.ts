@@ -68,3 +68,27 @@ export async function* pullEvents(store: FlowStore, after: number, o: { live: bo
     await waitForAppend(store, o.signal, wake)
   }
 }
+
+/**
+ * A broadcast wake-up: `next()` is a promise every waiter shares, resolved
+ * (and replaced) by `fire()`. One promise per notice, however many readers.
+ */
+export class Waker {
+  #current = Waker.#make()
+
+  static #make(): { promise: Promise<void>; resolve: () => void } {
+    let resolve!: () => void
+    const promise = new Promise<void>((r) => (resolve = r))
+    return { promise, resolve }
+  }
+
+  next(): Promise<void> {
+    return this.#current.promise
+  }
+
+  fire(): void {
+    const w = this.#current
+    this.#current = Waker.#make()
+    w.resolve()
+  }
+}

@@ -1,6 +1,6 @@
 import { TransportError } from '@onepipe/core'
 import { decodeOffset, StreamNotFoundError, StreamsClient, type StreamHandle } from '@onepipe/streams'
-import { pause } from './pull.js'
+import { pause, Waker } from './pull.js'
 import type { FlowEvent, FlowStore } from './types.js'
 
 /** What one flow append stores in the stream: the event without its offset (the stream gives that). */
@@ -33,24 +33,11 @@ export class StreamsFlowStore implements FlowStore {
   readonly #h: StreamHandle<Envelope>
   #created: Promise<unknown> | undefined
   #known = new Map<number, string>([[0, '-1']])
-  #wake: { promise: Promise<void>; resolve: () => void }
+  readonly #wake = new Waker()
   #watch: { ac: AbortController; done: Promise<void> } | undefined
 
   constructor(client: StreamsClient, name: string) {
     this.#h = client.stream<Envelope>(`flows/${name}`)
-    this.#wake = this.#newWake()
-  }
-
-  #newWake(): { promise: Promise<void>; resolve: () => void } {
-    let resolve!: () => void
-    const promise = new Promise<void>((r) => (resolve = r))
-    return { promise, resolve }
-  }
-
-  #fire(): void {
-    const w = this.#wake
-    this.#wake = this.#newWake()
-    w.resolve()
   }
 
   #remember(n: number, offset: string): void {
@@ -75,7 +62,7 @@ export class StreamsFlowStore implements FlowStore {
     const next = await this.#h.append({ id, timestamp, data })
     const offset = recordsOf(next)
     this.#remember(offset, next)
-    this.#fire()
+    this.#wake.fire()
     return { id, offset, timestamp, data }
   }
 
@@ -141,7 +128,7 @@ export class StreamsFlowStore implements FlowStore {
         try {
           for await (const b of this.#h.subscribe({ offset: 'now', limit: 100, signal: ac.signal })) {
             this.#remember(recordsOf(b.offset), b.offset)
-            this.#fire()
+            this.#wake.fire()
           }
         } catch {
           // Not lost: readers fall back to polling (and report read errors
@@ -155,7 +142,7 @@ export class StreamsFlowStore implements FlowStore {
   }
 
   nextWake(): Promise<void> {
-    return this.#wake.promise
+    return this.#wake.next()
   }
 
   /** The streams server expires whole streams (TTL); per-event retention is not available there. */
@@ -169,7 +156,7 @@ export class StreamsFlowStore implements FlowStore {
     if (!w) return
     w.ac.abort()
     await w.done
-    this.#fire()
+    this.#wake.fire()
   }
 }
 

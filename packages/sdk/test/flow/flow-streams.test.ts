@@ -2,19 +2,13 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { ConfigError, Flow, ValidationError, type FlowEvent } from '@onepipe/sdk'
 import { MemoryStreamStore, StreamsClient, UnbrokenServer } from '@onepipe/streams'
+import { until } from './until.js'
 
 // The streams server in process; clients reach it through its Hono app.
 const server = new UnbrokenServer({ store: new MemoryStreamStore(), longPollTimeoutMs: 300, sweepIntervalMs: 0 })
 const client = () => new StreamsClient({ url: 'http://streams.test', fetch: ((u: string, i?: RequestInit) => server.app.request(u, i)) as typeof fetch })
 afterAll(() => server.stop())
 
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time')
-    await new Promise((r) => setTimeout(r, 10))
-  }
-}
 
 describe('Flow in the streams server (no .db())', () => {
   it('gets offsets 1, 2, 3… from the server and reads them back from any offset', async () => {

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { ConfigError, Flow, silentLogger, ValidationError, type Database, type FlowEvent, type RuntimeContext } from '@onepipe/sdk'
 import { testCache, testDatabase } from '@onepipe/testing'
+import { until } from './until.js'
 
 let db: Database
 let cleanup: () => Promise<void>
@@ -15,13 +16,6 @@ const Order = z.object({ id: z.string(), total: z.number().nonnegative() })
 let n = 0
 const fresh = () => Flow.create(`orders-${++n}`).schema(Order).db(db).build()
 
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time')
-    await new Promise((r) => setTimeout(r, 10))
-  }
-}
 
 describe('Flow on the database', () => {
   it('assigns strictly increasing offsets from 1 and reads them back in order', async () => {

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { ConfigError, Flow, Projection, silentLogger, ValidationError, type Database, type RuntimeContext } from '@onepipe/sdk'
 import { testCache, testDatabase } from '@onepipe/testing'
+import { until } from '../flow/until.js'
 
 let db: Database
 let cleanup: () => Promise<void>
@@ -14,13 +15,6 @@ const Sale = z.object({ sku: z.string(), qty: z.number().int() })
 let n = 0
 const flowOf = () => Flow.create(`sales-${++n}`).schema(Sale).db(db).build()
 
-async function until(cond: () => Promise<boolean> | boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error('condition not met in time')
-    await new Promise((r) => setTimeout(r, 10))
-  }
-}
 
 describe('Projection', () => {
   it('folds the whole flow into one state and follows new appends', async () => {

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { ConfigError, Signal, SignalBuilder, silentLogger, TimeoutError, ValidationError, type Cache, type Database, type RuntimeContext } from '@onepipe/sdk'
 import { testCache, testDatabase } from '@onepipe/testing'
+import { until } from '../flow/until.js'
 
 let db: Database
 let cache: Cache
@@ -24,13 +25,6 @@ const backends: [string, (b: SignalBuilder<unknown>) => SignalBuilder<unknown>][
   ['database', (b) => b.db(db)],
 ]
 
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time')
-    await new Promise((r) => setTimeout(r, 10))
-  }
-}
 
 describe.each(backends)('Signal on the %s', (_, store) => {
   const counter = () => store(Signal.create(`count-${++n}`).schema(z.number().int()).default(0)).build() as unknown as Signal<number>
