@@ -1,7 +1,7 @@
 import { Hono } from 'hono'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { ConfigError, Flow, silentLogger, ValidationError, type Database, type FlowEvent, type RuntimeContext } from '@onepipe/sdk'
+import { ConfigError, Database, Flow, silentLogger, TransportError, ValidationError, type FlowEvent, type RuntimeContext } from '@onepipe/sdk'
 import { testCache, testDatabase } from '@onepipe/testing'
 import { until } from './until.js'
 
@@ -52,6 +52,12 @@ describe('Flow on the database', () => {
     await done()
     await expect(f.append({ a: 2 })).rejects.toThrow()
     await expect(f.read()).rejects.toThrow()
+    // A database that cannot be reached: a retryable TransportError, nothing buffered.
+    const down = Database.create('down').postgres('postgres://postgres@127.0.0.1:1/none').build()
+    const unreachable = Flow.create('unreachable').db(down).build()
+    await expect(unreachable.append({ a: 1 })).rejects.toBeInstanceOf(TransportError)
+    await expect(unreachable.append({ a: 2 })).rejects.toMatchObject({ code: 'DB_UNAVAILABLE', retryable: true })
+    await down.close()
   })
 
   it('delivers to subscribers in offset order, from the head or from an offset, and stops on unsubscribe', async () => {
