@@ -1,1 +1,5 @@
-export {}
+// Cron: scheduled jobs that run exactly once per tick across instances.
+export { Cron, CronBuilder, type CronContext, type CronHandler, type WorkflowStarter } from './cron.js'
+export { Schedule as CronSchedule } from './schedule.js'
+export type { CronExecution } from './sql.js'
+export type { LeaseTimings } from './lease.js'

@@ -1,0 +1,559 @@
+import { randomUUID } from 'node:crypto'
+import {
+  ConfigError,
+  newInstanceId,
+  registerPrimitive,
+  serializeError,
+  stderrLogger,
+  TimeoutError,
+  type Component,
+  type Database,
+  type Logger,
+  type RuntimeContext,
+} from '@onepipe/core'
+import { Lease, type LeaseTimings } from './lease.js'
+import { Schedule } from './schedule.js'
+import {
+  abandonStale,
+  claimManual,
+  claimTick,
+  dbNow,
+  enqueueManual,
+  finishExecution,
+  getExecution,
+  lastTick,
+  listExecutions,
+  upsertJob,
+  type CronExecution,
+} from './sql.js'
+
+/** What a cron handler receives for one run. */
+export interface CronContext {
+  jobName: string
+  /** The tick this run is for (database clock); for a manual run, when it was triggered. */
+  scheduledTime: Date
+  /** When the run actually started (database clock). */
+  actualTime: Date
+  executionId: string
+  kind: CronExecution['kind']
+  /** The lease's fencing token for this run: pass it to external systems that can reject stale writers. */
+  fencingToken: number
+  db: Database
+  /** Aborted when the job is stopped and the shutdown wait ran out. */
+  signal: AbortSignal
+}
+
+/** A cron handler; its return value (JSON) is stored as the run's output. */
+export type CronHandler = (ctx: CronContext) => unknown
+
+/**
+ * Anything that starts a workflow run idempotently by id (a built
+ * Workflow). Typed by shape so Cron does not depend on the workflow engine.
+ */
+export interface WorkflowStarter<I> {
+  start(input: I, options: { workflowId: string }): Promise<unknown>
+}
+
+interface CronConfig {
+  name: string
+  schedule: Schedule
+  catchUp: boolean
+  maxCatchUp: number
+  overlap: boolean
+  db: Database | undefined
+  lease: LeaseTimings
+  shutdownMs: number
+  handler: CronHandler
+}
+
+const NOTIFY = 'onepipe_cron'
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/
+/** Longest the scheduler sleeps without looking at the database (re-syncs the clock estimate). */
+const MAX_SLEEP_MS = 30_000
+
+/**
+ * A scheduled job that runs exactly once per tick across every instance.
+ *
+ * Each tick's execution row is INSERTed before the handler runs and
+ * `UNIQUE (job_name, scheduled_time)` makes that insert the one decision of
+ * who runs it; the insert is fenced by a lease (30 s, renewed every 10 s)
+ * whose token grows on every takeover. One instance at a time holds the
+ * lease and runs ticks in order, never two at once unless `.overlap(true)`.
+ * After downtime (or a takeover) missed ticks are run under the lease, at
+ * most `maxCatchUp` of them, newest kept.
+ *
+ * Failover gap: a run the dead holder had claimed but not finished is
+ * marked `abandoned` and not repeated (at most once per tick: repeating it
+ * could duplicate its effect). Ticks that fell due while nobody held the
+ * lease (up to the lease TTL plus one renew interval) are caught up by the
+ * next holder when `.catchUp(true)`, and skipped otherwise.
+ *
+ * @example
+ * ```ts
+ * const report = Cron.create('daily-report').schedule('0 9 * * 1-5').timezone('Europe/Paris')
+ *   .catchUp(true).maxCatchUp(10).db(db)
+ *   .handler(async (ctx) => sendReport(ctx.scheduledTime))
+ *   .build()
+ * await report.start()
+ * ```
+ */
+export class Cron implements Component {
+  readonly kind = 'cron'
+  readonly name: string
+  readonly #c: CronConfig
+  #db: Database | undefined
+  #instance = newInstanceId()
+  #log: Logger = stderrLogger
+  #lease: Lease | undefined
+  #started = false
+  #stopping = false
+  #loop: Promise<void> | undefined
+  #wake: (() => void) | undefined
+  #sleepTimer: NodeJS.Timeout | undefined
+  #abort = new AbortController()
+  #inflight = new Set<Promise<void>>()
+  #unlisten: Promise<() => Promise<void>> | undefined
+  #doneWaiters = new Map<string, () => void>()
+  #jobKnown = false
+
+  /** @internal Use {@link Cron.create}. */
+  constructor(c: CronConfig) {
+    this.#c = c
+    this.name = c.name
+    this.#db = c.db
+  }
+
+  /**
+   * Starts a cron builder.
+   *
+   * @example
+   * ```ts
+   * const cleanup = Cron.create('cleanup').schedule('@hourly').db(db).handler(() => purge()).build()
+   * ```
+   */
+  static create(name: string): CronBuilder {
+    return new CronBuilder(name)
+  }
+
+  get #database(): Database {
+    if (this.#db) return this.#db
+    throw new ConfigError('CRON_NO_DB', `Cron "${this.name}" has no database: give it .db(db) or pass it to serve({ cron })`)
+  }
+
+  get #leaseOf(): Lease {
+    this.#lease ??= new Lease(this.#database, this.name, this.#instance, this.#c.lease, this.#log, () => this.#wakeUp())
+    return this.#lease
+  }
+
+  async #ensureJob(): Promise<void> {
+    if (this.#jobKnown) return
+    await upsertJob(this.#database, this.name, this.#c.schedule.expression, this.#c.schedule.timezone)
+    this.#jobKnown = true
+  }
+
+  #ensureListening(): Promise<() => Promise<void>> {
+    this.#unlisten ??= this.#database.listen(NOTIFY, (payload) => {
+      const tab = payload.indexOf('\t')
+      const what = payload.slice(0, tab)
+      const arg = payload.slice(tab + 1)
+      if (what === 'wake' && arg === this.name) this.#wakeUp()
+      else if (what === 'done') this.#doneWaiters.get(arg)?.()
+    })
+    return this.#unlisten
+  }
+
+  /**
+   * Starts ticking on this instance (idempotent). Every instance may call
+   * it: the lease decides which one runs the ticks.
+   *
+   * @example
+   * ```ts
+   * await report.start()
+   * ```
+   */
+  async start(): Promise<void> {
+    if (this.#started) return
+    this.#started = true
+    this.#stopping = false
+    this.#abort = new AbortController()
+    await this.#ensureJob()
+    await this.#ensureListening()
+    this.#loop = this.#run()
+  }
+
+  /**
+   * Stops ticking: waits for a running handler (up to the shutdown timeout,
+   * then aborts `ctx.signal`), gives the lease back if nothing is still
+   * running, and stops listening.
+   *
+   * @example
+   * ```ts
+   * await report.stop()
+   * ```
+   */
+  async stop(): Promise<void> {
+    this.#stopping = true
+    this.#wakeUp()
+    const settled = Promise.allSettled([this.#loop, ...this.#inflight])
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = await Promise.race([settled.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), this.#c.shutdownMs)))])
+    clearTimeout(timer)
+    if (timedOut) {
+      this.#log.warn({ job: this.name }, 'cron stop: a run is still going after the shutdown timeout; aborting ctx.signal and leaving the lease to expire')
+      this.#abort.abort(new TimeoutError('CRON_SHUTDOWN', `Cron "${this.name}" is stopping`))
+      await this.#lease?.abandon()
+    } else {
+      try {
+        await this.#lease?.release()
+      } catch (err) {
+        // The lease then runs out by itself after its TTL.
+        this.#log.error({ err, job: this.name }, 'cron stop: could not release the lease')
+      }
+    }
+    this.#started = false
+    this.#loop = undefined
+    const un = this.#unlisten
+    this.#unlisten = undefined
+    if (un) await (await un)()
+  }
+
+  #wakeUp(): void {
+    const w = this.#wake
+    this.#wake = undefined
+    w?.()
+  }
+
+  #sleep(ms: number): Promise<void> {
+    if (this.#stopping) return Promise.resolve()
+    return new Promise((resolve) => {
+      this.#wake = () => {
+        clearTimeout(this.#sleepTimer)
+        resolve()
+      }
+      this.#sleepTimer = setTimeout(() => this.#wakeUp(), Math.max(0, ms))
+    })
+  }
+
+  async #run(): Promise<void> {
+    const lease = this.#leaseOf
+    while (!this.#stopping) {
+      let waitMs = this.#c.lease.renewMs
+      try {
+        if (lease.token === undefined) {
+          const st = await lease.tryAcquire()
+          if (st.acquired) {
+            const n = await abandonStale(this.#database, this.name, st.fencingToken)
+            this.#log.info({ job: this.name, fencingToken: st.fencingToken, abandoned: n }, 'cron lease acquired')
+          } else {
+            // Look again when the holder's lease would run out (it renews well before).
+            waitMs = Math.min(this.#c.lease.renewMs, Math.max(20, st.expiresAt.getTime() - st.now.getTime() + 20))
+          }
+        }
+        if (lease.token !== undefined) waitMs = await this.#runDue(lease)
+      } catch (err) {
+        this.#log.error({ err, job: this.name }, 'cron scheduler step failed; retrying')
+        waitMs = Math.min(this.#c.lease.renewMs, 1000)
+      }
+      await this.#sleep(waitMs)
+    }
+  }
+
+  /** Runs queued manual runs and due ticks while holding the lease; answers how long to sleep. */
+  async #runDue(lease: Lease): Promise<number> {
+    const db = this.#database
+    for (;;) {
+      const token = lease.token
+      if (token === undefined || this.#stopping) return 0
+      const m = await claimManual(db, this.name, this.#instance, token)
+      if (!m) break
+      await this.#execute({ ...m, kind: 'manual' }, token)
+    }
+    const t0 = Date.now()
+    const { last, createdAt, now } = await lastTick(db, this.name)
+    lease.observe(now, t0, Date.now())
+    const s = this.#c.schedule
+    const max = this.#c.catchUp ? this.#c.maxCatchUp : 1
+    let { ticks, dropped } = s.due(last ?? createdAt, now, max)
+    if (!this.#c.catchUp) {
+      // Without catch-up only a tick that fell due within one lease TTL runs (a failover's tick, not a restart's).
+      ticks = ticks.filter((t) => now.getTime() - t.getTime() <= this.#c.lease.ttlMs)
+    }
+    if (dropped && this.#c.catchUp) this.#log.warn({ job: this.name, maxCatchUp: max }, 'cron: more ticks were missed than maxCatchUp; the oldest are skipped')
+    for (const [i, t] of ticks.entries()) {
+      const token = lease.token
+      if (token === undefined || this.#stopping) return 0
+      const executionId = randomUUID()
+      const kind = i === ticks.length - 1 ? 'scheduled' : 'catch_up'
+      const claim = await claimTick(db, { executionId, job: this.name, scheduledTime: t, kind, instance: this.#instance, token })
+      if (!claim.held) {
+        lease.drop()
+        return 0
+      }
+      if (claim.startedAt) await this.#execute({ executionId, scheduledTime: t, startedAt: claim.startedAt, kind }, token)
+    }
+    const next = s.next(new Date(Math.max(now.getTime(), lease.dbNowMs())))
+    if (!next) return MAX_SLEEP_MS
+    return Math.min(MAX_SLEEP_MS, next.getTime() - lease.dbNowMs())
+  }
+
+  /** Runs the handler for a claimed run and records its outcome; waits for it unless the job allows overlap. */
+  #execute(run: { executionId: string; scheduledTime: Date; startedAt: Date; kind: CronExecution['kind'] }, token: number): Promise<void> {
+    const p = this.#invoke(run, token)
+    this.#inflight.add(p)
+    void p.finally(() => this.#inflight.delete(p))
+    return this.#c.overlap ? Promise.resolve() : p
+  }
+
+  async #invoke(run: { executionId: string; scheduledTime: Date; startedAt: Date; kind: CronExecution['kind'] }, token: number): Promise<void> {
+    const db = this.#database
+    const ctx: CronContext = {
+      jobName: this.name,
+      scheduledTime: run.scheduledTime,
+      actualTime: run.startedAt,
+      executionId: run.executionId,
+      kind: run.kind,
+      fencingToken: token,
+      db,
+      signal: this.#abort.signal,
+    }
+    let outcome: { status: 'completed' | 'failed'; output: string | null; error: object | null }
+    try {
+      const out = await this.#c.handler(ctx)
+      outcome = { status: 'completed', output: out === undefined ? null : JSON.stringify(out), error: null }
+    } catch (err) {
+      this.#log.error({ err, job: this.name, executionId: run.executionId }, 'cron run failed')
+      const e = serializeError(err)
+      outcome = { status: 'failed', output: null, error: { code: e.code, message: e.message } }
+    }
+    try {
+      await finishExecution(db, { executionId: run.executionId, instance: this.#instance, token, ...outcome })
+      if (run.kind === 'manual') await db.notify(NOTIFY, `done\t${run.executionId}`)
+    } catch (err) {
+      this.#log.error({ err, job: this.name, executionId: run.executionId }, 'cron: could not record the outcome of a run')
+    }
+  }
+
+  /**
+   * Runs the job now, once, through the same lease as the ticks: the run is
+   * queued, the instance holding the lease runs it (this one if no other
+   * does), and the recorded execution (kind `manual`) is returned when it
+   * finished. A failed run is returned with `status: 'failed'`.
+   *
+   * @example
+   * ```ts
+   * const run = await report.trigger()
+   * console.log(run.status, run.output)
+   * ```
+   */
+  async trigger(options: { timeoutMs?: number } = {}): Promise<CronExecution> {
+    const db = this.#database
+    await this.#ensureJob()
+    await this.#ensureListening()
+    const id = randomUUID()
+    let signalDone: () => void = () => {}
+    const deadline = Date.now() + (options.timeoutMs ?? 300_000)
+    try {
+      await enqueueManual(db, id, this.name)
+      await db.notify(NOTIFY, `wake\t${this.name}`)
+      for (;;) {
+        const done = new Promise<void>((r) => (signalDone = r))
+        this.#doneWaiters.set(id, () => signalDone())
+        if (!this.#started) await this.#runOnce()
+        const ex = await getExecution(db, id)
+        if (ex && ex.status !== 'queued' && ex.status !== 'running') return ex
+        const left = deadline - Date.now()
+        if (left <= 0) throw new TimeoutError('CRON_TRIGGER_TIMEOUT', `Cron "${this.name}": the manual run ${id} did not finish in time; see history()`, { executionId: id })
+        // Fallback re-check in case a notification was missed (and to take over a dead holder's lease).
+        let t: NodeJS.Timeout | undefined
+        await Promise.race([done, new Promise<void>((r) => (t = setTimeout(r, Math.min(left, this.#c.lease.renewMs))))])
+        clearTimeout(t)
+      }
+    } finally {
+      this.#doneWaiters.delete(id)
+      if (!this.#started) {
+        const un = this.#unlisten
+        this.#unlisten = undefined
+        if (un) await (await un)()
+      }
+    }
+  }
+
+  /** On an instance that is not ticking: takes the lease if free, runs queued manual runs, gives it back. */
+  async #runOnce(): Promise<void> {
+    const lease = this.#leaseOf
+    const st = await lease.tryAcquire()
+    if (!st.acquired) return
+    try {
+      await abandonStale(this.#database, this.name, st.fencingToken)
+      for (;;) {
+        const token = lease.token
+        if (token === undefined) return
+        const m = await claimManual(this.#database, this.name, this.#instance, token)
+        if (!m) return
+        await this.#invoke({ ...m, kind: 'manual' }, token)
+      }
+    } finally {
+      await lease.release()
+    }
+  }
+
+  /**
+   * Recorded runs, newest tick first.
+   *
+   * @example
+   * ```ts
+   * const last10 = await report.history({ limit: 10, since: new Date(Date.now() - 86_400_000) })
+   * ```
+   */
+  async history(options: { limit?: number; since?: Date } = {}): Promise<CronExecution[]> {
+    return listExecutions(this.#database, this.name, options.limit ?? 100, options.since)
+  }
+
+  /**
+   * The next tick after now (database clock), or null if the expression never fires again.
+   *
+   * @example
+   * ```ts
+   * console.log('next report at', await report.nextRun())
+   * ```
+   */
+  async nextRun(): Promise<Date | null> {
+    return this.#c.schedule.next(await dbNow(this.#database))
+  }
+
+  /** Starts ticking under `serve()`, on the app's database unless `.db()` was given. */
+  async attach(rt: RuntimeContext): Promise<void> {
+    this.#log = rt.logger.child({ cron: this.name })
+    this.#instance = rt.instanceId
+    this.#db ??= rt.db
+    await this.start()
+  }
+
+  /** Stops ticking and waits for a running job, bounded by the shutdown timeout (called by `serve()`). */
+  async detach(): Promise<void> {
+    await this.stop()
+  }
+}
+
+/**
+ * Fluent configuration for a {@link Cron}.
+ *
+ * @example
+ * ```ts
+ * Cron.create('sync').schedule('*\/5 * * * *').handler(() => sync()).build()
+ * ```
+ */
+export class CronBuilder {
+  #name: string
+  #expr: string | undefined
+  #tz: string | undefined
+  #catchUp = false
+  #maxCatchUp = 10
+  #overlap = false
+  #db: Database | undefined
+  #lease: LeaseTimings = { ttlMs: 30_000, renewMs: 10_000 }
+  #shutdownMs = 30_000
+  #handler: CronHandler | undefined
+
+  constructor(name: string) {
+    if (!NAME.test(name)) throw new ConfigError('CRON_BAD_NAME', `Cron name "${name}" is invalid: use letters, digits, "_", "-", "." or ":" (up to 128)`)
+    this.#name = name
+  }
+
+  /** The cron expression (5 or 6 fields, or a nickname such as `@daily`). @example `.schedule('0 9 * * 1-5')` */
+  schedule(expression: string): this {
+    this.#expr = expression
+    return this
+  }
+
+  /** IANA timezone the expression is read in (default UTC). @example `.timezone('Europe/Paris')` */
+  timezone(tz: string): this {
+    this.#tz = tz
+    return this
+  }
+
+  /** Run ticks missed while no instance was running (bounded by {@link maxCatchUp}). @example `.catchUp(true)` */
+  catchUp(on: boolean): this {
+    this.#catchUp = on
+    return this
+  }
+
+  /** At most this many missed ticks are caught up at once (the most recent ones; default 10). @example `.maxCatchUp(3)` */
+  maxCatchUp(n: number): this {
+    if (!Number.isInteger(n) || n < 1) throw new ConfigError('CRON_BAD_OPTION', `maxCatchUp must be a positive integer, got ${n}`)
+    this.#maxCatchUp = n
+    return this
+  }
+
+  /** Let a tick start while the previous run is still going (default false). @example `.overlap(true)` */
+  overlap(on: boolean): this {
+    this.#overlap = on
+    return this
+  }
+
+  /** The database holding the job's lease and executions (default: the app's, under `serve()`). @example `.db(db)` */
+  db(db: Database): this {
+    this.#db = db
+    return this
+  }
+
+  /** Lease timings (default 30 s TTL renewed every 10 s); the renew interval must be well under the TTL. @example `.lease({ ttlMs: 3000, renewMs: 1000 })` */
+  lease(t: LeaseTimings): this {
+    if (!(t.renewMs > 0 && t.ttlMs >= 2 * t.renewMs)) throw new ConfigError('CRON_BAD_OPTION', `lease: renewMs (${t.renewMs}) must be positive and at most half of ttlMs (${t.ttlMs})`)
+    this.#lease = t
+    return this
+  }
+
+  /** How long stop() waits for a running job (default 30 s). @example `.shutdownTimeout(10_000)` */
+  shutdownTimeout(ms: number): this {
+    this.#shutdownMs = ms
+    return this
+  }
+
+  /** The job itself. @example `.handler(async (ctx) => purge(ctx.scheduledTime))` */
+  handler(fn: CronHandler): this {
+    this.#handler = fn
+    return this
+  }
+
+  /**
+   * Starts a workflow run per tick, with the id `cron:{job}:{scheduled ISO time}`
+   * so a repeated start of the same tick is the same run.
+   *
+   * @example
+   * ```ts
+   * Cron.create('billing').schedule('0 0 1 * *').workflow(monthlyBilling, (ctx) => ({ month: ctx.scheduledTime })).build()
+   * ```
+   */
+  workflow<I>(wf: WorkflowStarter<I>, input: (ctx: CronContext) => I): this {
+    this.#handler = async (ctx) => {
+      const workflowId = `cron:${ctx.jobName}:${ctx.scheduledTime.toISOString()}`
+      await wf.start(input(ctx), { workflowId })
+      return { workflowId }
+    }
+    return this
+  }
+
+  /** Validates and registers the job. @example `const job = builder.build()` */
+  build(): Cron {
+    if (!this.#expr) throw new ConfigError('CRON_NO_SCHEDULE', `Cron "${this.#name}" has no schedule: add .schedule('0 9 * * *')`)
+    if (!this.#handler) throw new ConfigError('CRON_NO_HANDLER', `Cron "${this.#name}" has nothing to run: add .handler(fn) or .workflow(wf, input)`)
+    const schedule = new Schedule(this.#expr, this.#tz)
+    registerCron(this.#name, schedule, this.#catchUp, this.#maxCatchUp)
+    return new Cron({
+      name: this.#name,
+      schedule,
+      catchUp: this.#catchUp,
+      maxCatchUp: this.#maxCatchUp,
+      overlap: this.#overlap,
+      db: this.#db,
+      lease: this.#lease,
+      shutdownMs: this.#shutdownMs,
+      handler: this.#handler,
+    })
+  }
+}
+
+function registerCron(name: string, s: Schedule, catchUp: boolean, maxCatchUp: number): void {
+  registerPrimitive({ primitive: 'cron', name, infrastructure: ['postgresql'], config: { schedule: s.expression, timezone: s.timezone ?? 'UTC', catchUp, maxCatchUp } })
+}
