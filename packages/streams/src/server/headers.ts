@@ -1,5 +1,6 @@
 import { StreamBadRequestError, isOffset } from '../stores/types.js'
 import type { CreateRequest, ProducerTuple } from './engine.js'
+import type { HeaderSource } from './request.js'
 
 /** URL prefix of every stream. */
 export const STREAM_PREFIX = '/v1/stream/'
@@ -107,12 +108,12 @@ function nonNegative(name: string, value: string, re = UINT): number {
 }
 
 /** `Stream-Closed: true` (case-insensitive); anything else means open. */
-export function wantsClose(headers: Headers): boolean {
+export function wantsClose(headers: HeaderSource): boolean {
   return headers.get(H.closed)?.trim().toLowerCase() === 'true'
 }
 
 /** Producer-Id/Epoch/Seq: all three or none. */
-export function producerOf(headers: Headers): ProducerTuple | undefined {
+export function producerOf(headers: HeaderSource): ProducerTuple | undefined {
   const id = headers.get(H.producerId)
   const epoch = headers.get(H.producerEpoch)
   const seq = headers.get(H.producerSeq)
@@ -125,7 +126,7 @@ export function producerOf(headers: Headers): ProducerTuple | undefined {
 }
 
 /** The Stream-Seq header, if any (compared as a plain string). */
-export function streamSeqOf(headers: Headers): string | undefined {
+export function streamSeqOf(headers: HeaderSource): string | undefined {
   const v = headers.get(H.seq)
   if (v === null) return undefined
   if (v === '') throw new StreamBadRequestError('STREAM_BAD_HEADER', 'Stream-Seq must not be empty.')
@@ -133,7 +134,7 @@ export function streamSeqOf(headers: Headers): string | undefined {
 }
 
 /** Everything a PUT says besides its body. */
-export function createRequestOf(headers: Headers, body: Uint8Array): CreateRequest {
+export function createRequestOf(headers: HeaderSource, body: Uint8Array): CreateRequest {
   const ct = headers.get('content-type')
   const ttl = headers.get(H.ttl)
   const exp = headers.get(H.expiresAt)

@@ -1,8 +1,7 @@
-import type { IncomingMessage } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Hono, type Context } from 'hono'
 import { OnePipeError } from '@onepipe/core'
 import {
-  PayloadTooLargeError,
   ProducerFencedError,
   ProducerSequenceError,
   StreamBadRequestError,
@@ -25,6 +24,7 @@ import {
 } from './headers.js'
 import { isJsonType, isTextType, recordsToBody } from './records.js'
 import { readOrWait, sseBody } from './live.js'
+import { StreamRequest } from './request.js'
 
 /** Limits and timings of the HTTP layer. */
 export interface HttpOptions {
@@ -38,14 +38,19 @@ export interface HttpOptions {
 
 type Headers_ = Record<string, string>
 
-const EMPTY = new Uint8Array(0)
+/** A transport-neutral answer: written straight to Node's ServerResponse, or turned into a Response for Hono. */
+export interface Reply {
+  status: number
+  headers: Headers_
+  body: string | Uint8Array | ReadableStream<Uint8Array>
+}
 
-function respond(status: number, headers: Headers_, body: ConstructorParameters<typeof Response>[0] = null): Response {
-  return new Response(body, { status, headers: { ...BASE_HEADERS, ...headers } })
+function respond(status: number, headers: Headers_, body: Reply['body'] = ''): Reply {
+  return { status, headers: { ...BASE_HEADERS, ...headers }, body }
 }
 
 /** Maps any thrown value to the protocol's status + JSON error body. */
-export function errorResponse(err: unknown): Response {
+export function errorReply(err: unknown): Reply {
   if (!(err instanceof OnePipeError)) {
     const e = new OnePipeError('STREAM_INTERNAL', 'The streams server failed; see its log.', { status: 500 })
     return respond(500, { 'content-type': 'application/json' }, JSON.stringify(e.toJSON()))
@@ -61,43 +66,6 @@ export function errorResponse(err: unknown): Response {
     h[H.producerReceivedSeq] = String(err.receivedSeq)
   }
   return respond(err.status, h, JSON.stringify(err.toJSON()))
-}
-
-/** Reads a request body, refusing more than `max` bytes (413) without buffering past the limit. */
-async function readBody(req: Request, max: number): Promise<Uint8Array> {
-  const declared = req.headers.get('content-length')
-  if (declared !== null) {
-    const n = Number(declared)
-    if (n > max) throw new PayloadTooLargeError(n, max)
-    if (n === 0) return EMPTY
-    return new Uint8Array(await req.arrayBuffer())
-  }
-  if (!req.body) return EMPTY
-  const reader = (req.body as ReadableStream<Uint8Array>).getReader()
-  const chunks: Uint8Array[] = []
-  let total = 0
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) break
-    total += value.byteLength
-    if (total > max) {
-      await reader.cancel()
-      throw new PayloadTooLargeError(total, max)
-    }
-    chunks.push(value)
-  }
-  return chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks)
-}
-
-/** The raw (un-normalised) request path: `fetch`/`URL` resolve `..` away before we could refuse it. */
-function rawPathOf(c: Context, url: URL): string {
-  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming
-  const raw = incoming?.url
-  if (raw && raw.startsWith('/')) {
-    const q = raw.indexOf('?')
-    return q === -1 ? raw : raw.slice(0, q)
-  }
-  return url.pathname
 }
 
 /** OnePipe's `limit` query parameter: the most appends one read returns. */
@@ -117,30 +85,30 @@ function etagOf(meta: StreamMeta, from: string, r: ReadOutcome): string {
 }
 
 /**
- * Builds the Hono app serving the protocol under `/v1/stream/*` and
- * `/health`. One handler per method, no middleware chain: every request
- * costs one route match.
+ * The protocol handler: `/v1/stream/*` and `/health`, one function per
+ * method, no middleware chain.
  */
-export function streamsApp(engine: StreamEngine, o: HttpOptions): Hono {
-  const app = new Hono()
+export function streamsHandler(engine: StreamEngine, o: HttpOptions): (req: StreamRequest) => Promise<Reply> {
   const defaultLimits = { maxBytes: o.maxReadBytes }
 
-  app.get('/health', () => respond(200, { 'content-type': 'application/json' }, JSON.stringify({ status: 'ok', store: engine.store.kind })))
-
-  app.all(`${STREAM_PREFIX}*`, async (c) => {
+  return async function handle(req: StreamRequest): Promise<Reply> {
     try {
-      const url = new URL(c.req.url)
-      const raw = rawPathOf(c, url)
+      const raw = req.rawPath
+      if (!raw.startsWith(STREAM_PREFIX)) {
+        if (raw === '/health' && (req.method === 'GET' || req.method === 'HEAD')) {
+          return respond(200, { 'content-type': 'application/json' }, JSON.stringify({ status: 'ok', store: engine.store.kind }))
+        }
+        return respond(404, { 'content-type': 'application/json' }, JSON.stringify({ error: { code: 'NOT_FOUND', message: `No route ${req.method} ${req.url.pathname}; streams live under ${STREAM_PREFIX}.` } }))
+      }
       if (raw.includes('\0') || /%00/i.test(raw)) throw new StreamBadRequestError('STREAM_BAD_PATH', 'Stream paths must not contain NUL bytes.')
-      if (!raw.startsWith(STREAM_PREFIX)) throw new StreamBadRequestError('STREAM_BAD_PATH', 'Stream paths must not contain "." or ".." segments.')
       const path = streamName(raw.slice(STREAM_PREFIX.length))
-      switch (c.req.method) {
+      switch (req.method) {
         case 'GET':
-          return await get(c.req.raw, url, path)
+          return await get(req, path)
         case 'POST':
-          return await post(c.req.raw, path)
+          return await post(req, path)
         case 'PUT':
-          return await put(c.req.raw, url, path)
+          return await put(req, path)
         case 'HEAD':
           return await head(path)
         case 'DELETE':
@@ -149,26 +117,26 @@ export function streamsApp(engine: StreamEngine, o: HttpOptions): Hono {
         case 'OPTIONS':
           return respond(204, PREFLIGHT_HEADERS)
         default:
-          return respond(405, { allow: 'GET, HEAD, POST, PUT, DELETE, OPTIONS', 'content-type': 'application/json' }, JSON.stringify({ error: { code: 'METHOD_NOT_ALLOWED', message: `${c.req.method} is not part of the streams protocol.` } }))
+          return respond(405, { allow: 'GET, HEAD, POST, PUT, DELETE, OPTIONS', 'content-type': 'application/json' }, JSON.stringify({ error: { code: 'METHOD_NOT_ALLOWED', message: `${req.method} is not part of the streams protocol.` } }))
       }
     } catch (err) {
-      return errorResponse(err)
+      return errorReply(err)
     }
-  })
+  }
 
-  async function put(req: Request, url: URL, path: string): Promise<Response> {
-    const body = await readBody(req, o.maxBodyBytes)
+  async function put(req: StreamRequest, path: string): Promise<Reply> {
+    const body = await req.body(o.maxBodyBytes)
     const { created, meta } = await engine.create(path, createRequestOf(req.headers, body))
     const h = metaHeaders(meta)
-    if (created) h.location = `${url.origin}${url.pathname}`
+    if (created) h.location = `${req.url.origin}${req.url.pathname}`
     return respond(created ? 201 : 200, h)
   }
 
-  async function post(req: Request, path: string): Promise<Response> {
+  async function post(req: StreamRequest, path: string): Promise<Reply> {
     const close = wantsClose(req.headers)
     const producer = producerOf(req.headers)
     const seq = streamSeqOf(req.headers)
-    const body = await readBody(req, o.maxBodyBytes)
+    const body = await req.body(o.maxBodyBytes)
     const ct = req.headers.get('content-type')
     if (body.byteLength > 0 && (ct === null || ct.trim() === '')) {
       throw new StreamBadRequestError('STREAM_CONTENT_TYPE_REQUIRED', 'POST with a body needs a Content-Type matching the stream.')
@@ -189,7 +157,7 @@ export function streamsApp(engine: StreamEngine, o: HttpOptions): Hono {
     return respond(producer && !r.duplicate && body.byteLength > 0 ? 200 : 204, h)
   }
 
-  async function head(path: string): Promise<Response> {
+  async function head(path: string): Promise<Reply> {
     const meta = await engine.head(path)
     const h = metaHeaders(meta)
     h['cache-control'] = 'no-store'
@@ -198,7 +166,8 @@ export function streamsApp(engine: StreamEngine, o: HttpOptions): Hono {
     return respond(200, h)
   }
 
-  async function get(req: Request, url: URL, path: string): Promise<Response> {
+  async function get(req: StreamRequest, path: string): Promise<Reply> {
+    const url = req.url
     const live = url.searchParams.get('live')
     if (live !== null && live !== 'long-poll' && live !== 'sse') {
       throw new StreamBadRequestError('STREAM_BAD_LIVE', `live=${live} is unknown; use live=long-poll or live=sse.`)
@@ -216,7 +185,7 @@ export function streamsApp(engine: StreamEngine, o: HttpOptions): Hono {
     }
     const r =
       live === 'long-poll'
-        ? await readOrWait(engine, path, from, limits, o.longPollTimeoutMs, AbortSignal.any([req.signal, o.shutdown()]))
+        ? await readOrWait(engine, path, from, limits, o.longPollTimeoutMs, AbortSignal.any([req.signal(), o.shutdown()]))
         : await engine.read(path, from, limits)
     const meta = r.meta
     const h = metaHeaders(meta)
@@ -236,18 +205,81 @@ export function streamsApp(engine: StreamEngine, o: HttpOptions): Hono {
     h['cache-control'] = from === 'now' ? 'no-store' : r.upToDate ? 'no-cache' : 'public, max-age=60, stale-while-revalidate=300'
     if (req.headers.get('if-none-match') === etag) return respond(304, h)
     const body = recordsToBody(r.records, isJsonType(meta.contentType))
-    return respond(200, h, body.byteLength === 0 ? null : body)
+    return respond(200, h, body)
   }
 
-  // A raw `/v1/stream/../x` was normalised out of the stream prefix before
-  // routing; it still has to be refused as a bad path, not a missing route.
-  app.notFound((c) => {
-    const raw = rawPathOf(c, new URL(c.req.url))
-    if (raw.startsWith(STREAM_PREFIX)) {
-      return errorResponse(new StreamBadRequestError('STREAM_BAD_PATH', 'Stream paths must not contain "." or ".." segments.'))
-    }
-    return respond(404, { 'content-type': 'application/json' }, JSON.stringify({ error: { code: 'NOT_FOUND', message: `No route ${c.req.method} ${new URL(c.req.url).pathname}; streams live under ${STREAM_PREFIX}.` } }))
-  })
+}
 
+/** Turns a Reply into a WHATWG Response (in-process `app.request()`, embedding in another Hono app). */
+function toResponse(r: Reply): Response {
+  const noBody = r.status === 204 || r.status === 304
+  return new Response(noBody ? null : r.body, { status: r.status, headers: r.headers })
+}
+
+/**
+ * The Hono app serving the protocol, for `app.request()` tests and for
+ * mounting into another Hono app.
+ */
+export function streamsApp(handle: (req: StreamRequest) => Promise<Reply>): Hono {
+  const app = new Hono()
+  const route = async (c: Context) => toResponse(await handle(StreamRequest.fromHono(c)))
+  app.all('/health', route)
+  app.all(`${STREAM_PREFIX}*`, route)
+  app.notFound(route)
   return app
+}
+
+/**
+ * A Node `request` listener running the handler straight on
+ * IncomingMessage/ServerResponse: no WHATWG Request/Response per call.
+ * Streamed bodies (SSE) are written with socket backpressure: the next chunk
+ * is pulled only after the previous one drained.
+ */
+export function nodeListener(handle: (req: StreamRequest) => Promise<Reply>): (req: IncomingMessage, res: ServerResponse) => void {
+  return (incoming, res) => {
+    handle(StreamRequest.fromNode(incoming, res)).then(
+      (r) => writeReply(res, r),
+      (err: unknown) => writeReply(res, errorReply(err)),
+    ).catch((err: unknown) => {
+      console.error('[onepipe streams] failed to write a response', err)
+      res.destroy()
+    })
+  }
+}
+
+async function writeReply(res: ServerResponse, r: Reply): Promise<void> {
+  const body = r.body
+  if (typeof body === 'string' || body instanceof Uint8Array) {
+    if (r.status !== 204 && r.status !== 304) r.headers['content-length'] = String(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength)
+    res.writeHead(r.status, r.headers)
+    res.end(body)
+    return
+  }
+  res.writeHead(r.status, r.headers)
+  res.flushHeaders()
+  const reader = body.getReader()
+  const onClose = () => {
+    reader.cancel().catch(() => undefined)
+  }
+  res.once('close', onClose)
+  try {
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done || res.destroyed) break
+      if (!res.write(value)) {
+        await new Promise<void>((resolve) => {
+          const go = () => {
+            res.off('drain', go)
+            res.off('close', go)
+            resolve()
+          }
+          res.once('drain', go)
+          res.once('close', go)
+        })
+      }
+    }
+  } finally {
+    res.off('close', onClose)
+    if (!res.destroyed) res.end()
+  }
 }

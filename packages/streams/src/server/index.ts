@@ -1,10 +1,11 @@
 import type { AddressInfo } from 'node:net'
-import { serve, type ServerType } from '@hono/node-server'
+import { createServer, type Server } from 'node:http'
 import type { Hono } from 'hono'
 import { ConfigError } from '@onepipe/core'
 import type { StreamStore } from '../stores/types.js'
 import { StreamEngine } from './engine.js'
-import { streamsApp } from './http.js'
+import { nodeListener, streamsApp, streamsHandler, type Reply } from './http.js'
+import type { StreamRequest } from './request.js'
 
 export { StreamEngine, DEFAULT_CONTENT_TYPE } from './engine.js'
 export type { CreateRequest, AppendRequest, AppendOutcome, ReadOutcome, ReadLimits, ProducerTuple } from './engine.js'
@@ -50,7 +51,8 @@ export class UnbrokenServer {
   readonly app: Hono
   readonly engine: StreamEngine
   readonly #options: UnbrokenServerOptions
-  #server: ServerType | undefined
+  #server: Server | undefined
+  readonly #handle: (req: StreamRequest) => Promise<Reply>
   #sweep: NodeJS.Timeout | undefined
   #url: string | undefined
   #shutdown = new AbortController()
@@ -65,13 +67,14 @@ export class UnbrokenServer {
     positive('maxReadBytes', options.maxReadBytes)
     this.#options = options
     this.engine = new StreamEngine(options.store)
-    this.app = streamsApp(this.engine, {
+    this.#handle = streamsHandler(this.engine, {
       longPollTimeoutMs: options.longPollTimeoutMs ?? 20_000,
       sseLifetimeMs: options.sseLifetimeMs ?? 60_000,
       maxBodyBytes: options.maxBodyBytes ?? 4 * 1024 * 1024,
       maxReadBytes: options.maxReadBytes ?? 1024 * 1024,
       shutdown: () => this.#shutdown.signal,
     })
+    this.app = streamsApp(this.#handle)
   }
 
   /** Handles one request in process (no socket). */
@@ -86,9 +89,13 @@ export class UnbrokenServer {
   async start(): Promise<{ url: string; port: number }> {
     if (this.#server) throw new ConfigError('STREAMS_STARTED', 'UnbrokenServer is already started')
     const host = this.#options.host ?? '127.0.0.1'
-    const server = await new Promise<ServerType>((resolve, reject) => {
-      const s = serve({ fetch: this.app.fetch, port: this.#options.port ?? 9999, hostname: host }, () => resolve(s))
-      s.once('error', reject)
+    const server = createServer({ keepAliveTimeout: 65_000 }, nodeListener(this.#handle))
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(this.#options.port ?? 9999, host, () => {
+        server.off('error', reject)
+        resolve()
+      })
     })
     this.#server = server
     if (this.#shutdown.signal.aborted) this.#shutdown = new AbortController()
@@ -115,8 +122,7 @@ export class UnbrokenServer {
     if (server) {
       await new Promise<void>((resolve) => {
         server.close(() => resolve())
-        const s = server as { closeAllConnections?: () => void }
-        s.closeAllConnections?.()
+        server.closeAllConnections()
       })
     }
     if (this.#options.ownsStore !== false) await this.#options.store.close()
