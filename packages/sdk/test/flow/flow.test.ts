@@ -86,8 +86,12 @@ describe('Flow on the database', () => {
     await f.close()
   })
 
-  it('keeps a subscription going when its handler throws', async () => {
+  it('keeps a subscription going when its handler throws, and logs the failure', async () => {
     const f = fresh()
+    const errors: unknown[] = []
+    const logger = { ...silentLogger, error: (o: object | string) => void errors.push(o), child: () => logger }
+    const { cache, cleanup: done } = await testCache()
+    await f.attach({ instanceId: 't', db, cache, logger, signal: new AbortController().signal })
     const seen: number[] = []
     const stop = f.subscribe((e) => {
       seen.push(e.offset)
@@ -97,7 +101,11 @@ describe('Flow on the database', () => {
     await f.append({ id: 'a', total: 1 })
     await f.append({ id: 'b', total: 2 })
     await until(() => seen.length === 2)
+    expect(errors).toHaveLength(1)
+    expect(errors[0]).toMatchObject({ offset: 1, err: { message: 'boom' } })
     await stop()
+    await f.detach()
+    await done()
   })
 
   it('streams catch-up and live events and stops when the loop breaks', async () => {
