@@ -4,5 +4,5 @@
  */
 export * from './stores/index.js'
 export * from './server/index.js'
-export { StreamsClient, StreamHandle } from './client/index.js'
-export type { StreamsClientOptions, CreateOptions, AppendOptions, StreamBatch, ReadOptions as ClientReadOptions, SubscribeOptions } from './client/index.js'
+export { StreamsClient, StreamHandle, IdempotentProducer } from './client/index.js'
+export type { StreamsClientOptions, CreateOptions, AppendOptions, StreamBatch, ReadOptions as ClientReadOptions, SubscribeOptions, ProducerOptions } from './client/index.js'

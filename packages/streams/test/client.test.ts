@@ -110,6 +110,33 @@ describe('StreamsClient', () => {
     expect(got).toEqual(['a', 'b'])
   })
 
+  it('producer: batches concurrent appends and applies a batch once even when its response is lost', async () => {
+    const s = client.stream<number>(name())
+    await s.create()
+    let lostOnce = false
+    const lossy = new StreamsClient({
+      url: client.url,
+      fetch: async (input, init) => {
+        const res = await fetch(input, init)
+        // The first producer POST reaches the server, but its answer is "lost".
+        if (!lostOnce && init?.method === 'POST') {
+          lostOnce = true
+          throw new TypeError('fetch failed: socket hang up')
+        }
+        return res
+      },
+    })
+    const p = lossy.producer(s.name, { id: 'writer-1', retryDelayMs: 5 })
+    const offsets = await Promise.all(Array.from({ length: 50 }, (_, i) => p.append(i)))
+    await p.flush()
+    expect(lostOnce).toBe(true)
+    const all = await s.read()
+    expect(all.messages).toEqual(Array.from({ length: 50 }, (_, i) => i))
+    // 50 appends went out as a handful of batches, each with one offset.
+    expect(new Set(offsets).size).toBeLessThan(50)
+    expect(offsets.at(-1)).toBe(all.offset)
+  })
+
   it('subscribe stops when its signal aborts while waiting', async () => {
     const s = client.stream(name())
     await s.create()

@@ -1,6 +1,9 @@
 import { isRetryable } from '@onepipe/core'
 import { STREAM_PREFIX } from '../server/headers.js'
 import { errorFromResponse, unreachable } from './errors.js'
+import { IdempotentProducer, type ProducerOptions } from './producer.js'
+
+export { IdempotentProducer, type ProducerOptions } from './producer.js'
 
 /** Options of {@link StreamsClient}. */
 export interface StreamsClientOptions {
@@ -130,6 +133,11 @@ export class StreamsClient {
   /** A handle bound to one stream name, e.g. `flows/orders`. */
   stream<T = unknown>(name: string): StreamHandle<T> {
     return new StreamHandle<T>(this, name)
+  }
+
+  /** An exactly-once, batching writer for one JSON stream (see {@link IdempotentProducer}). */
+  producer(name: string, options: ProducerOptions): IdempotentProducer {
+    return new IdempotentProducer(this, name, options)
   }
 
   /** URL of a stream (names keep their `/`, other characters are escaped). */
@@ -340,5 +348,8 @@ export class StreamHandle<T = unknown> {
   }
   delete() {
     return this.client.delete(this.name)
+  }
+  producer(options: ProducerOptions) {
+    return this.client.producer(this.name, options)
   }
 }
