@@ -273,7 +273,8 @@ export class Cron implements Component {
     lease.observe(now, t0, Date.now())
     const s = this.#c.schedule
     const max = this.#c.catchUp ? this.#c.maxCatchUp : 1
-    let { ticks, dropped } = s.due(last ?? createdAt, now, max)
+    const { dropped, ticks: due } = s.due(last ?? createdAt, now, max)
+    let ticks = due
     if (!this.#c.catchUp) {
       // Without catch-up only a tick that fell due within one lease TTL runs (a failover's tick, not a restart's).
       ticks = ticks.filter((t) => now.getTime() - t.getTime() <= this.#c.lease.ttlMs)
