@@ -16,6 +16,7 @@ import {
 import type { StreamsClient } from '@onepipe/streams'
 import type { Hono } from 'hono'
 import { mountFlowRoutes } from './http.js'
+import { checkJson } from './json.js'
 import { pause, pullEvents } from './pull.js'
 import { PgFlowStore } from './pg-store.js'
 import { streamsFlowStore } from './streams-store.js'
@@ -33,14 +34,6 @@ interface FlowConfig {
   maxAgeMs: number | undefined
   maxEvents: number | undefined
   sweepEveryMs: number
-}
-
-/** Whether any string (or key) inside a JSON value contains a NUL character. */
-function hasNul(v: unknown): boolean {
-  if (typeof v === 'string') return v.includes('\0')
-  if (Array.isArray(v)) return v.some(hasNul)
-  if (typeof v === 'object' && v !== null) return Object.entries(v).some(([k, x]) => k.includes('\0') || hasNul(x))
-  return false
 }
 
 function checkCount(what: string, n: number | undefined, max: number): void {
@@ -127,15 +120,7 @@ export class Flow<T = unknown> implements Component {
     const subject = `event for flow "${this.name}"`
     const value = this.#c.schema ? await validate(this.#c.schema, data, subject) : data
     if (value === undefined) throw new ValidationError(subject, [{ path: '', message: 'an event must be a JSON value, got undefined' }])
-    let json: string
-    try {
-      json = JSON.stringify(value)
-    } catch (e) {
-      throw new ValidationError(subject, [{ path: '', message: `not JSON-serializable: ${e instanceof Error ? e.message : String(e)}` }])
-    }
-    // PostgreSQL's jsonb refuses NUL characters; caught here so one such
-    // event cannot fail the other appends sharing its statement.
-    if (json.includes('\\u0000') && hasNul(value)) throw new ValidationError(subject, [{ path: '', message: 'strings in an event must not contain the NUL character (\\u0000)' }])
+    checkJson(value, subject)
     return value
   }
 

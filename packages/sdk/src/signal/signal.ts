@@ -15,6 +15,7 @@ import {
   type StandardSchemaV1,
 } from '@onepipe/core'
 import type { Hono } from 'hono'
+import { checkJson } from '../flow/json.js'
 import type { Unsubscribe } from '../flow/types.js'
 import { mountSignalRoutes } from './http.js'
 import { cacheStore, PgSignalStore, type SignalChange, type SignalStore, type Versioned } from './stores.js'
@@ -92,6 +93,7 @@ export class Signal<T = unknown> implements Component {
     const subject = `value of signal "${this.name}"`
     const v = this.#c.schema ? await validate(this.#c.schema, value, subject) : value
     if (v === undefined) throw new ValidationError(subject, [{ path: '', message: 'a signal value must be a JSON value, got undefined' }])
+    checkJson(v, subject)
     return v as T
   }
 

@@ -56,6 +56,8 @@ describe.each(backends)('Signal on the %s', (_, store) => {
     expect(err).toBeInstanceOf(ValidationError)
     expect((err as ValidationError).issues[0]?.path).toBe('size')
     await expect(s.set({ theme: 'blue' } as never)).rejects.toBeInstanceOf(ValidationError)
+    const any = store(Signal.create(`any-${++n}`).default('')).build() as unknown as Signal<string>
+    await expect(any.set('nul\u0000')).rejects.toBeInstanceOf(ValidationError)
     expect(await s.read()).toEqual({ value: { theme: 'dark', size: 12 }, version: 1 })
     await expect(counter().patch({} as never)).rejects.toBeInstanceOf(ValidationError)
   })
