@@ -114,6 +114,27 @@ describe('UnbrokenServer in process (app.request)', () => {
     expect((await pending).status).toBe(204)
   })
 
+  it('fans one append out to 30 SSE readers over real sockets, without listener warnings', async () => {
+    const s = new UnbrokenServer({ store: new MemoryStreamStore(), port: 0, sseLifetimeMs: 5_000 })
+    const warnings: string[] = []
+    const onWarning = (w: Error) => warnings.push(w.name)
+    process.on('warning', onWarning)
+    try {
+      const { url } = await s.start()
+      const stream = `${url}/v1/stream/flows/fan`
+      await fetch(stream, { method: 'PUT', headers: { 'content-type': 'application/json' } })
+      const tail = (await fetch(stream, { method: 'HEAD' })).headers.get('stream-next-offset') ?? ''
+      const readers = await Promise.all(Array.from({ length: 30 }, () => fetch(`${stream}?offset=${tail}&live=sse`)))
+      const got = readers.map((r) => readSse(r, '"fan":1'))
+      await fetch(stream, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"fan":1}' })
+      for (const text of await Promise.all(got)) expect(text).toContain('event: data\ndata:[{"fan":1}]')
+    } finally {
+      await s.stop()
+      process.off('warning', onWarning)
+    }
+    expect(warnings).toEqual([])
+  })
+
   it('creates stores by kind through the registry', async () => {
     expect(storeKinds()).toContain('memory')
     const store = await createStore('memory')

@@ -249,6 +249,11 @@ export function nodeListener(handle: (req: StreamRequest) => Promise<Reply>): (r
 
 async function writeReply(res: ServerResponse, r: Reply): Promise<void> {
   const body = r.body
+  if (res.destroyed) {
+    // The client left (e.g. during a long-poll): nothing to answer, but a streamed body must be released.
+    if (body instanceof ReadableStream) await body.cancel()
+    return
+  }
   if (typeof body === 'string' || body instanceof Uint8Array) {
     if (r.status !== 204 && r.status !== 304) r.headers['content-length'] = String(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength)
     res.writeHead(r.status, r.headers)

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import { createServer, type Server } from 'node:http'
 import type { Hono } from 'hono'
@@ -55,7 +56,7 @@ export class UnbrokenServer {
   readonly #handle: (req: StreamRequest) => Promise<Reply>
   #sweep: NodeJS.Timeout | undefined
   #url: string | undefined
-  #shutdown = new AbortController()
+  #shutdown = unlimited(new AbortController())
 
   constructor(options: UnbrokenServerOptions) {
     const positive = (name: string, v: number | undefined) => {
@@ -98,7 +99,7 @@ export class UnbrokenServer {
       })
     })
     this.#server = server
-    if (this.#shutdown.signal.aborted) this.#shutdown = new AbortController()
+    if (this.#shutdown.signal.aborted) this.#shutdown = unlimited(new AbortController())
     const port = (server.address() as AddressInfo).port
     this.#url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
     const every = this.#options.sweepIntervalMs ?? 5_000
@@ -127,4 +128,10 @@ export class UnbrokenServer {
     }
     if (this.#options.ownsStore !== false) await this.#options.store.close()
   }
+}
+
+/** Every open SSE connection listens on the shutdown signal: no listener cap warning. */
+function unlimited(ac: AbortController): AbortController {
+  setMaxListeners(0, ac.signal)
+  return ac
 }

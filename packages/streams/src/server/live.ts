@@ -1,3 +1,4 @@
+import { OnePipeError } from '@onepipe/core'
 import type { ReadLimits, ReadOutcome, StreamEngine } from './engine.js'
 import { isJsonType, isTextType, recordsToBody } from './records.js'
 
@@ -85,9 +86,19 @@ export function sseBody(o: SseOptions): ReadableStream<Uint8Array> {
   const text = isTextType(o.contentType)
   const endAt = Date.now() + o.lifetimeMs
   const abort = new AbortController()
-  o.shutdown?.addEventListener('abort', () => abort.abort(), { once: true })
+  const stop = () => abort.abort()
+  o.shutdown?.addEventListener('abort', stop, { once: true })
   let from = o.from
   let sentUpToDate = false
+  let finished = false
+  const finish = (controller: ReadableStreamDefaultController<Uint8Array>, err?: unknown) => {
+    if (finished) return
+    finished = true
+    o.shutdown?.removeEventListener('abort', stop)
+    abort.abort()
+    if (err === undefined) controller.close()
+    else controller.error(err)
+  }
 
   const frame = (r: ReadOutcome): string => {
     let out = ''
@@ -107,30 +118,30 @@ export function sseBody(o: SseOptions): ReadableStream<Uint8Array> {
   return new ReadableStream<Uint8Array>(
     {
       pull: async (controller) => {
-        for (;;) {
-          const left = endAt - Date.now()
-          if (left <= 0 || abort.signal.aborted) {
-            controller.close()
-            return
-          }
-          const r = await readOrWait(o.engine, o.path, from, o.limits, sentUpToDate ? left : 0, abort.signal)
-          if (abort.signal.aborted) {
-            controller.close()
-            return
-          }
-          const hasData = r.records.length > 0
-          const closedAtEnd = r.upToDate && r.meta.closed
-          if (hasData || closedAtEnd || (r.upToDate && !sentUpToDate)) {
-            controller.enqueue(enc.encode(frame(r)))
+        try {
+          for (;;) {
+            const left = endAt - Date.now()
+            if (left <= 0 || abort.signal.aborted) return finish(controller)
+            const r = await readOrWait(o.engine, o.path, from, o.limits, sentUpToDate ? left : 0, abort.signal)
+            if (abort.signal.aborted) return finish(controller)
+            const closedAtEnd = r.upToDate && r.meta.closed
+            if (r.records.length > 0 || closedAtEnd || (r.upToDate && !sentUpToDate)) {
+              controller.enqueue(enc.encode(frame(r)))
+              from = r.next
+              sentUpToDate = r.upToDate
+              if (closedAtEnd) finish(controller)
+              return
+            }
             from = r.next
-            sentUpToDate = r.upToDate
-            if (closedAtEnd) controller.close()
-            return
           }
-          from = r.next
+        } catch (err) {
+          // A stream deleted or expired under a live reader just ends its connection.
+          finish(controller, err instanceof OnePipeError && err.status < 500 ? undefined : err)
         }
       },
       cancel: () => {
+        finished = true
+        o.shutdown?.removeEventListener('abort', stop)
         abort.abort()
       },
     },
