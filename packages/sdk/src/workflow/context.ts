@@ -1,0 +1,346 @@
+// One execution of a run in this process: the ctx a workflow body gets.
+//
+// Replay: the body runs from the top every time the run is claimed; each
+// ctx call gets a stable id (name + call order) and returns the recorded
+// result when there is one. A run that sleeps or waits "parks": ctx calls
+// that would have to wait hand back a promise that never settles, the
+// executor sees the run parked once no step is in flight, and gives the lease
+// up until the wake time. Parking (instead of throwing) means a body's own
+// try/catch can never swallow a suspension and carry on.
+import {
+  ConfigError,
+  DatabaseError,
+  TimeoutError,
+  TransportError,
+  deserializeError,
+  isRetryable,
+  parseDuration,
+  serializeError,
+  type Database,
+  type Duration,
+  type Logger,
+  type SerializedError,
+} from '@onepipe/core'
+import {
+  consumeSignal,
+  insertSleep,
+  insertStep,
+  insertWaiting,
+  timeoutWaiting,
+  type Lease,
+  type RunRow,
+  type StepRow,
+} from './sql.js'
+import {
+  WorkflowCancelledError,
+  resolveRetry,
+  retryDelay,
+  type Appendable,
+  type ChildWorkflow,
+  type ResolvedRetry,
+  type StepOptions,
+  type WorkflowContext,
+} from './types.js'
+
+/** What an execution needs from the engine running it. */
+export interface ExecutionHost {
+  readonly db: Database
+  readonly owner: string
+  readonly logger: Logger
+  /** Starts (or finds) a child run; answers its row. */
+  startChild(workflow: ChildWorkflow<unknown, unknown>, input: unknown, childId: string, parentId: string): Promise<RunRow>
+}
+
+/** Why an execution stopped before its body finished. */
+export type StopReason = 'cancelled' | 'lease-lost' | 'shutdown' | 'infra'
+
+const never = <T>(): Promise<T> => new Promise<T>(() => undefined)
+const STOP: unique symbol = Symbol('stop')
+
+function jsonCopy<T>(v: T): T {
+  return v === undefined ? v : (JSON.parse(JSON.stringify(v)) as T)
+}
+
+function checkName(kind: string, name: string): void {
+  if (typeof name !== 'string' || name.length === 0 || name.length > 200 || name.includes('#') || name.startsWith('$')) {
+    throw new ConfigError('INVALID_STEP_NAME', `${kind} name "${String(name)}" must be 1-200 characters, without "#" and not starting with "$"`)
+  }
+}
+
+export class Execution implements WorkflowContext {
+  readonly workflowId: string
+  readonly workflowName: string
+  readonly lease: Lease
+  readonly seenSeq: number
+  readonly input: unknown
+  readonly #host: ExecutionHost
+  readonly #retry: ResolvedRetry
+  readonly #steps: Map<string, StepRow>
+  readonly #counters = new Map<string, number>()
+  readonly #abort = new AbortController()
+  readonly #deadlineMs: number | undefined
+  readonly #dbMsAtClaim: number
+  readonly #perfAtClaim = performance.now()
+  #inflight = 0
+  #suspended = false
+  #wakes: (number | null)[] = []
+  #stop: StopReason | undefined
+  #onParked: (() => void) | undefined
+  /** Resolves once the run is parked (suspended or stopped) with no step in flight. */
+  readonly parked: Promise<void>
+
+  constructor(host: ExecutionHost, row: RunRow, steps: StepRow[], retry: ResolvedRetry) {
+    this.#host = host
+    this.#retry = retry
+    this.workflowId = row.workflow_id
+    this.workflowName = row.workflow_name
+    this.lease = { id: row.workflow_id, fence: row.fence, owner: host.owner }
+    this.seenSeq = row.signal_seq
+    this.input = (row.input as { v?: unknown } | null)?.v
+    this.#deadlineMs = row.deadline_at?.getTime()
+    this.#dbMsAtClaim = row.db_now.getTime()
+    this.#steps = new Map(steps.map((s) => [s.step_name, s]))
+    this.parked = new Promise((resolve) => (this.#onParked = resolve))
+  }
+
+  get db(): Database {
+    return this.#host.db
+  }
+
+  get signal(): AbortSignal {
+    return this.#abort.signal
+  }
+
+  get stopReason(): StopReason | undefined {
+    return this.#stop
+  }
+
+  get suspended(): boolean {
+    return this.#suspended
+  }
+
+  /** The earliest wake time any parked branch asked for (null: only a signal or child wakes it). */
+  get wakeAtMs(): number | null {
+    const timed = this.#wakes.filter((w): w is number => w !== null)
+    return timed.length > 0 ? Math.min(...timed) : null
+  }
+
+  /** The database clock, estimated from the claim's `now()` plus time elapsed here. */
+  dbNow(): number {
+    return this.#dbMsAtClaim + (performance.now() - this.#perfAtClaim)
+  }
+
+  get pastDeadline(): boolean {
+    return this.#deadlineMs !== undefined && this.dbNow() >= this.#deadlineMs
+  }
+
+  /** Stops the execution: no new step starts; cancel and lost lease also abort `ctx.signal`. */
+  stop(reason: StopReason): void {
+    if (this.#stop === undefined || this.#stop === 'shutdown') this.#stop = reason
+    if (reason === 'cancelled' || reason === 'lease-lost') this.#abort.abort(new Error(`workflow run ${reason}`))
+    this.#checkParked()
+  }
+
+  #checkParked(): void {
+    if ((this.#suspended || this.#stop !== undefined) && this.#inflight === 0) this.#onParked?.()
+  }
+
+  #nextId(name: string): string {
+    const n = (this.#counters.get(name) ?? 0) + 1
+    this.#counters.set(name, n)
+    return n === 1 ? name : `${name}#${n}`
+  }
+
+  /** Waits forever once the run is parked; fails the run once it is past its deadline. */
+  #gate(): Promise<void> | undefined {
+    if (this.#suspended || this.#stop !== undefined) return never()
+    if (this.pastDeadline) {
+      return Promise.reject(new TimeoutError('WORKFLOW_TIMEOUT', `Workflow run "${this.workflowId}" ran past its timeout`, { workflowId: this.workflowId }))
+    }
+    return undefined
+  }
+
+  #suspend(wakeAtMs: number | null): Promise<never> {
+    this.#wakes.push(wakeAtMs)
+    this.#suspended = true
+    this.#checkParked()
+    return never()
+  }
+
+  /**
+   * Runs one write of this run, counted as in flight so the lease is not
+   * given up under it. A database failure stops the execution (never the run:
+   * it is recovered once its lease goes stale) and a refused write (lease
+   * lost or run cancelled) stops it too; both answer STOP and the caller
+   * parks.
+   */
+  async #write<T>(what: string, fn: () => Promise<T | undefined | false>): Promise<T | typeof STOP> {
+    this.#inflight++
+    let r: T | undefined | false | typeof STOP
+    try {
+      r = await fn()
+    } catch (e) {
+      if (!(e instanceof DatabaseError || e instanceof TransportError)) throw e
+      this.#host.logger.error({ err: e, workflowId: this.workflowId, what }, 'workflow write failed; the run is left for recovery')
+      r = STOP
+      this.#stop ??= 'infra'
+    } finally {
+      this.#inflight--
+    }
+    if (r === undefined || r === false) {
+      this.#host.logger.warn({ workflowId: this.workflowId, fence: this.lease.fence, what }, 'workflow write refused: this process no longer owns the run')
+      this.stop('lease-lost')
+      return STOP
+    }
+    this.#checkParked()
+    return r
+  }
+
+  async step<T>(name: string, fn: (signal: AbortSignal) => Promise<T> | T, options?: StepOptions): Promise<T> {
+    checkName('Step', name)
+    return this.#recorded(name, fn, options)
+  }
+
+  async #recorded<T>(stepId0: string, fn: (signal: AbortSignal) => Promise<T> | T, options?: StepOptions): Promise<T> {
+    const stepId = this.#nextId(stepId0)
+    const rec = this.#steps.get(stepId)
+    if (rec) return replay<T>(rec)
+    await this.#gate()
+    const policy = options?.retry ? resolveRetry(options.retry, this.#retry) : this.#retry
+    this.#inflight++
+    try {
+      let attempt = 0
+      let outcome: { ok: true; value: T } | { ok: false; error: SerializedError }
+      for (;;) {
+        attempt++
+        try {
+          outcome = { ok: true, value: jsonCopy(await fn(this.signal)) }
+          break
+        } catch (e) {
+          // An abort (cancel, lost lease) is not the step's failure.
+          if (this.signal.aborted) return never()
+          if (!isRetryable(e) || attempt >= policy.attempts) {
+            outcome = { ok: false, error: serializeError(e) }
+            break
+          }
+          const wait = retryDelay(policy, attempt)
+          this.#host.logger.warn({ err: e, workflowId: this.workflowId, stepId, attempt, retryInMs: Math.round(wait) }, 'workflow step failed; retrying')
+          await this.#pause(wait)
+          if (this.signal.aborted) return never()
+        }
+      }
+      const row: StepRow = {
+        step_name: stepId,
+        status: outcome.ok ? 'completed' : 'failed',
+        result: outcome.ok ? { v: outcome.value } : null,
+        error: outcome.ok ? null : outcome.error,
+        attempts: attempt,
+        wake_at: null,
+        created_at: new Date(),
+      }
+      const w = await this.#write(`step ${stepId}`, () =>
+        insertStep(this.#host.db, this.lease, { stepId, status: outcome.ok ? 'completed' : 'failed', result: outcome.ok ? outcome.value : undefined, error: row.error, attempts: attempt }),
+      )
+      if (w === STOP) return never()
+      this.#steps.set(stepId, row)
+      return replay<T>(row)
+    } finally {
+      this.#inflight--
+      this.#checkParked()
+    }
+  }
+
+  #pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms)
+      this.signal.addEventListener(
+        'abort',
+        () => {
+          clearTimeout(t)
+          resolve()
+        },
+        { once: true },
+      )
+    })
+  }
+
+  async sleep(duration: Duration): Promise<void> {
+    const ms = parseDuration(duration)
+    const stepId = this.#nextId('$sleep')
+    let wake = (this.#steps.get(stepId)?.result as { v?: number } | null)?.v
+    if (wake === undefined) {
+      await this.#gate()
+      const w = await this.#write(`sleep ${stepId}`, () => insertSleep(this.#host.db, this.lease, stepId, ms))
+      if (w === STOP) return never()
+      wake = w
+      this.#steps.set(stepId, { step_name: stepId, status: 'completed', result: { v: wake }, error: null, attempts: 1, wake_at: new Date(wake), created_at: new Date() })
+    }
+    if (wake <= this.dbNow()) return
+    return this.#suspend(wake)
+  }
+
+  async sleepUntil(at: Date): Promise<void> {
+    if (!(at instanceof Date) || Number.isNaN(at.getTime())) throw new ConfigError('INVALID_DATE', 'ctx.sleepUntil needs a valid Date')
+    if (at.getTime() <= this.dbNow()) return
+    await this.#gate()
+    return this.#suspend(at.getTime())
+  }
+
+  async waitForSignal<T = unknown>(name: string, options?: { timeout?: Duration }): Promise<T | null> {
+    checkName('Signal', name)
+    const stepId = this.#nextId(`$signal:${name}`)
+    const rec = this.#steps.get(stepId)
+    if (rec?.status === 'completed') return (rec.result?.v ?? null) as T | null
+    await this.#gate()
+    const got = await this.#write(`signal ${stepId}`, async () => ({ r: await consumeSignal(this.#host.db, this.lease, stepId, name) }))
+    if (got === STOP) return never()
+    if (got.r) {
+      this.#steps.set(stepId, { step_name: stepId, status: 'completed', result: { v: got.r.data }, error: null, attempts: 1, wake_at: null, created_at: new Date() })
+      return (got.r.data ?? null) as T | null
+    }
+    let deadline: number | null
+    if (rec?.status === 'waiting') deadline = rec.wake_at?.getTime() ?? null
+    else {
+      const timeoutMs = options?.timeout === undefined ? null : parseDuration(options.timeout)
+      const w = await this.#write(`wait ${stepId}`, () => insertWaiting(this.#host.db, this.lease, stepId, timeoutMs))
+      if (w === STOP) return never()
+      deadline = w.wakeAt?.getTime() ?? null
+      this.#steps.set(stepId, { step_name: stepId, status: 'waiting', result: null, error: null, attempts: 1, wake_at: w.wakeAt, created_at: new Date() })
+    }
+    if (deadline !== null && deadline <= this.dbNow()) {
+      if ((await this.#write(`timeout ${stepId}`, () => timeoutWaiting(this.#host.db, this.lease, stepId))) === STOP) return never()
+      this.#steps.set(stepId, { step_name: stepId, status: 'completed', result: { v: null }, error: null, attempts: 1, wake_at: null, created_at: new Date() })
+      return null
+    }
+    return this.#suspend(deadline)
+  }
+
+  async child<CI, CO>(workflow: ChildWorkflow<CI, CO>, input: CI, options?: { workflowId?: string }): Promise<CO> {
+    const stepId = this.#nextId('$child')
+    const childId = options?.workflowId ?? `${this.workflowId}/${stepId}`
+    await this.#gate()
+    const row = await this.#write(`child ${stepId}`, () => this.#host.startChild(workflow as ChildWorkflow<unknown, unknown>, input, childId, this.workflowId))
+    if (row === STOP) return never()
+    if (row.status === 'completed') return row.output?.v as CO
+    if (row.status === 'failed') throw deserializeError(row.error ?? serializeError(new Error('child failed')))
+    if (row.status === 'cancelled') throw new WorkflowCancelledError(row.workflow_id)
+    return this.#suspend(null)
+  }
+
+  async parallel<T extends readonly unknown[]>(items: { [K in keyof T]: Promise<T[K]> | (() => Promise<T[K]>) }): Promise<T> {
+    const started = (items as readonly (Promise<unknown> | (() => Promise<unknown>))[]).map((i) => (typeof i === 'function' ? i() : i))
+    return (await Promise.all(started)) as unknown as T
+  }
+
+  async emit<T>(flow: Appendable<T>, data: T): Promise<void> {
+    const name = (flow as { name?: unknown }).name
+    await this.#recorded(typeof name === 'string' ? `$emit:${name}` : '$emit', async () => {
+      await flow.append(data)
+    })
+  }
+}
+
+function replay<T>(rec: StepRow): Promise<T> {
+  if (rec.status === 'failed') return Promise.reject(deserializeError(rec.error ?? serializeError(new Error('step failed'))))
+  return Promise.resolve(rec.result?.v as T)
+}

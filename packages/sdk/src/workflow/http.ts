@@ -1,0 +1,126 @@
+import { ValidationError } from '@onepipe/core'
+import type { Context, Hono } from 'hono'
+import { errorJson, intParam } from '../flow/http.js'
+import { selectPendingSignals, selectRun } from './sql.js'
+import type { RunStatus } from './types.js'
+import { toInfo, type Workflow } from './workflow.js'
+
+const STATUSES: readonly RunStatus[] = ['pending', 'running', 'completed', 'failed', 'cancelled']
+
+/** Workflows mounted per app, so the shared `/runs/:id` routes find a run in any of their databases. */
+const mounted = new WeakMap<object, Workflow<unknown, unknown>[]>()
+
+async function optionalJson(c: Context): Promise<unknown> {
+  const text = await c.req.text()
+  if (text.trim() === '') return undefined
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    throw new ValidationError('request body', [{ path: '', message: 'must be JSON (Content-Type: application/json)' }])
+  }
+}
+
+/** Finds the workflow owning run `id` among those mounted on `app`. */
+async function findRun(app: object, id: string): Promise<{ wf: Workflow<unknown, unknown> } | undefined> {
+  const seen = new Set<unknown>()
+  for (const wf of mounted.get(app) ?? []) {
+    if (seen.has(wf.db)) continue
+    seen.add(wf.db)
+    const row = await selectRun(wf.db, id)
+    if (!row) continue
+    const owner = (mounted.get(app) ?? []).find((w) => w.name === row.workflow_name && w.db === wf.db) ?? wf
+    return { wf: owner }
+  }
+  return undefined
+}
+
+function runNotFound(id: string): Response {
+  return new Response(JSON.stringify({ error: { code: 'WORKFLOW_RUN_NOT_FOUND', message: `No workflow run "${id}"` } }), {
+    status: 404,
+    headers: { 'content-type': 'application/json; charset=utf-8' },
+  })
+}
+
+/**
+ * The workflow HTTP surface:
+ * `POST /__onepipe/workflows/{name}/start` (`{ input, workflowId? }`),
+ * `GET /__onepipe/workflows/{name}/runs?status&limit&offset`,
+ * `GET /__onepipe/workflows/runs/{id}` (run, steps, queued signals),
+ * `POST /__onepipe/workflows/runs/{id}/signal/{signal}` (body = data),
+ * `POST /__onepipe/workflows/runs/{id}/cancel`.
+ */
+export function mountWorkflowRoutes(app: Hono, wf: Workflow<unknown, unknown>): void {
+  const base = `/__onepipe/workflows/${wf.name}`
+  app.post(`${base}/start`, async (c) => {
+    try {
+      const body = await optionalJson(c)
+      if (body !== undefined && (typeof body !== 'object' || body === null || Array.isArray(body))) {
+        throw new ValidationError('request body', [{ path: '', message: 'must be an object { "input": …, "workflowId"?: "…" }' }])
+      }
+      const { input, workflowId } = (body ?? {}) as { input?: unknown; workflowId?: unknown }
+      if (workflowId !== undefined && typeof workflowId !== 'string') throw new ValidationError('request body', [{ path: 'workflowId', message: 'must be a string' }])
+      const h = await wf.start(input, workflowId === undefined ? {} : { workflowId })
+      const run = await wf.get(h.workflowId)
+      return c.json({ workflowId: h.workflowId, created: h.created, status: run?.status }, h.created ? 201 : 200)
+    } catch (e) {
+      return errorJson(e)
+    }
+  })
+  app.get(`${base}/runs`, async (c) => {
+    try {
+      const status = c.req.query('status')
+      if (status !== undefined && !STATUSES.includes(status as RunStatus)) throw new ValidationError('query', [{ path: 'status', message: `must be one of ${STATUSES.join(', ')}` }])
+      const limit = intParam(c, 'limit')
+      if (limit !== undefined && (limit < 1 || limit > 1000)) throw new ValidationError('query', [{ path: 'limit', message: 'must be between 1 and 1000' }])
+      const offset = intParam(c, 'offset')
+      const runs = await wf.list({ ...(status ? { status: status as RunStatus } : {}), ...(limit !== undefined ? { limit } : {}), ...(offset !== undefined ? { offset } : {}) })
+      return c.json({ runs })
+    } catch (e) {
+      return errorJson(e)
+    }
+  })
+
+  const list = mounted.get(app)
+  if (list) {
+    list.push(wf)
+    return
+  }
+  mounted.set(app, [wf])
+  const runs = '/__onepipe/workflows/runs/:id'
+  app.get(runs, async (c) => {
+    try {
+      const id = c.req.param('id')
+      const found = await findRun(app, id)
+      if (!found) return runNotFound(id)
+      const row = await selectRun(found.wf.db, id)
+      if (!row) return runNotFound(id)
+      const [steps, signals] = await Promise.all([found.wf.steps(id), selectPendingSignals(found.wf.db, id)])
+      return c.json({ run: toInfo(row), steps, pendingSignals: signals.map((s) => ({ name: s.name, data: s.data.v, createdAt: s.created_at })) })
+    } catch (e) {
+      return errorJson(e)
+    }
+  })
+  app.post(`${runs}/signal/:signal`, async (c) => {
+    try {
+      const id = c.req.param('id')
+      const found = await findRun(app, id)
+      if (!found) return runNotFound(id)
+      await found.wf.signal(id, c.req.param('signal'), await optionalJson(c))
+      return c.json({ workflowId: id, signal: c.req.param('signal'), queued: true }, 202)
+    } catch (e) {
+      return errorJson(e)
+    }
+  })
+  app.post(`${runs}/cancel`, async (c) => {
+    try {
+      const id = c.req.param('id')
+      const found = await findRun(app, id)
+      if (!found) return runNotFound(id)
+      await found.wf.cancel(id)
+      const run = await found.wf.get(id)
+      return c.json({ workflowId: id, status: run?.status })
+    } catch (e) {
+      return errorJson(e)
+    }
+  })
+}

@@ -1,0 +1,316 @@
+// Every statement a workflow run makes. Writes a run makes while it owns the
+// lease check `fence` and `owner` in the same statement (a FOR SHARE or
+// UPDATE on the run row), so a process that lost the lease records nothing.
+import type { Queryable, SerializedError } from '@onepipe/core'
+import type { RunStatus } from './types.js'
+
+export interface RunRow {
+  workflow_id: string
+  workflow_name: string
+  status: RunStatus
+  input: unknown
+  output: { v?: unknown } | null
+  error: SerializedError | null
+  parent_id: string | null
+  owner: string | null
+  fence: number
+  wake_at: Date | null
+  deadline_at: Date | null
+  signal_seq: number
+  created_at: Date
+  updated_at: Date
+  completed_at: Date | null
+  /** The database clock when the row was read. */
+  db_now: Date
+}
+
+export interface StepRow {
+  step_name: string
+  status: 'completed' | 'failed' | 'waiting'
+  result: { v?: unknown } | null
+  error: SerializedError | null
+  attempts: number
+  wake_at: Date | null
+  created_at: Date
+}
+
+/** Who writes: the run, the fence it was claimed with, and this process. */
+export interface Lease {
+  id: string
+  fence: number
+  owner: string
+}
+
+const COLS = `workflow_id, workflow_name, status, input, output, error, parent_id, owner, fence, wake_at, deadline_at, signal_seq, created_at, updated_at, completed_at, now() AS db_now`
+const LIVE = `status IN ('pending', 'running')`
+const MS = `* interval '1 millisecond'`
+
+export interface NewRun {
+  id: string
+  name: string
+  input: unknown
+  parentId: string | null
+  /** This process when it executes the run at once; null leaves it for any executor. */
+  owner: string | null
+  timeoutMs: number | null
+  channel: string
+}
+
+/**
+ * Inserts a run unless one with this id exists. An owned insert is the
+ * run's first claim (fence 1); an unowned one notifies executors.
+ */
+export async function insertRun(q: Queryable, r: NewRun): Promise<{ row: RunRow; created: boolean } | undefined> {
+  const rows = await q.query<RunRow & { created: boolean }>(
+    `WITH ins AS (
+       INSERT INTO _onepipe_workflows (workflow_id, workflow_name, status, input, parent_id, owner, fence, heartbeat_at, wake_at, deadline_at)
+       VALUES ($1, $2, CASE WHEN $5::text IS NULL THEN 'pending' ELSE 'running' END, $3::jsonb, $4, $5::text,
+               CASE WHEN $5::text IS NULL THEN 0 ELSE 1 END, CASE WHEN $5::text IS NULL THEN NULL ELSE now() END,
+               CASE WHEN $5::text IS NULL THEN now() END, now() + $6::float8 ${MS})
+       ON CONFLICT (workflow_id) DO NOTHING
+       RETURNING ${COLS}),
+     note AS (SELECT pg_notify($7, 'due:' || workflow_name) FROM ins WHERE owner IS NULL)
+     SELECT ins.*, true AS created, (SELECT count(*) FROM note) AS notified FROM ins
+     UNION ALL
+     SELECT ${COLS}, false AS created, 0 AS notified FROM _onepipe_workflows WHERE workflow_id = $1 AND NOT EXISTS (SELECT 1 FROM ins)`,
+    [r.id, r.name, { v: r.input }, r.parentId, r.owner, r.timeoutMs, r.channel],
+  )
+  const row = rows[0]
+  if (!row) return undefined
+  return { row, created: row.created }
+}
+
+export async function selectRun(q: Queryable, id: string): Promise<RunRow | undefined> {
+  const [row] = await q.query<RunRow>(`SELECT ${COLS} FROM _onepipe_workflows WHERE workflow_id = $1`, [id])
+  return row
+}
+
+export async function selectRuns(q: Queryable, name: string, status: RunStatus | undefined, limit: number, offset: number): Promise<RunRow[]> {
+  return q.query<RunRow>(
+    `SELECT ${COLS} FROM _onepipe_workflows WHERE workflow_name = $1 AND ($2::text IS NULL OR status = $2)
+     ORDER BY created_at DESC, workflow_id LIMIT $3 OFFSET $4`,
+    [name, status ?? null, limit, offset],
+  )
+}
+
+export async function selectSteps(q: Queryable, id: string): Promise<StepRow[]> {
+  return q.query<StepRow>(
+    `SELECT step_name, status, result, error, attempts, wake_at, created_at FROM _onepipe_workflow_steps WHERE workflow_id = $1 ORDER BY created_at, step_name`,
+    [id],
+  )
+}
+
+/** Claims up to `limit` unowned runs that are due, bumping each fence. */
+export async function claimDue(q: Queryable, names: string[], owner: string, limit: number): Promise<RunRow[]> {
+  return q.query<RunRow>(
+    `UPDATE _onepipe_workflows w SET status = 'running', owner = $2, fence = w.fence + 1, heartbeat_at = now(), wake_at = NULL, updated_at = now()
+     FROM (SELECT workflow_id FROM _onepipe_workflows
+           WHERE owner IS NULL AND ${LIVE} AND wake_at <= now() AND workflow_name = ANY($1::text[])
+           ORDER BY wake_at LIMIT $3 FOR UPDATE SKIP LOCKED) c
+     WHERE w.workflow_id = c.workflow_id
+     RETURNING ${prefixed('w')}`,
+    [names, owner, limit],
+  )
+}
+
+/** Takes over owned runs whose heartbeat is older than `staleMs` (their owner died or is paused). */
+export async function claimStale(q: Queryable, names: string[], owner: string, staleMs: number, limit: number): Promise<RunRow[]> {
+  return q.query<RunRow>(
+    `UPDATE _onepipe_workflows w SET status = 'running', owner = $2, fence = w.fence + 1, heartbeat_at = now(), wake_at = NULL, updated_at = now()
+     FROM (SELECT workflow_id FROM _onepipe_workflows
+           WHERE owner IS NOT NULL AND ${LIVE} AND heartbeat_at < now() - $3::float8 ${MS} AND workflow_name = ANY($1::text[])
+           ORDER BY heartbeat_at LIMIT $4 FOR UPDATE SKIP LOCKED) c
+     WHERE w.workflow_id = c.workflow_id
+     RETURNING ${prefixed('w')}`,
+    [names, owner, staleMs, limit],
+  )
+}
+
+function prefixed(alias: string): string {
+  return COLS.split(', ')
+    .map((c) => (c.startsWith('now()') ? c : `${alias}.${c}`))
+    .join(', ')
+}
+
+/** Renews the heartbeat of every run this process holds; answers the ids still held. */
+export async function heartbeat(q: Queryable, owner: string, ids: string[], fences: number[]): Promise<string[]> {
+  const rows = await q.query<{ workflow_id: string }>(
+    `UPDATE _onepipe_workflows w SET heartbeat_at = now()
+     FROM unnest($2::text[], $3::int8[]) AS h(id, fence)
+     WHERE w.workflow_id = h.id AND w.fence = h.fence AND w.owner = $1 AND w.${LIVE}
+     RETURNING w.workflow_id`,
+    [owner, ids, fences],
+  )
+  return rows.map((r) => r.workflow_id)
+}
+
+const LEASE_CTE = `lease AS (SELECT workflow_id FROM _onepipe_workflows WHERE workflow_id = $1 AND fence = $2 AND owner = $3 AND status = 'running' FOR SHARE)`
+
+/** Records a finished step; false when the lease is no longer this process's (the write is refused). */
+export async function insertStep(
+  q: Queryable,
+  l: Lease,
+  s: { stepId: string; status: 'completed' | 'failed'; result: unknown; error: SerializedError | null; attempts: number },
+): Promise<boolean> {
+  const rows = await q.query(
+    `WITH ${LEASE_CTE}
+     INSERT INTO _onepipe_workflow_steps (id, workflow_id, step_name, status, result, error, attempts, fence)
+     SELECT $1 || '/' || $4, workflow_id, $4, $5, $6::jsonb, $7::jsonb, $8, $2 FROM lease
+     ON CONFLICT (workflow_id, step_name) DO NOTHING
+     RETURNING step_name`,
+    [l.id, l.fence, l.owner, s.stepId, s.status, s.status === 'completed' ? { v: s.result } : null, s.error, s.attempts],
+  )
+  return rows.length > 0
+}
+
+/** Records a sleep with its wake time taken from the database clock; undefined when refused. */
+export async function insertSleep(q: Queryable, l: Lease, stepId: string, ms: number): Promise<number | undefined> {
+  const [row] = await q.query<{ result: { v: number } }>(
+    `WITH ${LEASE_CTE}
+     INSERT INTO _onepipe_workflow_steps (id, workflow_id, step_name, status, result, fence, wake_at)
+     SELECT $1 || '/' || $4, workflow_id, $4, 'completed',
+            jsonb_build_object('v', floor(extract(epoch FROM now() + $5::float8 ${MS}) * 1000)::float8), $2, now() + $5::float8 ${MS}
+     FROM lease
+     ON CONFLICT (workflow_id, step_name) DO NOTHING
+     RETURNING result`,
+    [l.id, l.fence, l.owner, stepId, ms],
+  )
+  return row?.result.v
+}
+
+/** Records that a signal wait began, with its deadline (database clock); undefined when refused. */
+export async function insertWaiting(q: Queryable, l: Lease, stepId: string, timeoutMs: number | null): Promise<{ wakeAt: Date | null } | undefined> {
+  const [row] = await q.query<{ wake_at: Date | null }>(
+    `WITH ${LEASE_CTE}
+     INSERT INTO _onepipe_workflow_steps (id, workflow_id, step_name, status, fence, wake_at)
+     SELECT $1 || '/' || $4, workflow_id, $4, 'waiting', $2, now() + $5::float8 ${MS} FROM lease
+     ON CONFLICT (workflow_id, step_name) DO NOTHING
+     RETURNING wake_at`,
+    [l.id, l.fence, l.owner, stepId, timeoutMs],
+  )
+  return row ? { wakeAt: row.wake_at } : undefined
+}
+
+/**
+ * Takes the oldest unconsumed signal `name` for this run and records it as
+ * the step's result, in one statement: each signal goes to exactly one wait.
+ */
+export async function consumeSignal(q: Queryable, l: Lease, stepId: string, name: string): Promise<{ data: unknown } | undefined> {
+  const [row] = await q.query<{ result: { v: unknown } }>(
+    `WITH ${LEASE_CTE},
+     sig AS (
+       UPDATE _onepipe_workflow_signals s SET consumed_by = $1 || '/' || $4
+       WHERE s.seq = (SELECT seq FROM _onepipe_workflow_signals
+                      WHERE workflow_id = $1 AND name = $5 AND consumed_by IS NULL AND EXISTS (SELECT 1 FROM lease)
+                      ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED)
+       RETURNING s.data)
+     INSERT INTO _onepipe_workflow_steps AS st (id, workflow_id, step_name, status, result, fence)
+     SELECT $1 || '/' || $4, $1, $4, 'completed', sig.data, $2 FROM sig
+     ON CONFLICT (workflow_id, step_name) DO UPDATE SET status = 'completed', result = EXCLUDED.result, fence = EXCLUDED.fence
+       WHERE st.status = 'waiting'
+     RETURNING result`,
+    [l.id, l.fence, l.owner, stepId, name],
+  )
+  return row ? { data: row.result.v } : undefined
+}
+
+/** Turns a waiting signal step into a timed-out one (result null); false when refused. */
+export async function timeoutWaiting(q: Queryable, l: Lease, stepId: string): Promise<boolean> {
+  const rows = await q.query(
+    `WITH ${LEASE_CTE}
+     UPDATE _onepipe_workflow_steps st SET status = 'completed', result = '{"v":null,"timedOut":true}'::jsonb, fence = $2
+     FROM lease WHERE st.workflow_id = lease.workflow_id AND st.step_name = $4 AND st.status = 'waiting'
+     RETURNING st.step_name`,
+    [l.id, l.fence, l.owner, stepId],
+  )
+  return rows.length > 0
+}
+
+/**
+ * Gives the lease up until `wakeAt` (epoch ms, null = until woken), unless a
+ * signal or child completion arrived since the run was claimed (`signal_seq`
+ * moved): then the run is due at once, so no wake-up is lost.
+ */
+export async function releaseRun(q: Queryable, l: Lease, wakeAtMs: number | null, seenSeq: number): Promise<{ wakeAt: Date } | undefined> {
+  const [row] = await q.query<{ wake_at: Date }>(
+    `UPDATE _onepipe_workflows SET owner = NULL, heartbeat_at = NULL, updated_at = now(),
+       wake_at = CASE WHEN signal_seq = $5
+                      THEN LEAST(COALESCE(to_timestamp($4::float8 / 1000), 'infinity'::timestamptz), COALESCE(deadline_at, 'infinity'::timestamptz))
+                      ELSE now() END
+     WHERE workflow_id = $1 AND fence = $2 AND owner = $3 AND status = 'running'
+     RETURNING wake_at`,
+    [l.id, l.fence, l.owner, wakeAtMs, seenSeq],
+  )
+  return row ? { wakeAt: row.wake_at } : undefined
+}
+
+/**
+ * Ends a run (completed or failed) under its lease and wakes a waiting
+ * parent; a cancelled run is left cancelled. False when refused.
+ */
+export async function finishRun(
+  q: Queryable,
+  l: Lease,
+  f: { status: 'completed' | 'failed'; output: unknown; error: SerializedError | null; channel: string },
+): Promise<boolean> {
+  const [row] = await q.query<{ done: number }>(
+    `WITH done AS (
+       UPDATE _onepipe_workflows SET status = $4, output = $5::jsonb, error = $6::jsonb, owner = NULL, heartbeat_at = NULL,
+              wake_at = NULL, updated_at = now(), completed_at = now()
+       WHERE workflow_id = $1 AND fence = $2 AND owner = $3 AND status = 'running'
+       RETURNING parent_id),
+     ${WAKE_PARENT}
+     SELECT (SELECT count(*) FROM done) AS done, (SELECT count(*) FROM parent) AS woke`,
+    [l.id, l.fence, l.owner, f.status, f.status === 'completed' ? { v: f.output } : null, f.error, f.channel],
+  )
+  return Number(row?.done ?? 0) > 0
+}
+
+// Reads `done(parent_id)`; $7 is the notify channel.
+const WAKE_PARENT = `parent AS (
+       UPDATE _onepipe_workflows p SET signal_seq = p.signal_seq + 1, updated_at = now(),
+              wake_at = CASE WHEN p.owner IS NULL THEN LEAST(p.wake_at, now()) ELSE p.wake_at END
+       FROM done WHERE p.workflow_id = done.parent_id AND p.${LIVE}
+       RETURNING p.workflow_name, pg_notify($7, 'due:' || p.workflow_name))`
+
+/** Cancels a run and its live descendants; answers the ids cancelled. Wakes the parent of the run. */
+export async function cancelRun(q: Queryable, id: string, channel: string): Promise<string[]> {
+  const rows = await q.query<{ workflow_id: string }>(
+    `WITH RECURSIVE tree AS (
+       SELECT workflow_id FROM _onepipe_workflows WHERE workflow_id = $1
+       UNION ALL
+       SELECT c.workflow_id FROM _onepipe_workflows c JOIN tree t ON c.parent_id = t.workflow_id),
+     done AS (
+       UPDATE _onepipe_workflows SET status = 'cancelled', owner = NULL, heartbeat_at = NULL, wake_at = NULL, updated_at = now(), completed_at = now()
+       WHERE workflow_id IN (SELECT workflow_id FROM tree) AND ${LIVE}
+       RETURNING workflow_id, CASE WHEN workflow_id = $1 THEN parent_id END AS parent_id, pg_notify($2, 'cancel:' || workflow_id)),
+     parent AS (
+       UPDATE _onepipe_workflows p SET signal_seq = p.signal_seq + 1, updated_at = now(),
+              wake_at = CASE WHEN p.owner IS NULL THEN LEAST(p.wake_at, now()) ELSE p.wake_at END
+       FROM done WHERE p.workflow_id = done.parent_id AND p.${LIVE}
+       RETURNING p.workflow_name, pg_notify($2, 'due:' || p.workflow_name))
+     SELECT workflow_id, (SELECT count(*) FROM parent) AS woke FROM done`,
+    [id, channel],
+  )
+  return rows.map((r) => r.workflow_id)
+}
+
+/** Queues a signal for a live run and makes a sleeping run due; undefined when the run is not live. */
+export async function insertSignal(q: Queryable, id: string, name: string, data: unknown, channel: string): Promise<number | undefined> {
+  const [row] = await q.query<{ seq: number }>(
+    `WITH run AS (
+       UPDATE _onepipe_workflows SET signal_seq = signal_seq + 1, updated_at = now(),
+              wake_at = CASE WHEN owner IS NULL THEN LEAST(wake_at, now()) ELSE wake_at END
+       WHERE workflow_id = $1 AND ${LIVE}
+       RETURNING workflow_id, workflow_name),
+     ins AS (INSERT INTO _onepipe_workflow_signals (workflow_id, name, data) SELECT workflow_id, $2, $3::jsonb FROM run RETURNING seq)
+     SELECT ins.seq, pg_notify($4, 'due:' || run.workflow_name) FROM ins, run`,
+    [id, name, { v: data }, channel],
+  )
+  return row?.seq
+}
+
+/** Unconsumed signals of a run (for its detail view). */
+export async function selectPendingSignals(q: Queryable, id: string): Promise<{ name: string; data: { v?: unknown }; created_at: Date }[]> {
+  return q.query(`SELECT name, data, created_at FROM _onepipe_workflow_signals WHERE workflow_id = $1 AND consumed_by IS NULL ORDER BY seq`, [id])
+}

@@ -1,0 +1,193 @@
+import { ConflictError, parseDuration, ConfigError, type Duration, type Database, type SerializedError } from '@onepipe/core'
+
+/** Where a run is in its life. A sleeping or waiting run is `running` with a `wakeAt`. */
+export type RunStatus = 'pending' | 'running' | 'completed' | 'failed' | 'cancelled'
+
+/** The statuses a run never leaves. */
+export const FINAL_STATUSES: readonly RunStatus[] = ['completed', 'failed', 'cancelled']
+
+/** What `status()`, `get(id)` and `list()` answer about one run. */
+export interface RunInfo<O = unknown> {
+  workflowId: string
+  workflowName: string
+  status: RunStatus
+  input: unknown
+  output: O | undefined
+  error: SerializedError | undefined
+  parentId: string | undefined
+  /** When a sleeping or waiting run is due again (database time); undefined while it runs. */
+  wakeAt: Date | undefined
+  /** Past this the run fails with `WORKFLOW_TIMEOUT`. */
+  deadlineAt: Date | undefined
+  createdAt: Date
+  updatedAt: Date
+  completedAt: Date | undefined
+}
+
+/** One recorded step of a run (`GET /__onepipe/workflows/runs/:id`). */
+export interface StepInfo {
+  /** Stable id within the run: the step name plus its call order (`charge`, `charge#2`…). */
+  stepId: string
+  status: 'completed' | 'failed' | 'waiting'
+  result: unknown
+  error: SerializedError | undefined
+  attempts: number
+  createdAt: Date
+}
+
+/**
+ * How a failing step is retried. Only retryable errors are retried
+ * (`isRetryable` from `@onepipe/core`); a `TerminalError` fails at once.
+ * The delay before attempt n+1 is `delay` (fixed), `delay·n` (linear) or
+ * `delay·2^(n-1)` (exponential), capped at `maxDelay`, with full jitter on
+ * its upper half.
+ */
+export interface RetryPolicy {
+  /** Total attempts including the first (default 3). */
+  attempts?: number
+  backoff?: 'fixed' | 'linear' | 'exponential'
+  /** Base delay (default 1s). */
+  delay?: Duration
+  /** Upper bound of one delay (default 1m). */
+  maxDelay?: Duration
+}
+
+export interface ResolvedRetry {
+  attempts: number
+  backoff: 'fixed' | 'linear' | 'exponential'
+  delayMs: number
+  maxDelayMs: number
+}
+
+export const DEFAULT_RETRY: ResolvedRetry = { attempts: 3, backoff: 'exponential', delayMs: 1000, maxDelayMs: 60_000 }
+
+export function resolveRetry(p: RetryPolicy | undefined, base: ResolvedRetry = DEFAULT_RETRY): ResolvedRetry {
+  if (!p) return base
+  const attempts = p.attempts ?? base.attempts
+  if (!Number.isInteger(attempts) || attempts < 1) throw new ConfigError('INVALID_RETRY', `retry.attempts must be an integer >= 1, got ${attempts}`)
+  const backoff = p.backoff ?? base.backoff
+  if (!['fixed', 'linear', 'exponential'].includes(backoff)) throw new ConfigError('INVALID_RETRY', `retry.backoff must be fixed, linear or exponential, got "${String(backoff)}"`)
+  return {
+    attempts,
+    backoff,
+    delayMs: p.delay === undefined ? base.delayMs : parseDuration(p.delay),
+    maxDelayMs: p.maxDelay === undefined ? base.maxDelayMs : parseDuration(p.maxDelay),
+  }
+}
+
+/** The wait before attempt `attempt + 1` (attempt counts from 1). */
+export function retryDelay(r: ResolvedRetry, attempt: number): number {
+  const raw = r.backoff === 'fixed' ? r.delayMs : r.backoff === 'linear' ? r.delayMs * attempt : r.delayMs * 2 ** (attempt - 1)
+  const capped = Math.min(raw, r.maxDelayMs)
+  // Half fixed, half random: spreads retries of many runs without ever
+  // retrying sooner than half the configured delay.
+  return capped / 2 + Math.random() * (capped / 2)
+}
+
+/** Anything `ctx.emit` can append to: a Flow, or any object with `append(data)`. */
+export interface Appendable<T = unknown> {
+  append(data: T): Promise<unknown>
+}
+
+/** What a step function may use. */
+export interface StepOptions {
+  retry?: RetryPolicy
+}
+
+/**
+ * What a workflow body gets. Every method that touches the outside world
+ * goes through a recorded step, so replay after a crash returns the recorded
+ * results instead of doing it again.
+ */
+export interface WorkflowContext {
+  /** This run's id. */
+  readonly workflowId: string
+  /** The workflow's database. */
+  readonly db: Database
+  /** Aborted when this process stops executing the run (cancel, lost lease, shutdown). */
+  readonly signal: AbortSignal
+  /**
+   * Runs `fn` once and records its result; on replay returns the recorded
+   * result (or rethrows the recorded failure) without running it. Results
+   * must be JSON values: the first run returns the same JSON copy replay will.
+   *
+   * @example
+   * ```ts
+   * const charge = await ctx.step('charge', () => stripe.charge(input.amount), { retry: { attempts: 5 } })
+   * ```
+   */
+  step<T>(name: string, fn: (signal: AbortSignal) => Promise<T> | T, options?: StepOptions): Promise<T>
+  /**
+   * Sleeps durably: the wake time is stored (database clock) and the run
+   * gives up its process until then; a restart does not start the sleep over.
+   *
+   * @example
+   * ```ts
+   * await ctx.sleep('5m')
+   * ```
+   */
+  sleep(duration: Duration): Promise<void>
+  /**
+   * Sleeps until an absolute time.
+   *
+   * @example
+   * ```ts
+   * await ctx.sleepUntil(new Date(input.sendAt))
+   * ```
+   */
+  sleepUntil(at: Date): Promise<void>
+  /**
+   * Waits for the next signal `name` sent to this run (queued: signals sent
+   * earlier are delivered in order, each to exactly one wait). Resolves with
+   * its data, or with `null` when `timeout` passes first.
+   *
+   * @example
+   * ```ts
+   * const approval = await ctx.waitForSignal<{ ok: boolean }>('approval', { timeout: '1d' })
+   * ```
+   */
+  waitForSignal<T = unknown>(name: string, options?: { timeout?: Duration }): Promise<T | null>
+  /**
+   * Starts `workflow` as a child run (idempotent on replay) and waits for its
+   * output; a failed child rethrows its error here.
+   *
+   * @example
+   * ```ts
+   * const label = await ctx.child(shipping, { orderId: input.id })
+   * ```
+   */
+  child<CI, CO>(workflow: ChildWorkflow<CI, CO>, input: CI, options?: { workflowId?: string }): Promise<CO>
+  /**
+   * Runs several steps (thunks or already-started promises) at once and
+   * resolves with all results in order.
+   *
+   * @example
+   * ```ts
+   * const [a, b] = await ctx.parallel([() => ctx.step('a', fa), () => ctx.step('b', fb)])
+   * ```
+   */
+  parallel<T extends readonly unknown[]>(items: { [K in keyof T]: Promise<T[K]> | (() => Promise<T[K]>) }): Promise<T>
+  /**
+   * Appends `data` to a flow as a recorded step, so replay does not append again.
+   *
+   * @example
+   * ```ts
+   * await ctx.emit(orderEvents, { type: 'paid', id: input.id })
+   * ```
+   */
+  emit<T>(flow: Appendable<T>, data: T): Promise<void>
+}
+
+/** What `ctx.child` needs of a workflow (any built Workflow). */
+export interface ChildWorkflow<I, O> {
+  readonly name: string
+  /** @internal */
+  readonly __types?: { input: I; output: O }
+}
+
+/** A run was cancelled; `result()` of a cancelled run throws it. */
+export class WorkflowCancelledError extends ConflictError {
+  constructor(workflowId: string) {
+    super('WORKFLOW_CANCELLED', `Workflow run "${workflowId}" was cancelled`, { workflowId })
+  }
+}
