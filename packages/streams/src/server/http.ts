@@ -1,16 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Hono, type Context } from 'hono'
-import { OnePipeError } from '@onepipe/core'
 import {
-  ProducerFencedError,
-  ProducerSequenceError,
   StreamBadRequestError,
-  StreamClosedError,
   type StreamMeta,
 } from '../stores/types.js'
 import type { ReadOutcome, StreamEngine } from './engine.js'
 import {
-  BASE_HEADERS,
   H,
   PREFLIGHT_HEADERS,
   STREAM_PREFIX,
@@ -25,6 +20,9 @@ import {
 import { isJsonType, isTextType, recordsToBody } from './records.js'
 import { readOrWait, sseBody } from './live.js'
 import { StreamRequest } from './request.js'
+import { errorReply, respond, type Reply } from './reply.js'
+
+export type { Reply } from './reply.js'
 
 /** Limits and timings of the HTTP layer. */
 export interface HttpOptions {
@@ -37,36 +35,6 @@ export interface HttpOptions {
 }
 
 type Headers_ = Record<string, string>
-
-/** A transport-neutral answer: written straight to Node's ServerResponse, or turned into a Response for Hono. */
-export interface Reply {
-  status: number
-  headers: Headers_
-  body: string | Uint8Array | ReadableStream<Uint8Array>
-}
-
-function respond(status: number, headers: Headers_, body: Reply['body'] = ''): Reply {
-  return { status, headers: { ...BASE_HEADERS, ...headers }, body }
-}
-
-/** Maps any thrown value to the protocol's status + JSON error body. */
-export function errorReply(err: unknown): Reply {
-  if (!(err instanceof OnePipeError)) {
-    const e = new OnePipeError('STREAM_INTERNAL', 'The streams server failed; see its log.', { status: 500 })
-    return respond(500, { 'content-type': 'application/json' }, JSON.stringify(e.toJSON()))
-  }
-  const h: Headers_ = { 'content-type': 'application/json' }
-  if (err instanceof StreamClosedError) {
-    h[H.closed] = 'true'
-    h[H.nextOffset] = err.nextOffset
-  } else if (err instanceof ProducerFencedError) {
-    h[H.producerEpoch] = String(err.currentEpoch)
-  } else if (err instanceof ProducerSequenceError) {
-    h[H.producerExpectedSeq] = String(err.expectedSeq)
-    h[H.producerReceivedSeq] = String(err.receivedSeq)
-  }
-  return respond(err.status, h, JSON.stringify(err.toJSON()))
-}
 
 /** OnePipe's `limit` query parameter: the most appends one read returns. */
 function limitOf(value: string): number {
