@@ -20,7 +20,7 @@ import { checkJson } from './json.js'
 import { pause, pullEvents } from './pull.js'
 import { PgFlowStore } from './pg-store.js'
 import { streamsFlowStore } from './streams-store.js'
-import type { AppendResult, FlowEvent, FlowStore, ReadOptions, RetentionOptions, StreamOptions, SubscribeOptions, Unsubscribe } from './types.js'
+import type { FlowAppendResult, FlowEvent, FlowStore, FlowReadOptions, FlowRetentionOptions, FlowStreamOptions, FlowSubscribeOptions, Unsubscribe } from './types.js'
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/
 const DEFAULT_LIMIT = 1000
@@ -110,7 +110,7 @@ export class Flow<T = unknown> implements Component {
    * const { id, offset } = await orders.append({ id: 'o1', total: 42 })
    * ```
    */
-  async append(data: T): Promise<AppendResult> {
+  async append(data: T): Promise<FlowAppendResult> {
     const value = await this.#validate(data)
     const e = await this.store.append(randomUUID(), value)
     return { id: e.id, offset: e.offset }
@@ -134,7 +134,7 @@ export class Flow<T = unknown> implements Component {
    * const latest = await orders.read({ tail: 10 })
    * ```
    */
-  async read(o: ReadOptions = {}): Promise<FlowEvent<T>[]> {
+  async read(o: FlowReadOptions = {}): Promise<FlowEvent<T>[]> {
     checkCount('offset', o.offset, Number.MAX_SAFE_INTEGER)
     checkCount('tail', o.tail, MAX_LIMIT)
     checkCount('limit', o.limit, MAX_LIMIT)
@@ -171,7 +171,7 @@ export class Flow<T = unknown> implements Component {
    * await stop()
    * ```
    */
-  subscribe(fn: (event: FlowEvent<T>) => unknown, o: SubscribeOptions = {}): Unsubscribe {
+  subscribe(fn: (event: FlowEvent<T>) => unknown, o: FlowSubscribeOptions = {}): Unsubscribe {
     const ac = new AbortController()
     let markReady!: () => void
     const ready = new Promise<void>((res) => (markReady = res))
@@ -224,7 +224,7 @@ export class Flow<T = unknown> implements Component {
    * }
    * ```
    */
-  stream(o: StreamOptions = {}): AsyncIterable<FlowEvent<T>> {
+  stream(o: FlowStreamOptions = {}): AsyncIterable<FlowEvent<T>> {
     checkCount('offset', o.offset, Number.MAX_SAFE_INTEGER)
     return pullEvents(this.store, o.offset ?? 0, { live: o.live ?? false, logger: this.#logger, ...(o.signal ? { signal: o.signal } : {}) }) as AsyncIterable<FlowEvent<T>>
   }
@@ -312,7 +312,7 @@ export class FlowBuilder<T> {
   }
 
   /** Deletes events older than `maxAge` or beyond the newest `maxEvents`. */
-  retention(o: RetentionOptions): this {
+  retention(o: FlowRetentionOptions): this {
     if (o.maxEvents !== undefined && (!Number.isInteger(o.maxEvents) || o.maxEvents < 1)) throw new ConfigError('INVALID_RETENTION', `retention.maxEvents must be a positive integer, got ${o.maxEvents}`)
     this.#c.maxAgeMs = o.maxAge === undefined ? undefined : parseDuration(o.maxAge)
     this.#c.maxEvents = o.maxEvents

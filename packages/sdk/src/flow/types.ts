@@ -10,7 +10,7 @@ export interface FlowEvent<T = unknown> {
 }
 
 /** What `append` answers once the event is stored. */
-export interface AppendResult {
+export interface FlowAppendResult {
   id: string
   offset: number
 }
@@ -20,7 +20,7 @@ export interface AppendResult {
  * already seen: events AFTER it are returned (0, the default, reads from the
  * start). `tail: n` returns the last n events instead.
  */
-export interface ReadOptions {
+export interface FlowReadOptions {
   offset?: number
   tail?: number
   /** At most this many events (default 1000, at most 10,000). */
@@ -28,12 +28,12 @@ export interface ReadOptions {
 }
 
 /** Where a live subscription starts: after `offset`, or at the flow's head when omitted. */
-export interface SubscribeOptions {
+export interface FlowSubscribeOptions {
   offset?: number
 }
 
 /** Options of `stream()`: `live` keeps waiting for new events after catching up. */
-export interface StreamOptions {
+export interface FlowStreamOptions {
   live?: boolean
   /** Start after this offset (default 0: from the first stored event). */
   offset?: number
@@ -42,7 +42,7 @@ export interface StreamOptions {
 }
 
 /** Retention: events older than `maxAge` or beyond the newest `maxEvents` are deleted by a background sweep. */
-export interface RetentionOptions {
+export interface FlowRetentionOptions {
   maxAge?: number | string
   maxEvents?: number
   /** How often the sweep runs under `serve()` (default 60s). */

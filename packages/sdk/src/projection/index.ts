@@ -1,1 +1,1 @@
-export { Projection, ProjectionBuilder, type ProjectionStatus, type Reducer } from './projection.js'
+export { Projection, ProjectionBuilder, type ProjectionStatus, type ProjectionReducer } from './projection.js'

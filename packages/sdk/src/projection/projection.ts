@@ -17,13 +17,13 @@ import { CHANNEL, ensureStateRow, lockState, lockStateWait, resetState, selectAl
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/
 
 /** Folds one event into the state: return the new state (mutating and returning the old one is fine). */
-export type Reducer<S, E> = (state: S, data: E, event: FlowEvent<E>) => S | Promise<S>
+export type ProjectionReducer<S, E> = (state: S, data: E, event: FlowEvent<E>) => S | Promise<S>
 
 interface ProjectionConfig<S, E> {
   name: string
   flow: Flow<E> | undefined
   initial: S
-  reduce: Reducer<S, E> | undefined
+  reduce: ProjectionReducer<S, E> | undefined
   keyBy: ((data: E, event: FlowEvent<E>) => string) | undefined
   every: number
   db: Database | undefined
@@ -159,7 +159,7 @@ export class Projection<S = unknown, E = unknown> implements Component {
   }
 
   async #apply(state: unknown, e: FlowEvent<E>): Promise<S> {
-    const next = await (this.#c.reduce as Reducer<S, E>)(state as S, e.data, e)
+    const next = await (this.#c.reduce as ProjectionReducer<S, E>)(state as S, e.data, e)
     if (next === undefined) throw new ValidationError(`state of projection "${this.name}"`, [{ path: '', message: `reduce returned undefined for the event at offset ${e.offset}; return the new state` }])
     return next
   }
@@ -490,7 +490,7 @@ export class ProjectionBuilder<S, E> {
   }
 
   /** Folds one event into the state. */
-  reduce(fn: Reducer<S, E>): this {
+  reduce(fn: ProjectionReducer<S, E>): this {
     this.#c.reduce = fn
     return this
   }

@@ -1,2 +1,2 @@
 export { Signal, SignalBuilder } from './signal.js'
-export type { Versioned } from './stores.js'
+export type { VersionedValue } from './stores.js'

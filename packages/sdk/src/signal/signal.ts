@@ -18,7 +18,7 @@ import type { Hono } from 'hono'
 import { checkJson } from '../flow/json.js'
 import type { Unsubscribe } from '../flow/types.js'
 import { mountSignalRoutes } from './http.js'
-import { cacheStore, PgSignalStore, type SignalChange, type SignalStore, type Versioned } from './stores.js'
+import { cacheStore, PgSignalStore, type SignalChange, type SignalStore, type VersionedValue } from './stores.js'
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/
 /** Attempts of one `update` before it gives up with a ConflictError (each loses only to a write that succeeded). */
@@ -105,9 +105,9 @@ export class Signal<T = unknown> implements Component {
    * const { value, version } = await visitors.read()
    * ```
    */
-  async read(): Promise<Versioned<T>> {
+  async read(): Promise<VersionedValue<T>> {
     const r = await this.#s.read()
-    return r ? (r as Versioned<T>) : { value: this.#initial(), version: 0 }
+    return r ? (r as VersionedValue<T>) : { value: this.#initial(), version: 0 }
   }
 
   /**
@@ -123,7 +123,7 @@ export class Signal<T = unknown> implements Component {
   }
 
   /** @internal Writes unconditionally; answers the new value and version. */
-  async write(value: unknown): Promise<Versioned<T>> {
+  async write(value: unknown): Promise<VersionedValue<T>> {
     const v = await this.#check(value)
     return { value: v, version: await this.#s.write(v) }
   }
@@ -141,7 +141,7 @@ export class Signal<T = unknown> implements Component {
   }
 
   /** @internal Compare-and-swap loop behind update and patch. */
-  async change(fn: (value: T) => unknown): Promise<Versioned<T>> {
+  async change(fn: (value: T) => unknown): Promise<VersionedValue<T>> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const cur = await this.read()
       const next = await this.#check(await fn(cur.value))

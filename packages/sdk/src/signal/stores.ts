@@ -1,7 +1,7 @@
 import type { MemoryCache, RedisCache, CacheLike, Database, Queryable } from '@onepipe/core'
 
 /** A value with the version that wrote it; version 0 means never written (the default). */
-export interface Versioned<T = unknown> {
+export interface VersionedValue<T = unknown> {
   value: T
   version: number
 }
@@ -20,7 +20,7 @@ export interface SignalChange {
  */
 export interface SignalStore {
   readonly kind: 'redis' | 'memory' | 'postgres'
-  read(): Promise<Versioned | undefined>
+  read(): Promise<VersionedValue | undefined>
   /** Writes when the version is still `expected`; the new version, or undefined when someone else wrote first. */
   cas(expected: number, value: unknown): Promise<number | undefined>
   /** Writes unconditionally; the new version. */
@@ -63,7 +63,7 @@ export class RedisSignalStore implements SignalStore {
     this.#channel = `onepipe:signal:${name}`
   }
 
-  async read(): Promise<Versioned | undefined> {
+  async read(): Promise<VersionedValue | undefined> {
     const [version, value] = await this.cache.client.hmget(this.#key, 'version', 'value')
     if (version == null || value == null) return undefined
     return { version: Number(version), value: JSON.parse(value) as unknown }
@@ -90,24 +90,24 @@ export class RedisSignalStore implements SignalStore {
   }
 }
 
-const memoryValues = new WeakMap<MemoryCache, Map<string, Versioned>>()
+const memoryValues = new WeakMap<MemoryCache, Map<string, VersionedValue>>()
 
 /** A signal in the in-process cache (one process: the compare-and-swap is a plain check in one tick). */
 export class MemorySignalStore implements SignalStore {
   readonly kind = 'memory' as const
-  readonly #values: Map<string, Versioned>
+  readonly #values: Map<string, VersionedValue>
   readonly #channel: string
   constructor(
     private readonly cache: MemoryCache,
     private readonly name: string,
   ) {
     let m = memoryValues.get(cache)
-    if (!m) memoryValues.set(cache, (m = new Map<string, Versioned>()))
+    if (!m) memoryValues.set(cache, (m = new Map<string, VersionedValue>()))
     this.#values = m
     this.#channel = `onepipe:signal:${name}`
   }
 
-  async read(): Promise<Versioned | undefined> {
+  async read(): Promise<VersionedValue | undefined> {
     const v = this.#values.get(this.name)
     return v && { version: v.version, value: structuredClone(v.value) }
   }
@@ -185,8 +185,8 @@ export class PgSignalStore implements SignalStore {
     private readonly name: string,
   ) {}
 
-  async read(): Promise<Versioned | undefined> {
-    const [r] = await this.db.query<Versioned>('SELECT value, version FROM _onepipe_signals WHERE name = $1', [this.name])
+  async read(): Promise<VersionedValue | undefined> {
+    const [r] = await this.db.query<VersionedValue>('SELECT value, version FROM _onepipe_signals WHERE name = $1', [this.name])
     return r
   }
 
