@@ -46,3 +46,29 @@ it('3 processes append 10,000 events each at once: 30,000 distinct, strictly inc
   }
   expect(prev).toBe(30_000)
 })
+
+it('an appender killed with SIGKILL mid-append leaves no gap: offsets stay contiguous for every reader', { timeout: 120_000 }, async () => {
+  const env = { DATABASE_URL: url ?? '', SCHEMA: schema, FLOW: 'crash', COUNT: '1000000', TOTAL: '1000000000' }
+  const victim = spawnNode(fixture, [], { ...env, TAG: 'victim' })
+  procs.push(victim)
+  await victim.waitFor(/READY/)
+  const flow = Flow.create('crash').db(db).build()
+  const seen: number[] = []
+  const stop = flow.subscribe((e) => void seen.push(e.offset), { offset: 0 })
+  await stop.ready
+  await db.notify('go', '')
+  while ((await flow.head()) < 2000) await new Promise((r) => setTimeout(r, 20))
+  victim.kill('SIGKILL')
+  await victim.exited
+  // Appends after the crash continue right after the last committed offset.
+  const before = await flow.head()
+  const after = await Promise.all(Array.from({ length: 50 }, (_, i) => flow.append({ tag: 'after', i })))
+  expect(after.map((r) => r.offset).sort((a, b) => a - b)).toEqual(Array.from({ length: 50 }, (_, i) => before + i + 1))
+  const end = Date.now() + 30_000
+  while (seen.length < before + 50 && Date.now() < end) await new Promise((r) => setTimeout(r, 20))
+  await stop()
+  await flow.close()
+  expect(seen).toEqual(Array.from({ length: before + 50 }, (_, i) => i + 1))
+  const [stats] = await db.query<{ n: number; hi: number }>(`SELECT count(*)::int8 AS n, max(offset_seq) AS hi FROM _onepipe_flow_events WHERE flow_name = 'crash'`)
+  expect(stats).toEqual({ n: before + 50, hi: before + 50 })
+})
