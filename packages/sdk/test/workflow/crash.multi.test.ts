@@ -1,0 +1,151 @@
+// Crash tests with real processes on one PostgreSQL: kill -9 during a sleep,
+// kill -9 of one of three executors mid-step, and a paused (SIGSTOP) owner
+// whose late step result must be refused. Side effects are counted in a table
+// with no unique constraint, so a step that ran twice would show as two rows.
+import { fileURLToPath } from 'node:url'
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest'
+import type { Database } from '@onepipe/sdk'
+import { spawnNode, testDatabase, type NodeProcess } from '@onepipe/testing'
+// @ts-expect-error -- a plain JS fixture shared with the worker processes
+import { apps } from './fixtures/apps.mjs'
+
+const worker = fileURLToPath(new URL('./fixtures/worker.mjs', import.meta.url))
+let db: Database
+let schema: string
+let url: string | undefined
+let cleanup: () => Promise<void>
+let procs: NodeProcess[] = []
+
+interface Apps {
+  napper: { start(i?: unknown, o?: { workflowId?: string }): Promise<{ workflowId: string; result(t?: string): Promise<unknown> }> }
+  batch: { start(i: unknown, o?: { workflowId?: string }): Promise<{ workflowId: string }> }
+  pausable: { start(i?: unknown, o?: { workflowId?: string }): Promise<{ workflowId: string; result(t?: string): Promise<unknown> }> }
+}
+let wf: Apps
+
+beforeAll(async () => {
+  ;({ db, schema, url, cleanup } = await testDatabase())
+  await db.execute('CREATE TABLE effects (run_id text NOT NULL, step text NOT NULL, pid int NOT NULL, at timestamptz NOT NULL DEFAULT now())')
+  wf = apps(db) as Apps
+})
+afterEach(async () => {
+  for (const p of procs) {
+    p.kill('SIGCONT')
+    p.kill('SIGKILL')
+  }
+  await Promise.all(procs.map((p) => p.exited))
+  procs = []
+})
+afterAll(async () => {
+  await cleanup()
+})
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+async function startWorker(): Promise<NodeProcess> {
+  const p = spawnNode(worker, [], { DATABASE_URL: url ?? '', SCHEMA: schema })
+  procs.push(p)
+  await p.waitFor(/READY/)
+  return p
+}
+
+async function effects(run?: string): Promise<{ run_id: string; step: string; pid: number }[]> {
+  return db.query('SELECT run_id, step, pid FROM effects WHERE ($1::text IS NULL OR run_id = $1) ORDER BY at', [run ?? null])
+}
+
+async function until<T>(fn: () => Promise<T | undefined | false>, ms: number, what: string): Promise<T> {
+  const end = Date.now() + ms
+  for (;;) {
+    const v = await fn()
+    if (v) return v
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await sleep(50)
+  }
+}
+
+it('(a) kill -9 during ctx.sleep("3s"), restart 5 s later: the run resumes and finishes; the step before the sleep ran once', { timeout: 40_000 }, async () => {
+  const p1 = await startWorker()
+  const h = await wf.napper.start(undefined, { workflowId: 'nap-1' })
+  await until(async () => (await db.query(`SELECT 1 FROM _onepipe_workflow_steps WHERE workflow_id = 'nap-1' AND step_name = '$sleep'`)).length > 0, 10_000, 'the sleep to be recorded')
+  const [slept] = await db.query<{ wake_at: Date; owner: string | null }>(`SELECT wake_at, owner FROM _onepipe_workflows WHERE workflow_id = 'nap-1'`)
+  expect(slept!.owner).toBeNull() // parked in the database, no process holds it
+  p1.kill('SIGKILL')
+  await p1.exited
+  await sleep(5000)
+  const restartedAt = Date.now()
+  await startWorker()
+  expect(await h.result('10s')).toBe('rested')
+  const tookMs = Date.now() - restartedAt
+  const [run] = await db.query<{ status: string; completed_at: Date }>(`SELECT status, completed_at FROM _onepipe_workflows WHERE workflow_id = 'nap-1'`)
+  expect(run!.status).toBe('completed')
+  expect(run!.completed_at.getTime()).toBeGreaterThanOrEqual(slept!.wake_at.getTime())
+  expect(tookMs).toBeLessThan(2500) // the wake time had passed: it did not sleep 3 s again
+  const rows = await effects('nap-1')
+  expect(rows.filter((r) => r.step === 'before')).toHaveLength(1)
+  expect(rows.filter((r) => r.step === 'after')).toHaveLength(1)
+})
+
+it('(b) 200 runs over 3 processes, one killed mid-step: every run completes; each step ran once, except at most once more for a step executing at the kill', { timeout: 60_000 }, async () => {
+  const workers = [await startWorker(), await startWorker(), await startWorker()]
+  const ids: string[] = []
+  for (let i = 0; i < 200; i++) {
+    const ms = { a: 100 + ((i * 37) % 200), b: 100 + ((i * 53) % 200), c: 100 + ((i * 71) % 200) }
+    ids.push((await wf.batch.start({ ms }, { workflowId: `batch-${i}` })).workflowId)
+  }
+  const victim = workers[1]!
+  // Kill once the victim is in the middle of several runs.
+  await until(async () => (await db.query('SELECT 1 FROM effects WHERE pid = $1', [victim.pid])).length >= 20, 20_000, 'the victim to be mid-run')
+  const [held] = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM _onepipe_workflows WHERE owner = $1', [`p${victim.pid}`])
+  victim.kill('SIGKILL')
+  await victim.exited
+  expect(held!.n).toBeGreaterThan(0)
+
+  await until(async () => {
+    const [r] = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM _onepipe_workflows WHERE workflow_name = 'batch' AND status = 'completed'`)
+    return r!.n === 200
+  }, 40_000, 'all 200 runs to complete')
+
+  const rows = await db.query<{ run_id: string; step: string; n: number; pids: number[] }>(
+    `SELECT run_id, step, count(*)::int AS n, array_agg(pid ORDER BY at) AS pids FROM effects WHERE run_id LIKE 'batch-%' GROUP BY run_id, step`,
+  )
+  expect(rows).toHaveLength(600)
+  const recorded = new Map(
+    (await db.query<{ workflow_id: string; step_name: string; result: { v: number } }>(`SELECT workflow_id, step_name, result FROM _onepipe_workflow_steps WHERE workflow_id LIKE 'batch-%'`)).map((s) => [
+      `${s.workflow_id}/${s.step_name}`,
+      s.result.v,
+    ]),
+  )
+  expect(recorded.size).toBe(600)
+  const twice = rows.filter((r) => r.n > 1)
+  for (const r of twice) {
+    // Only a step the killed process was executing runs again: its first
+    // effect is the victim's, and the recorded result is the survivor's.
+    expect(r.n).toBe(2)
+    expect(r.pids[0]).toBe(victim.pid)
+    expect(recorded.get(`${r.run_id}/${r.step}`)).not.toBe(victim.pid)
+  }
+  // At most one step per run the victim held at the kill.
+  expect(new Set(twice.map((r) => r.run_id)).size).toBe(twice.length)
+  expect(twice.length).toBeLessThanOrEqual(held!.n)
+  console.log(`(b) victim held ${held!.n} runs at the kill; ${twice.length} in-flight steps ran again; all other ${600 - twice.length} steps ran exactly once`)
+})
+
+it('(c) a paused owner (SIGSTOP past the lease) is resumed: its late step result is refused', { timeout: 40_000 }, async () => {
+  const p1 = await startWorker()
+  const h = await wf.pausable.start(undefined, { workflowId: 'pause-1' })
+  await p1.waitFor(/STEP-STARTED/)
+  p1.kill('SIGSTOP')
+  const p2 = await startWorker()
+  const out = (await h.result('20s')) as { pid: number }
+  expect(out.pid).toBe(p2.pid) // taken over after the lease went stale
+  p1.kill('SIGCONT')
+  await p1.waitFor(/write refused/, 10_000)
+  const steps = await db.query<{ step_name: string; result: { v: number }; fence: number }>(`SELECT step_name, result, fence FROM _onepipe_workflow_steps WHERE workflow_id = 'pause-1'`)
+  expect(steps).toHaveLength(1)
+  expect(steps[0]!.result.v).toBe(p2.pid)
+  expect(steps[0]!.fence).toBe(2)
+  const [run] = await db.query<{ status: string; output: { v: { pid: number } } }>(`SELECT status, output FROM _onepipe_workflows WHERE workflow_id = 'pause-1'`)
+  expect(run).toMatchObject({ status: 'completed', output: { v: { pid: p2.pid } } })
+  // Both owners ran the step's effect (the paused one before it was fenced off); only p2's result counts.
+  expect((await effects('pause-1')).map((e) => e.pid)).toEqual([p1.pid, p2.pid])
+})
