@@ -174,7 +174,13 @@ export class Flow<T = unknown> implements Component {
   subscribe(fn: (event: FlowEvent<T>) => unknown, o: FlowSubscribeOptions = {}): Unsubscribe {
     const ac = new AbortController()
     let markReady!: () => void
-    const ready = new Promise<void>((res) => (markReady = res))
+    let failReady!: (e: unknown) => void
+    const ready = new Promise<void>((res, rej) => {
+      markReady = res
+      failReady = rej
+    })
+    // Awaiting `ready` is optional; a start failure is also logged below.
+    ready.catch(() => undefined)
     const run = async () => {
       let start = o.offset
       for (let backoff = 100; !ac.signal.aborted; backoff = Math.min(backoff * 2, 5000)) {
@@ -198,7 +204,10 @@ export class Flow<T = unknown> implements Component {
         }
       }
     }
-    const done = run().catch((e: unknown) => this.#logger.error({ err: e, flow: this.name }, 'flow subscription stopped'))
+    const done = run().catch((e: unknown) => {
+      failReady(e)
+      this.#logger.error({ err: e, flow: this.name }, 'flow subscription stopped')
+    })
     const unsub: Unsubscribe = Object.assign(
       async () => {
         ac.abort()

@@ -52,7 +52,7 @@ export interface FlowRetentionOptions {
 /** Stops a subscription; resolves once the handler will not be called again. */
 export interface Unsubscribe {
   (): Promise<void>
-  /** Resolves when the subscription has fixed its start offset and listens for new events. */
+  /** Resolves when the subscription has fixed its start offset and listens for new events; rejects when it cannot start (e.g. a ConfigError). */
   ready: Promise<void>
 }
 

@@ -53,6 +53,9 @@ describe('Flow on the database', () => {
     await done()
     await expect(f.append({ a: 2 })).rejects.toThrow()
     await expect(f.read()).rejects.toThrow()
+    const sub = f.subscribe(() => undefined)
+    await expect(sub.ready).rejects.toBeInstanceOf(ConfigError)
+    await sub()
     // A database that cannot be reached: a retryable TransportError, nothing buffered.
     const down = Database.create('down').postgres('postgres://postgres@127.0.0.1:1/none').build()
     const unreachable = Flow.create('unreachable').db(down).build()
