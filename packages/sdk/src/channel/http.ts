@@ -1,0 +1,32 @@
+import type { Hono } from 'hono'
+import { errorJson, intParam, jsonBody } from '../flow/http.js'
+import type { Channel } from './channel.js'
+
+/**
+ * The channel's HTTP surface: `POST /rpc/{name}` with the input as JSON body
+ * answers `200 { result }`, or the error's status with
+ * `{ error: { code, message, details } }`; an `Idempotency-Key` header
+ * overrides the key the channel computes. `GET /rpc/{name}?limit=` answers
+ * `{ calls }`, the recent executed calls.
+ */
+export function mountChannelRoutes(app: Hono, channel: Channel<unknown, unknown>): void {
+  const path = `/rpc/${channel.name}`
+  app.post(path, async (c) => {
+    try {
+      const input = await jsonBody(c)
+      const key = c.req.header('idempotency-key')
+      const result = await channel.call(input, key === undefined ? {} : { idempotencyKey: key })
+      return c.json({ result: result ?? null })
+    } catch (e) {
+      return errorJson(e)
+    }
+  })
+  app.get(path, async (c) => {
+    try {
+      const limit = intParam(c, 'limit')
+      return c.json({ calls: await channel.history(limit === undefined ? {} : { limit }) })
+    } catch (e) {
+      return errorJson(e)
+    }
+  })
+}

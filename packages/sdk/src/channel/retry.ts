@@ -1,0 +1,81 @@
+import { isRetryable, TimeoutError } from '@onepipe/core'
+
+/** How a channel retries a failed attempt. */
+export interface RetryPolicy {
+  /** Total attempts including the first (default 1: no retry). */
+  attempts: number
+  backoff: 'exponential' | 'fixed'
+  /** Base delay before the second attempt. */
+  delayMs: number
+  /** Cap on one delay (default 30 s). */
+  maxDelayMs: number
+}
+
+/** Delay before attempt `next` (2, 3, …): the policy's delay with "equal jitter" (half fixed, half random). */
+export function backoffMs(p: RetryPolicy, next: number): number {
+  const base = Math.min(p.maxDelayMs, p.backoff === 'exponential' ? p.delayMs * 2 ** (next - 2) : p.delayMs)
+  return base / 2 + Math.random() * (base / 2)
+}
+
+/** What {@link runAttempts} reports besides the value or error. */
+export interface AttemptStats {
+  attempts: number
+  /** Set when the last attempt ignored its abort and is still running; settles when it finally ends. */
+  stillRunning: Promise<unknown> | undefined
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
+
+/**
+ * Runs `fn` until it succeeds, fails with a non-retryable error, or the
+ * attempts are used up. With a timeout, an attempt that runs past it gets
+ * its signal aborted; the next attempt starts only after the aborted one
+ * has actually settled (never two at once). If it does not settle within
+ * `graceMs` the whole run fails with the TimeoutError and no retry starts;
+ * `stats.stillRunning` then tracks the stray attempt.
+ */
+export async function runAttempts<T>(
+  fn: (signal: AbortSignal, attempt: number) => Promise<T>,
+  policy: RetryPolicy,
+  timeoutMs: number | undefined,
+  graceMs: number,
+  subject: string,
+  stats: AttemptStats,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    stats.attempts = attempt
+    const ac = new AbortController()
+    const run = Promise.resolve().then(() => fn(ac.signal, attempt))
+    const settled = run.then(
+      (value) => ({ ok: true as const, value }),
+      (error: unknown) => ({ ok: false as const, error }),
+    )
+    let outcome: { ok: true; value: T } | { ok: false; error: unknown }
+    if (timeoutMs === undefined) {
+      outcome = await settled
+    } else {
+      let timer: NodeJS.Timeout | undefined
+      const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), timeoutMs)))
+      const first = await Promise.race([settled, late])
+      clearTimeout(timer)
+      if (first === 'late') {
+        const err = new TimeoutError('CHANNEL_TIMEOUT', `${subject} ran past its timeout of ${timeoutMs} ms (attempt ${attempt})`, { attempt, timeoutMs })
+        ac.abort(err)
+        let graceTimer: NodeJS.Timeout | undefined
+        const after = await Promise.race([settled, new Promise<'stuck'>((r) => (graceTimer = setTimeout(() => r('stuck'), graceMs)))])
+        clearTimeout(graceTimer)
+        if (after === 'stuck') {
+          stats.stillRunning = settled
+          throw err
+        }
+        // The attempt ended after the abort: whatever it answered, the attempt timed out.
+        outcome = { ok: false, error: err }
+      } else {
+        outcome = first
+      }
+    }
+    if (outcome.ok) return outcome.value
+    if (!isRetryable(outcome.error) || attempt >= policy.attempts) throw outcome.error
+    await sleep(backoffMs(policy, attempt + 1))
+  }
+}

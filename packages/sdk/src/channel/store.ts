@@ -1,0 +1,138 @@
+// Idempotency rows and call history; one SQL operation per function, every
+// lease and expiry on the database clock.
+import type { Queryable, SerializedError } from '@onepipe/core'
+
+/** The state of a key someone else holds (or held). */
+export interface KeyRow {
+  inputHash: string
+  status: 'pending' | 'completed' | 'failed'
+  result: unknown
+  error: SerializedError | null
+  leaseMsLeft: number
+}
+
+export type ClaimResult = { claimed: true } | { claimed: false; row: KeyRow | undefined }
+
+/**
+ * Claims a key: inserts a `pending` row owned by `owner`, or takes over a
+ * row that expired, or a pending row with the same input whose owner's
+ * lease ran out (the owner died). Otherwise answers the live row (or
+ * nothing, when a concurrent claim committed after this statement's
+ * snapshot: the caller simply asks again).
+ */
+export async function claimKey(
+  q: Queryable,
+  a: { channel: string; key: string; hash: string; owner: string; leaseMs: number; ttlMs: number },
+): Promise<ClaimResult> {
+  const rows = await q.query<{ claimed: boolean; input_hash: string; status: KeyRow['status']; result: unknown; error: SerializedError | null; lease_ms_left: number | null }>(
+    `WITH c AS (
+       INSERT INTO _onepipe_channel_idempotency AS i (channel_name, idempotency_key, input_hash, status, owner, lease_expires_at, expires_at)
+       VALUES ($1, $2, $3, 'pending', $4, now() + make_interval(secs => $5::float8 / 1000), now() + make_interval(secs => $6::float8 / 1000))
+       ON CONFLICT (channel_name, idempotency_key) DO UPDATE
+         SET input_hash = excluded.input_hash, status = 'pending', owner = excluded.owner, lease_expires_at = excluded.lease_expires_at,
+             expires_at = excluded.expires_at, result = NULL, error = NULL, created_at = now()
+         WHERE i.expires_at <= now()
+            OR (i.status = 'pending' AND i.lease_expires_at <= now() AND i.input_hash = excluded.input_hash)
+       RETURNING 1
+     )
+     SELECT true AS claimed, NULL::text AS input_hash, NULL::text AS status, NULL::jsonb AS result, NULL::jsonb AS error, NULL::float8 AS lease_ms_left FROM c
+     UNION ALL
+     SELECT false, input_hash, status, result, error, extract(epoch FROM (lease_expires_at - now())) * 1000
+     FROM _onepipe_channel_idempotency
+     WHERE channel_name = $1 AND idempotency_key = $2 AND expires_at > now() AND NOT EXISTS (SELECT 1 FROM c)`,
+    [a.channel, a.key, a.hash, a.owner, a.leaseMs, a.ttlMs],
+  )
+  const r = rows[0]
+  if (r?.claimed) return { claimed: true }
+  if (!r) return { claimed: false, row: undefined }
+  return { claimed: false, row: { inputHash: r.input_hash, status: r.status, result: r.result, error: r.error, leaseMsLeft: Number(r.lease_ms_left ?? 0) } }
+}
+
+/** Extends the owner's lease while its handler runs; false once the row is no longer this owner's. */
+export async function renewKey(q: Queryable, channel: string, key: string, owner: string, leaseMs: number): Promise<boolean> {
+  const n = await q.execute(
+    `UPDATE _onepipe_channel_idempotency SET lease_expires_at = now() + make_interval(secs => $4::float8 / 1000)
+     WHERE channel_name = $1 AND idempotency_key = $2 AND owner = $3 AND status = 'pending'`,
+    [channel, key, owner, leaseMs],
+  )
+  return n === 1
+}
+
+/** What the owner records when it is done, with the history row and the wake-up for waiters. */
+export interface Outcome {
+  channel: string
+  key: string
+  owner: string
+  notifyChannel: string
+  notifyPayload: string
+  status: 'completed' | 'failed' | 'released'
+  /** JSON text of the result (completed). */
+  result: string | null
+  error: SerializedError | null
+  attempts: number
+  durationMs: number
+}
+
+/**
+ * Finishes an owned key in one statement: stores the result (`completed`),
+ * the terminal error (`failed`), or deletes the row (`released`, after a
+ * retryable failure, so a later call may try again); appends the history
+ * row and notifies waiters. Answers whether the row was still ours.
+ */
+export async function finishKey(q: Queryable, o: Outcome): Promise<boolean> {
+  const [r] = await q.query<{ ours: boolean }>(
+    `WITH u AS (
+       UPDATE _onepipe_channel_idempotency SET status = $4, result = ($5::text)::jsonb, error = $6::jsonb, lease_expires_at = NULL
+       WHERE channel_name = $1 AND idempotency_key = $2 AND owner = $3 AND status = 'pending' AND $4 <> 'released'
+       RETURNING 1
+     ), d AS (
+       DELETE FROM _onepipe_channel_idempotency
+       WHERE channel_name = $1 AND idempotency_key = $2 AND owner = $3 AND status = 'pending' AND $4 = 'released'
+       RETURNING 1
+     ), h AS (
+       INSERT INTO _onepipe_channel_calls (channel_name, idempotency_key, status, attempts, duration_ms, error)
+       VALUES ($1, $2, CASE WHEN $4 = 'completed' THEN 'completed' ELSE 'failed' END, $7, $8, $6::jsonb)
+     )
+     SELECT pg_notify($9, $10), EXISTS (SELECT 1 FROM u) OR EXISTS (SELECT 1 FROM d) AS ours`,
+    [o.channel, o.key, o.owner, o.status, o.result, o.error, o.attempts, o.durationMs, o.notifyChannel, o.notifyPayload],
+  )
+  return r?.ours ?? false
+}
+
+/** Appends a history row for a call without an idempotency key. */
+export async function recordCall(q: Queryable, a: { channel: string; status: 'completed' | 'failed'; attempts: number; durationMs: number; error: SerializedError | null }): Promise<void> {
+  await q.execute(
+    `INSERT INTO _onepipe_channel_calls (channel_name, status, attempts, duration_ms, error) VALUES ($1, $2, $3, $4, $5::jsonb)`,
+    [a.channel, a.status, a.attempts, a.durationMs, a.error],
+  )
+}
+
+/** One executed call, as `history()` answers it. */
+export interface ChannelCall {
+  id: number
+  idempotencyKey: string | null
+  status: 'completed' | 'failed'
+  attempts: number
+  durationMs: number
+  error: SerializedError | null
+  createdAt: Date
+}
+
+/** Recent executed calls, newest first. */
+export async function listCalls(q: Queryable, channel: string, limit: number): Promise<ChannelCall[]> {
+  const rows = await q.query<{ id: number; idempotency_key: string | null; status: ChannelCall['status']; attempts: number; duration_ms: number; error: SerializedError | null; created_at: Date }>(
+    `SELECT id, idempotency_key, status, attempts, duration_ms, error, created_at FROM _onepipe_channel_calls
+     WHERE channel_name = $1 ORDER BY id DESC LIMIT $2`,
+    [channel, limit],
+  )
+  return rows.map((r) => ({ id: r.id, idempotencyKey: r.idempotency_key, status: r.status, attempts: r.attempts, durationMs: r.duration_ms, error: r.error, createdAt: r.created_at }))
+}
+
+/** Deletes expired keys of one channel (bounded batch). */
+export async function sweepExpired(q: Queryable, channel: string): Promise<number> {
+  return q.execute(
+    `DELETE FROM _onepipe_channel_idempotency WHERE ctid IN (
+       SELECT ctid FROM _onepipe_channel_idempotency WHERE channel_name = $1 AND expires_at <= now() LIMIT 1000)`,
+    [channel],
+  )
+}
