@@ -21,6 +21,7 @@ import { isJsonType, isTextType, recordsToBody } from './records.js'
 import { readOrWait, sseBody } from './live.js'
 import { StreamRequest } from './request.js'
 import { errorReply, respond, type Reply } from './reply.js'
+import type { Subscriptions } from './subscriptions.js'
 
 export type { Reply } from './reply.js'
 
@@ -32,7 +33,11 @@ export interface HttpOptions {
   maxReadBytes: number
   /** Aborted when the server stops: ends every long-poll and SSE wait. */
   shutdown: () => AbortSignal
+  /** The reserved `__ds/` subscription API; absent = those paths are 404. */
+  subscriptions?: Subscriptions
 }
+
+const RESERVED_PREFIX = `${STREAM_PREFIX}__ds/`
 
 type Headers_ = Record<string, string>
 
@@ -69,6 +74,11 @@ export function streamsHandler(engine: StreamEngine, o: HttpOptions): (req: Stre
         return respond(404, { 'content-type': 'application/json' }, JSON.stringify({ error: { code: 'NOT_FOUND', message: `No route ${req.method} ${req.url.pathname}; streams live under ${STREAM_PREFIX}.` } }))
       }
       if (raw.includes('\0') || /%00/i.test(raw)) throw new StreamBadRequestError('STREAM_BAD_PATH', 'Stream paths must not contain NUL bytes.')
+      if (raw.startsWith(RESERVED_PREFIX)) {
+        const segments = raw.slice(RESERVED_PREFIX.length).split('/').map((x) => decodeURIComponent(x))
+        if (!o.subscriptions) return respond(404, { 'content-type': 'application/json' }, JSON.stringify({ error: { code: 'NOT_FOUND', message: 'Subscriptions are turned off on this server.' } }))
+        return await o.subscriptions.handle(req, segments, () => req.body(o.maxBodyBytes))
+      }
       const path = streamName(raw.slice(STREAM_PREFIX.length))
       switch (req.method) {
         case 'GET':
@@ -81,6 +91,7 @@ export function streamsHandler(engine: StreamEngine, o: HttpOptions): (req: Stre
           return await head(path)
         case 'DELETE':
           await engine.delete(path)
+          o.subscriptions?.onDelete(path)
           return respond(204, {})
         case 'OPTIONS':
           return respond(204, PREFLIGHT_HEADERS)
@@ -97,6 +108,7 @@ export function streamsHandler(engine: StreamEngine, o: HttpOptions): (req: Stre
     const { created, meta } = await engine.create(path, createRequestOf(req.headers, body))
     const h = metaHeaders(meta)
     if (created) h.location = `${req.url.origin}${req.url.pathname}`
+    if (created && body.byteLength > 0) o.subscriptions?.onAppend(path, meta.nextOffset)
     return respond(created ? 201 : 200, h)
   }
 
@@ -118,6 +130,7 @@ export function streamsHandler(engine: StreamEngine, o: HttpOptions): (req: Stre
     })
     const h: Headers_ = { [H.nextOffset]: r.nextOffset }
     if (r.meta.closed) h[H.closed] = 'true'
+    if (!r.duplicate && body.byteLength > 0) o.subscriptions?.onAppend(path, r.nextOffset)
     if (r.producer) {
       h[H.producerEpoch] = String(r.producer.epoch)
       h[H.producerSeq] = String(r.producer.seq)

@@ -5,6 +5,7 @@ import type { Hono } from 'hono'
 import { ConfigError } from '@onepipe/core'
 import type { StreamStore } from '../stores/types.js'
 import { StreamEngine } from './engine.js'
+import { Subscriptions } from './subscriptions.js'
 import { nodeListener, streamsApp, streamsHandler, type Reply } from './http.js'
 import type { StreamRequest } from './request.js'
 
@@ -30,6 +31,12 @@ export interface UnbrokenServerOptions {
   maxReadBytes?: number
   /** How often expired streams are collected. Default 5 000 ms; 0 turns the sweep off. */
   sweepIntervalMs?: number
+  /**
+   * Serve the protocol's reserved subscription API (`/v1/stream/__ds/…`:
+   * webhook and pull-wake subscriptions). Subscriptions live in this
+   * process's memory. Default true.
+   */
+  subscriptions?: boolean
   /** Whether `stop()` also closes the store. Default true. */
   ownsStore?: boolean
 }
@@ -54,6 +61,7 @@ export class UnbrokenServer {
   readonly #options: UnbrokenServerOptions
   #server: Server | undefined
   readonly #handle: (req: StreamRequest) => Promise<Reply>
+  readonly #subscriptions: Subscriptions | undefined
   #sweep: NodeJS.Timeout | undefined
   #url: string | undefined
   #shutdown = unlimited(new AbortController())
@@ -68,12 +76,14 @@ export class UnbrokenServer {
     positive('maxReadBytes', options.maxReadBytes)
     this.#options = options
     this.engine = new StreamEngine(options.store)
+    this.#subscriptions = options.subscriptions === false ? undefined : new Subscriptions(this.engine)
     this.#handle = streamsHandler(this.engine, {
       longPollTimeoutMs: options.longPollTimeoutMs ?? 20_000,
       sseLifetimeMs: options.sseLifetimeMs ?? 60_000,
       maxBodyBytes: options.maxBodyBytes ?? 4 * 1024 * 1024,
       maxReadBytes: options.maxReadBytes ?? 1024 * 1024,
       shutdown: () => this.#shutdown.signal,
+      ...(this.#subscriptions ? { subscriptions: this.#subscriptions } : {}),
     })
     this.app = streamsApp(this.#handle)
   }
@@ -117,6 +127,7 @@ export class UnbrokenServer {
     clearInterval(this.#sweep)
     this.#sweep = undefined
     this.#shutdown.abort()
+    this.#subscriptions?.close()
     const server = this.#server
     this.#server = undefined
     this.#url = undefined

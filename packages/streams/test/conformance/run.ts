@@ -18,7 +18,8 @@ export const CONFORMANCE_LONG_POLL_MS = 500
 export function runConformance(name: string, makeStore: () => Promise<{ store: StreamStore; cleanup?: () => Promise<void> }>): void {
   describe(`Durable Streams conformance: ${name} store`, () => {
     // The suite reads baseUrl when each test runs, so it can be filled in beforeAll.
-    const options = { baseUrl: '', longPollTimeoutMs: CONFORMANCE_LONG_POLL_MS }
+    // `subscriptions: true` also runs the reserved subscription API tests the default run skips.
+    const options = { baseUrl: '', longPollTimeoutMs: CONFORMANCE_LONG_POLL_MS, subscriptions: true }
     let server: UnbrokenServer | undefined
     let cleanup: (() => Promise<void>) | undefined
 
