@@ -1,9 +1,11 @@
 import { ConfigError } from '@onepipe/core'
 import { MemoryStreamStore } from './memory/index.js'
+import { FileStreamStore } from './file/index.js'
 import type { StreamStore } from './types.js'
 
 export * from './types.js'
 export { MemoryStreamStore } from './memory/index.js'
+export { FileStreamStore, type FileStoreOptions, type RecoveryReport } from './file/index.js'
 
 /** Options every store factory may read; each store uses the ones it needs. */
 export interface StoreOptions {
@@ -22,7 +24,10 @@ export type StoreFactory = (options: StoreOptions) => StreamStore | Promise<Stre
  * Store kinds by name. Each store registers itself here with one line, so the
  * CLI (`--store <kind>`), `serve()` and tests pick stores by name.
  */
-const factories = new Map<string, StoreFactory>([['memory', () => new MemoryStreamStore()]])
+const factories = new Map<string, StoreFactory>([
+  ['memory', () => new MemoryStreamStore()],
+  ['file', (o) => FileStreamStore.open(o.dir !== undefined ? { dir: o.dir } : {})],
+])
 
 /**
  * Adds (or replaces) a store kind.

@@ -1,0 +1,373 @@
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises'
+import { join } from 'node:path'
+import {
+  InvalidOffsetError,
+  decodeOffset,
+  encodeOffset,
+  type AppendRecord,
+  type ReadOptions,
+  type StoredRecord,
+  type StreamMeta,
+} from '../types.js'
+import { FRAME_HEADER, FrameType, dataFrame, dataOf, parseFrame, textFrame } from './frames.js'
+import { TMP_SUFFIX } from './names.js'
+
+/** Growable array of non-negative integers (file positions, byte counts). */
+class NumberList {
+  #a = new Float64Array(1024)
+  length = 0
+  push(v: number): void {
+    if (this.length === this.#a.length) {
+      const b = new Float64Array(this.#a.length * 2)
+      b.set(this.#a)
+      this.#a = b
+    }
+    this.#a[this.length++] = v
+  }
+  at(i: number): number {
+    return this.#a[i] as number
+  }
+}
+
+/** Meta minus what the log itself determines (tail and version): what a COMMIT frame stores. */
+function persistedMeta(meta: StreamMeta): string {
+  const { nextOffset: _n, version: _v, ...rest } = meta
+  return JSON.stringify(rest)
+}
+
+/** Most recent records kept decoded in memory, so live readers never touch the file. */
+const CACHE_RECORDS = 4096
+const CACHE_BYTES = 4 * 1024 * 1024
+const READ_CHUNK = 1 << 20
+
+/** One committed put of a batch. */
+export interface BatchPut {
+  meta: StreamMeta
+  append: readonly AppendRecord[]
+}
+
+/** fsync of a directory, so a created, renamed or removed entry survives a crash. */
+export async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r')
+  try {
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+}
+
+/**
+ * One stream's log file plus its in-memory state: the committed meta, an
+ * index of every record's file position and byte offset (so reads seek
+ * straight to a record), and a cache of the newest records. Only committed,
+ * fsync'd state is ever visible here; the store batches transactions on
+ * top (group commit).
+ */
+export class StreamLog {
+  readonly path: string
+  readonly file: string
+  #fh: FileHandle
+  #meta: StreamMeta
+  #metaJson: string
+  /** Record count and byte offset of the log's first record (non-zero for forks). */
+  readonly #baseRecords: number
+  readonly #positions = new NumberList()
+  readonly #byteStarts = new NumberList()
+  #tailBytes: number
+  /** File length up to the end of the last COMMIT. */
+  #end: number
+  #cache: StoredRecord[] = []
+  #cacheStart = 0
+  #cacheBytes = 0
+
+  private constructor(path: string, file: string, fh: FileHandle, meta: StreamMeta, base: { records: number; bytes: number }, end: number) {
+    this.path = path
+    this.file = file
+    this.#fh = fh
+    this.#meta = meta
+    this.#metaJson = persistedMeta(meta)
+    this.#baseRecords = base.records
+    this.#tailBytes = base.bytes
+    this.#end = end
+  }
+
+  get meta(): StreamMeta {
+    return this.#meta
+  }
+
+  /** Records in the log (not counting a fork's inherited ones). */
+  get recordCount(): number {
+    return this.#positions.length
+  }
+
+  /**
+   * Writes a complete new log (header, records, commit) to a temp file,
+   * fsyncs it and renames it over `file`: creation and reset are atomic.
+   */
+  static async create(dir: string, file: string, path: string, meta: StreamMeta, append: readonly AppendRecord[]): Promise<{ log: StreamLog; appended: { offset: string; next: string }[] }> {
+    const base = decodeOffset(meta.nextOffset)
+    if (!base) throw new InvalidOffsetError(meta.nextOffset, 'it is not a well-formed offset')
+    const tmp = join(dir, file + TMP_SUFFIX)
+    const target = join(dir, file)
+    const head = textFrame(FrameType.Header, JSON.stringify({ v: 1, path, base: meta.nextOffset }))
+    const log = new StreamLog(path, file, undefined as unknown as FileHandle, { ...meta, version: 0 }, base, head.byteLength)
+    // The first COMMIT always carries the full meta.
+    log.#metaJson = ''
+    const { buffers, apply } = log.#prepare([{ meta, append }])
+    const fh = await open(tmp, 'w+')
+    try {
+      await writeAll(fh, [head, ...buffers], 0)
+      await fh.datasync()
+      await rename(tmp, target)
+    } catch (err) {
+      await fh.close()
+      await unlink(tmp).catch(() => undefined)
+      throw err
+    }
+    await syncDir(dir)
+    log.#fh = fh
+    const appended = apply()
+    return { log, appended }
+  }
+
+  /**
+   * Opens an existing log, rebuilding the index by one sequential scan and
+   * cutting (and fsyncing) whatever follows the last valid COMMIT: a torn
+   * write, a corrupt frame, or data of a batch that never committed.
+   */
+  static async recover(dir: string, file: string): Promise<{ log: StreamLog; truncated: number } | undefined> {
+    const fh = await open(join(dir, file), 'r+')
+    try {
+      const size = (await fh.stat()).size
+      let buf = Buffer.alloc(0)
+      let bufStart = 0
+      let filePos = 0
+      let log: StreamLog | undefined
+      let pending: { pos: number; size: number }[] = []
+      let metaJson: string | undefined
+      let commits = 0
+      let committedEnd = 0
+      scan: for (;;) {
+        const rel = filePos - bufStart
+        const frame = parseFrame(buf, rel)
+        if (frame === 'short') {
+          if (bufStart + buf.byteLength >= size) break
+          const chunk = Buffer.allocUnsafe(Math.max(READ_CHUNK, FRAME_HEADER + (buf.byteLength - rel) * 2))
+          const { bytesRead } = await fh.read(chunk, 0, chunk.byteLength, bufStart + buf.byteLength)
+          if (bytesRead === 0) break
+          buf = Buffer.concat([buf.subarray(rel), chunk.subarray(0, bytesRead)])
+          bufStart = filePos
+          continue
+        }
+        if (frame === 'bad') break
+        const at = filePos
+        filePos = bufStart + frame.end
+        switch (frame.type) {
+          case FrameType.Header: {
+            if (log) break scan
+            const h = parseHeader(frame.payload)
+            const base = h && decodeOffset(h.base)
+            if (!h || !base) break scan
+            const placeholder: StreamMeta = { contentType: '', createdAt: 0, nextOffset: h.base, version: 0, closed: false }
+            log = new StreamLog(h.path, file, fh, placeholder, base, filePos)
+            break
+          }
+          case FrameType.Data:
+            if (!log) break scan
+            pending.push({ pos: at, size: frame.payload.byteLength - 4 })
+            break
+          case FrameType.Commit: {
+            if (!log) break scan
+            for (const p of pending) log.#index(p.pos, p.size)
+            pending = []
+            if (frame.payload.byteLength > 0) metaJson = frame.payload.toString('utf8')
+            commits++
+            committedEnd = filePos
+            break
+          }
+        }
+      }
+      if (!log || metaJson === undefined) {
+        await fh.close()
+        return undefined
+      }
+      const stored = JSON.parse(metaJson) as Omit<StreamMeta, 'nextOffset' | 'version'>
+      log.#meta = { ...stored, nextOffset: encodeOffset(log.#baseRecords + log.recordCount, log.#tailBytes), version: commits }
+      log.#metaJson = persistedMeta(log.#meta)
+      log.#end = committedEnd
+      const truncated = size - committedEnd
+      if (truncated > 0) {
+        await fh.truncate(committedEnd)
+        await fh.datasync()
+      }
+      return { log, truncated }
+    } catch (err) {
+      await fh.close()
+      throw err
+    }
+  }
+
+  #index(pos: number, size: number): void {
+    this.#positions.push(pos)
+    this.#byteStarts.push(this.#tailBytes)
+    this.#tailBytes += size
+  }
+
+  /**
+   * Frames for a batch of puts (their records, then ONE commit carrying the
+   * final meta), and the function that makes the batch visible once the
+   * frames are durable.
+   */
+  #prepare(puts: readonly BatchPut[]): { buffers: Uint8Array[]; apply: () => { offset: string; next: string }[] } {
+    const buffers: Uint8Array[] = []
+    const placed: { pos: number; rec: AppendRecord }[] = []
+    let pos = this.#end
+    for (const put of puts) {
+      for (const rec of put.append) {
+        const [h, data] = dataFrame(rec.data, rec.count)
+        buffers.push(h, data)
+        placed.push({ pos, rec })
+        pos += h.byteLength + data.byteLength
+      }
+    }
+    const last = puts[puts.length - 1] as BatchPut
+    const json = persistedMeta(last.meta)
+    const commit = textFrame(FrameType.Commit, json === this.#metaJson ? '' : json)
+    buffers.push(commit)
+    const end = pos + commit.byteLength
+    const apply = () => {
+      const appended: { offset: string; next: string }[] = []
+      let offset = this.#meta.nextOffset
+      for (const { pos: at, rec } of placed) {
+        const records = this.#baseRecords + this.#positions.length
+        this.#index(at, rec.data.byteLength)
+        const next = encodeOffset(records + 1, this.#tailBytes)
+        this.#remember({ offset, next, data: rec.data, count: rec.count })
+        appended.push({ offset, next })
+        offset = next
+      }
+      this.#end = end
+      this.#metaJson = json
+      this.#meta = { ...last.meta, nextOffset: offset, version: this.#meta.version + puts.length }
+      return appended
+    }
+    return { buffers, apply }
+  }
+
+  /**
+   * Appends a batch with ONE write and ONE fdatasync, then makes it
+   * visible. On failure the file is cut back to the last commit and
+   * nothing changes in memory.
+   */
+  async commit(puts: readonly BatchPut[]): Promise<{ offset: string; next: string }[]> {
+    const { buffers, apply } = this.#prepare(puts)
+    try {
+      await writeAll(this.#fh, buffers, this.#end)
+      await this.#fh.datasync()
+    } catch (err) {
+      await this.#fh.truncate(this.#end).catch(() => undefined)
+      throw err
+    }
+    return apply()
+  }
+
+  #remember(rec: StoredRecord): void {
+    if (this.#cache.length === 0) this.#cacheStart = this.#positions.length - 1
+    this.#cache.push(rec)
+    this.#cacheBytes += rec.data.byteLength
+    if (this.#cache.length > CACHE_RECORDS || this.#cacheBytes > CACHE_BYTES) {
+      // Drop the older half at once: amortized O(1) per append.
+      const drop = Math.max(1, this.#cache.length >> 1)
+      for (let i = 0; i < drop; i++) this.#cacheBytes -= (this.#cache[i] as StoredRecord).data.byteLength
+      this.#cache = this.#cache.slice(drop)
+      this.#cacheStart += drop
+    }
+  }
+
+  /** Byte size of record `i` (index in this log). */
+  #sizeOf(i: number): number {
+    return (i + 1 < this.#positions.length ? this.#byteStarts.at(i + 1) : this.#tailBytes) - this.#byteStarts.at(i)
+  }
+
+  /** Reads committed records from a record boundary (or the tail), within the bounds of `options`. */
+  async read(options: ReadOptions): Promise<StoredRecord[]> {
+    const meta = this.#meta
+    if (options.from === meta.nextOffset) return []
+    const from = decodeOffset(options.from)
+    const n = this.#positions.length
+    const first = from ? from.records - this.#baseRecords : -1
+    if (!from || first < 0 || first >= n || this.#byteStarts.at(first) !== from.bytes) throw new InvalidOffsetError(options.from)
+    const until = options.until !== undefined ? decodeOffset(options.until) : undefined
+    const stopAt = Math.min(n, until ? until.records - this.#baseRecords : n)
+    const maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY
+    const maxRecords = options.maxRecords ?? Number.POSITIVE_INFINITY
+    let last = first
+    let bytes = 0
+    while (last < stopAt && last - first < maxRecords) {
+      const size = this.#sizeOf(last)
+      if (last > first && bytes + size > maxBytes) break
+      bytes += size
+      last++
+    }
+    if (last === first) return []
+    if (first >= this.#cacheStart && this.#cache.length > 0) return this.#cache.slice(first - this.#cacheStart, last - this.#cacheStart)
+    return this.#readFile(first, last)
+  }
+
+  /** Records [first, last) from disk: one positioned read, frames parsed in place. */
+  async #readFile(first: number, last: number): Promise<StoredRecord[]> {
+    const start = this.#positions.at(first)
+    const stop = last < this.#positions.length ? this.#positions.at(last) : this.#end
+    const buf = Buffer.allocUnsafe(stop - start)
+    const { bytesRead } = await this.#fh.read(buf, 0, buf.byteLength, start)
+    if (bytesRead !== buf.byteLength) throw new Error(`Stream log ${this.file} is shorter than its index; it was changed outside OnePipe.`)
+    const out: StoredRecord[] = []
+    let pos = 0
+    let i = first
+    while (i < last) {
+      const frame = parseFrame(buf, pos)
+      if (typeof frame === 'string') throw new Error(`Stream log ${this.file} has a ${frame} frame at byte ${start + pos}; it was changed outside OnePipe.`)
+      pos = frame.end
+      if (frame.type !== FrameType.Data) continue
+      const { count, data } = dataOf(frame.payload)
+      const records = this.#baseRecords + i
+      out.push({ offset: encodeOffset(records, this.#byteStarts.at(i)), next: encodeOffset(records + 1, this.#byteStarts.at(i) + data.byteLength), data, count })
+      i++
+    }
+    return out
+  }
+
+  async close(): Promise<void> {
+    await this.#fh.close()
+  }
+}
+
+function parseHeader(payload: Buffer): { path: string; base: string } | undefined {
+  try {
+    const h = JSON.parse(payload.toString('utf8')) as { path?: unknown; base?: unknown }
+    return typeof h.path === 'string' && typeof h.base === 'string' ? { path: h.path, base: h.base } : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** Writes every buffer at `position`, looping over short writes. */
+async function writeAll(fh: FileHandle, buffers: Uint8Array[], position: number): Promise<void> {
+  let pending = buffers
+  let pos = position
+  while (pending.length > 0) {
+    const { bytesWritten } = await fh.writev(pending, pos)
+    pos += bytesWritten
+    let skip = bytesWritten
+    const rest: Uint8Array[] = []
+    for (const b of pending) {
+      if (skip >= b.byteLength) {
+        skip -= b.byteLength
+        continue
+      }
+      rest.push(skip > 0 ? b.subarray(skip) : b)
+      skip = 0
+    }
+    pending = rest
+  }
+}
