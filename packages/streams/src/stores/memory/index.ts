@@ -10,6 +10,7 @@ import {
   type StreamStore,
   type TransactResult,
 } from '../types.js'
+import { PathWatchers } from '../watchers.js'
 
 interface MemoryStream {
   meta: StreamMeta
@@ -31,7 +32,7 @@ interface MemoryStream {
 export class MemoryStreamStore implements StreamStore {
   readonly kind = 'memory'
   readonly #streams = new Map<string, MemoryStream>()
-  readonly #watchers = new Map<string, Set<() => void>>()
+  readonly #watchers = new PathWatchers()
 
   head(path: string): Promise<StreamMeta | undefined> {
     return Promise.resolve(this.#streams.get(path)?.meta)
@@ -98,18 +99,7 @@ export class MemoryStreamStore implements StreamStore {
   }
 
   watch(path: string, listener: () => void): () => void {
-    let set = this.#watchers.get(path)
-    if (!set) {
-      set = new Set()
-      this.#watchers.set(path, set)
-    }
-    set.add(listener)
-    return () => {
-      const current = this.#watchers.get(path)
-      if (!current) return
-      current.delete(listener)
-      if (current.size === 0) this.#watchers.delete(path)
-    }
+    return this.#watchers.add(path, listener)
   }
 
   expired(now: number, limit: number): Promise<string[]> {
@@ -127,8 +117,6 @@ export class MemoryStreamStore implements StreamStore {
   }
 
   #notify(path: string): void {
-    const set = this.#watchers.get(path)
-    if (!set) return
-    for (const listener of [...set]) listener()
+    this.#watchers.notify(path)
   }
 }
