@@ -24,10 +24,11 @@ import {
 import {
   consumeSignal,
   insertSleep,
-  insertStep,
+  insertSteps,
   insertWaiting,
   timeoutWaiting,
   type Lease,
+  type PendingStep,
   type RunRow,
   type StepRow,
 } from './sql.js'
@@ -85,6 +86,11 @@ export class Execution implements WorkflowContext {
   #suspended = false
   #wakes: (number | null)[] = []
   #stop: StopReason | undefined
+  // Finished steps not yet written: recorded with the run's next write (the
+  // next side effect never starts before they are durable), so the last
+  // step and the run's completion share one commit.
+  #pending: PendingStep[] = []
+  #flushChain: Promise<boolean> = Promise.resolve(true)
   #onParked: (() => void) | undefined
   /** Resolves once the run is parked (suspended or stopped) with no step in flight. */
   readonly parked: Promise<void>
@@ -151,13 +157,32 @@ export class Execution implements WorkflowContext {
     return n === 1 ? name : `${name}#${n}`
   }
 
-  /** Waits forever once the run is parked; fails the run once it is past its deadline. */
-  #gate(): Promise<void> | undefined {
-    if (this.#suspended || this.#stop !== undefined) return never()
-    if (this.pastDeadline) {
-      return Promise.reject(new TimeoutError('WORKFLOW_TIMEOUT', `Workflow run "${this.workflowId}" ran past its timeout`, { workflowId: this.workflowId }))
-    }
-    return undefined
+  /**
+   * Before any side effect: false once the run is parked (the caller then
+   * waits forever); records pending steps first; fails the run once it is
+   * past its deadline.
+   */
+  async #gate(): Promise<boolean> {
+    if (this.#suspended || this.#stop !== undefined) return false
+    if (this.pastDeadline) throw new TimeoutError('WORKFLOW_TIMEOUT', `Workflow run "${this.workflowId}" ran past its timeout`, { workflowId: this.workflowId })
+    if (this.#pending.length > 0 && !(await this.flush())) return false
+    return !(this.#suspended || this.#stop !== undefined)
+  }
+
+  /** Writes pending steps (one statement); false when the write was refused or failed. */
+  flush(): Promise<boolean> {
+    this.#flushChain = this.#flushChain.then(async (ok) => {
+      if (!ok || this.#pending.length === 0) return ok
+      const batch = this.#pending.splice(0)
+      return (await this.#write('steps', () => insertSteps(this.#host.db, this.lease, batch))) !== STOP
+    })
+    return this.#flushChain
+  }
+
+  /** Hands the pending steps to the write that ends the run (after any flush in progress). */
+  async takePending(): Promise<PendingStep[] | undefined> {
+    if (!(await this.#flushChain)) return undefined
+    return this.#pending.splice(0)
   }
 
   #suspend(wakeAtMs: number | null): Promise<never> {
@@ -205,7 +230,7 @@ export class Execution implements WorkflowContext {
     const stepId = this.#nextId(stepId0)
     const rec = this.#steps.get(stepId)
     if (rec) return replay<T>(rec)
-    await this.#gate()
+    if (!(await this.#gate())) return never()
     const policy = options?.retry ? resolveRetry(options.retry, this.#retry) : this.#retry
     this.#inflight++
     try {
@@ -238,10 +263,7 @@ export class Execution implements WorkflowContext {
         wake_at: null,
         created_at: new Date(),
       }
-      const w = await this.#write(`step ${stepId}`, () =>
-        insertStep(this.#host.db, this.lease, { stepId, status: outcome.ok ? 'completed' : 'failed', result: outcome.ok ? outcome.value : undefined, error: row.error, attempts: attempt }),
-      )
-      if (w === STOP) return never()
+      this.#pending.push({ step_name: stepId, status: outcome.ok ? 'completed' : 'failed', result: row.result, error: row.error, attempts: attempt })
       this.#steps.set(stepId, row)
       return replay<T>(row)
     } finally {
@@ -269,7 +291,7 @@ export class Execution implements WorkflowContext {
     const stepId = this.#nextId('$sleep')
     let wake = (this.#steps.get(stepId)?.result as { v?: number } | null)?.v
     if (wake === undefined) {
-      await this.#gate()
+      if (!(await this.#gate())) return never()
       const w = await this.#write(`sleep ${stepId}`, () => insertSleep(this.#host.db, this.lease, stepId, ms))
       if (w === STOP) return never()
       wake = w
@@ -282,7 +304,7 @@ export class Execution implements WorkflowContext {
   async sleepUntil(at: Date): Promise<void> {
     if (!(at instanceof Date) || Number.isNaN(at.getTime())) throw new ConfigError('INVALID_DATE', 'ctx.sleepUntil needs a valid Date')
     if (at.getTime() <= this.dbNow()) return
-    await this.#gate()
+    if (!(await this.#gate())) return never()
     return this.#suspend(at.getTime())
   }
 
@@ -291,7 +313,7 @@ export class Execution implements WorkflowContext {
     const stepId = this.#nextId(`$signal:${name}`)
     const rec = this.#steps.get(stepId)
     if (rec?.status === 'completed') return (rec.result?.v ?? null) as T | null
-    await this.#gate()
+    if (!(await this.#gate())) return never()
     const got = await this.#write(`signal ${stepId}`, async () => ({ r: await consumeSignal(this.#host.db, this.lease, stepId, name) }))
     if (got === STOP) return never()
     if (got.r) {
@@ -318,7 +340,7 @@ export class Execution implements WorkflowContext {
   async child<CI, CO>(workflow: ChildWorkflow<CI, CO>, input: CI, options?: { workflowId?: string }): Promise<CO> {
     const stepId = this.#nextId('$child')
     const childId = options?.workflowId ?? `${this.workflowId}/${stepId}`
-    await this.#gate()
+    if (!(await this.#gate())) return never()
     const row = await this.#write(`child ${stepId}`, () => this.#host.startChild(workflow as ChildWorkflow<unknown, unknown>, input, childId, this.workflowId))
     if (row === STOP) return never()
     if (row.status === 'completed') return row.output?.v as CO

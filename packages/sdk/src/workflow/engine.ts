@@ -90,6 +90,9 @@ export class WorkflowEngine implements ExecutionHost {
   #unlisten: (() => Promise<void>) | undefined
   #claiming: Promise<void> | undefined
   #claimAgain = false
+  // Set when a claim pass stopped because this process was full: only then
+  // does a finishing run trigger another pass (no query per run otherwise).
+  #backlog = false
 
   constructor(o: WorkflowEngineOptions) {
     this.db = o.db
@@ -233,6 +236,7 @@ export class WorkflowEngine implements ExecutionHost {
     for (;;) {
       const room = this.concurrency - this.#running.size
       const names = [...this.#workflows.keys()]
+      this.#backlog = room <= 0
       if (room <= 0 || names.length === 0 || this.#state !== 'started') return
       const limit = Math.min(room, 64)
       const rows = await claimDue(this.db, names, this.owner, limit)
@@ -285,7 +289,7 @@ export class WorkflowEngine implements ExecutionHost {
     slot.done = done
     void done.finally(() => {
       this.#running.delete(row.workflow_id)
-      this.#kick()
+      if (this.#backlog) this.#kick()
     })
   }
 
@@ -318,7 +322,8 @@ export class WorkflowEngine implements ExecutionHost {
       )
       outcome = await Promise.race([body, exec.parked.then(() => 'parked' as const)])
     }
-    if (outcome !== 'parked' && exec.stopReason !== undefined) outcome = 'parked'
+    // A body that ended always tries to finish: if this process lost the
+    // run meanwhile, the fenced statement refuses it.
     if (outcome === 'parked') return this.#park(exec)
     let status: 'completed' | 'failed' = 'failed'
     let output: unknown
@@ -331,7 +336,9 @@ export class WorkflowEngine implements ExecutionHost {
         error = serializeError(e)
       }
     } else error = serializeError(outcome.error)
-    const ok = await finishRun(this.db, exec.lease, { status, output, error: error ?? null, channel: this.channel })
+    const steps = await exec.takePending()
+    if (!steps) return { final: false }
+    const ok = await finishRun(this.db, exec.lease, { status, output, error: error ?? null, channel: this.channel, steps })
     if (!ok) {
       this.logger.warn({ workflowId: exec.workflowId, fence: exec.lease.fence }, 'workflow result refused: the run was cancelled or taken over')
       return { final: false }
@@ -341,8 +348,15 @@ export class WorkflowEngine implements ExecutionHost {
 
   async #park(exec: Execution): Promise<Settled> {
     const reason = exec.stopReason
-    if (reason === 'cancelled' || reason === 'lease-lost' || reason === 'infra') return { final: false }
+    if (reason === 'lease-lost' || reason === 'infra') {
+      // Steps that finished here are still offered: the fenced write refuses
+      // them if another process owns the run now (and records them if not).
+      await exec.flush()
+      return { final: false }
+    }
+    if (reason === 'cancelled') return { final: false }
     const wakeAtMs = reason === 'shutdown' ? 0 : exec.wakeAtMs
+    if (!(await exec.flush())) return { final: false }
     const r = await releaseRun(this.db, exec.lease, wakeAtMs, exec.seenSeq)
     if (r) this.#armWake(r.wakeAt.getTime() - exec.dbNow())
     return { final: false }

@@ -146,21 +146,28 @@ export async function heartbeat(q: Queryable, owner: string, ids: string[], fenc
 
 const LEASE_CTE = `lease AS (SELECT workflow_id FROM _onepipe_workflows WHERE workflow_id = $1 AND fence = $2 AND owner = $3 AND status = 'running' FOR SHARE)`
 
-/** Records a finished step; false when the lease is no longer this process's (the write is refused). */
-export async function insertStep(
-  q: Queryable,
-  l: Lease,
-  s: { stepId: string; status: 'completed' | 'failed'; result: unknown; error: SerializedError | null; attempts: number },
-): Promise<boolean> {
+/** A finished step waiting to be recorded with the run's next write. */
+export interface PendingStep {
+  step_name: string
+  status: 'completed' | 'failed'
+  result: { v?: unknown } | null
+  error: SerializedError | null
+  attempts: number
+}
+
+const STEP_SET = `jsonb_to_recordset($4::jsonb) AS s(step_name text, status text, result jsonb, error jsonb, attempts int)`
+
+/** Records finished steps; false when the lease is no longer this process's (the write is refused). */
+export async function insertSteps(q: Queryable, l: Lease, steps: PendingStep[]): Promise<boolean> {
   const rows = await q.query(
     `WITH ${LEASE_CTE}
      INSERT INTO _onepipe_workflow_steps (id, workflow_id, step_name, status, result, error, attempts, fence)
-     SELECT $1 || '/' || $4, workflow_id, $4, $5, $6::jsonb, $7::jsonb, $8, $2 FROM lease
+     SELECT $1 || '/' || s.step_name, lease.workflow_id, s.step_name, s.status, s.result, s.error, s.attempts, $2 FROM lease, ${STEP_SET}
      ON CONFLICT (workflow_id, step_name) DO NOTHING
      RETURNING step_name`,
-    [l.id, l.fence, l.owner, s.stepId, s.status, s.status === 'completed' ? { v: s.result } : null, s.error, s.attempts],
+    [l.id, l.fence, l.owner, steps],
   )
-  return rows.length > 0
+  return rows.length === steps.length
 }
 
 /** Records a sleep with its wake time taken from the database clock; undefined when refused. */
@@ -245,23 +252,29 @@ export async function releaseRun(q: Queryable, l: Lease, wakeAtMs: number | null
 }
 
 /**
- * Ends a run (completed or failed) under its lease and wakes a waiting
- * parent; a cancelled run is left cancelled. False when refused.
+ * Ends a run (completed or failed) under its lease, recording its last
+ * steps in the same statement, and wakes a waiting parent; a cancelled run
+ * is left cancelled. False when refused.
  */
 export async function finishRun(
   q: Queryable,
   l: Lease,
-  f: { status: 'completed' | 'failed'; output: unknown; error: SerializedError | null; channel: string },
+  f: { status: 'completed' | 'failed'; output: unknown; error: SerializedError | null; channel: string; steps: PendingStep[] },
 ): Promise<boolean> {
   const [row] = await q.query<{ done: number }>(
     `WITH done AS (
-       UPDATE _onepipe_workflows SET status = $4, output = $5::jsonb, error = $6::jsonb, owner = NULL, heartbeat_at = NULL,
+       UPDATE _onepipe_workflows SET status = $5, output = $6::jsonb, error = $8::jsonb, owner = NULL, heartbeat_at = NULL,
               wake_at = NULL, updated_at = now(), completed_at = now()
        WHERE workflow_id = $1 AND fence = $2 AND owner = $3 AND status = 'running'
-       RETURNING parent_id),
+       RETURNING workflow_id, parent_id),
+     ins AS (
+       INSERT INTO _onepipe_workflow_steps (id, workflow_id, step_name, status, result, error, attempts, fence)
+       SELECT $1 || '/' || s.step_name, done.workflow_id, s.step_name, s.status, s.result, s.error, s.attempts, $2 FROM done, ${STEP_SET}
+       ON CONFLICT (workflow_id, step_name) DO NOTHING
+       RETURNING 1),
      ${WAKE_PARENT}
-     SELECT (SELECT count(*) FROM done) AS done, (SELECT count(*) FROM parent) AS woke`,
-    [l.id, l.fence, l.owner, f.status, f.status === 'completed' ? { v: f.output } : null, f.error, f.channel],
+     SELECT (SELECT count(*) FROM done) AS done, (SELECT count(*) FROM ins) AS ins, (SELECT count(*) FROM parent) AS woke`,
+    [l.id, l.fence, l.owner, f.steps, f.status, f.status === 'completed' ? { v: f.output } : null, f.channel, f.error],
   )
   return Number(row?.done ?? 0) > 0
 }

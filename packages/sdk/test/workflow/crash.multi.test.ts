@@ -139,7 +139,7 @@ it('(c) a paused owner (SIGSTOP past the lease) is resumed: its late step result
   const out = (await h.result('20s')) as { pid: number }
   expect(out.pid).toBe(p2.pid) // taken over after the lease went stale
   p1.kill('SIGCONT')
-  await p1.waitFor(/write refused/, 10_000)
+  await p1.waitFor(/refused/, 10_000)
   const steps = await db.query<{ step_name: string; result: { v: number }; fence: number }>(`SELECT step_name, result, fence FROM _onepipe_workflow_steps WHERE workflow_id = 'pause-1'`)
   expect(steps).toHaveLength(1)
   expect(steps[0]!.result.v).toBe(p2.pid)
