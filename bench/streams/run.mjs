@@ -1,0 +1,207 @@
+// bench/streams: OnePipe's Unbroken server on its file store (fsync before
+// every acknowledgement, group commit) beside the Durable Streams reference
+// server (@durable-streams/server, file-backed), each in its own process, in
+// one run, with the same 100-byte JSON messages.
+//
+// Usage: npx tsc -b packages/streams && node bench/streams/run.mjs
+// BENCH_SECONDS (default 4) sets each load phase's duration.
+import http from 'node:http'
+import { fileURLToPath } from 'node:url'
+import autocannon from 'autocannon'
+import { startServer, printTable } from '../lib/report.mjs'
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4)
+const FILL = 100_000
+const TAIL = 100
+const SSE_MESSAGES = 200
+const SSE_INTERVAL_MS = 10
+const here = (f) => fileURLToPath(new URL(f, import.meta.url))
+const agent = new http.Agent({ keepAlive: true, maxSockets: 64 })
+let unique = 0
+
+/** A JSON message of exactly 100 bytes. */
+function message(t = 0) {
+  const base = JSON.stringify({ t, p: '' })
+  return JSON.stringify({ t, p: 'x'.repeat(100 - base.length) })
+}
+const MESSAGE = message()
+if (Buffer.byteLength(MESSAGE) !== 100) throw new Error('message is not 100 bytes')
+
+function request(port, method, path, body, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path, agent, headers: { 'content-type': 'application/json', ...headers } }, (res) => {
+      const chunks = []
+      res.on('data', (c) => chunks.push(c))
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8')
+        if (res.statusCode >= 300) reject(new Error(`${method} ${path}: ${res.statusCode} ${text.slice(0, 200)}`))
+        else resolve({ status: res.statusCode, headers: res.headers, text })
+      })
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+async function createStream(port) {
+  const path = `/v1/stream/bench-${process.pid}-${++unique}`
+  await request(port, 'PUT', path)
+  return path
+}
+
+/** Appends/s over `streams` streams with `connections` connections in total, spread evenly. */
+async function appendRate(port, connections, streams) {
+  const paths = []
+  for (let i = 0; i < streams; i++) paths.push(await createStream(port))
+  const runs = await Promise.all(
+    paths.map((path) =>
+      autocannon({
+        url: `http://127.0.0.1:${port}${path}`,
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: MESSAGE,
+        connections: connections / streams,
+        duration: SECONDS,
+      }),
+    ),
+  )
+  let ok = 0
+  for (const r of runs) {
+    if (r.non2xx > 0 || r.errors > 0) throw new Error(`append run had ${r.non2xx} non-2xx and ${r.errors} errors`)
+    ok += r['2xx']
+  }
+  return ok / SECONDS
+}
+
+/** Reads/s of the last 100 messages of a 100k-message stream (and checks one answer). */
+async function tailReads(port) {
+  const path = await createStream(port)
+  const batch = 1000
+  const body = `[${Array.from({ length: batch }, () => MESSAGE).join(',')}]`
+  for (let n = 0; n < FILL - TAIL; n += batch) await request(port, 'POST', path, body)
+  const mark = await request(port, 'HEAD', path)
+  const offset = mark.headers['stream-next-offset']
+  for (let i = 0; i < TAIL; i++) await request(port, 'POST', path, MESSAGE)
+  const check = await request(port, 'GET', `${path}?offset=${offset}`)
+  const got = JSON.parse(check.text).length
+  if (got !== TAIL) throw new Error(`tail read returned ${got} messages, expected ${TAIL}`)
+  const r = await autocannon({ url: `http://127.0.0.1:${port}${path}?offset=${offset}`, connections: 8, duration: SECONDS })
+  if (r.non2xx > 0 || r.errors > 0) throw new Error(`read run had ${r.non2xx} non-2xx and ${r.errors} errors`)
+  return { rate: r['2xx'] / SECONDS, p50: r.latency.p50 }
+}
+
+/** Parses SSE `data` events of a JSON stream into their messages. */
+function sseReader(onMessages, onControl) {
+  let buf = ''
+  return (chunk) => {
+    buf += chunk
+    for (let end = buf.indexOf('\n\n'); end >= 0; end = buf.indexOf('\n\n')) {
+      const block = buf.slice(0, end)
+      buf = buf.slice(end + 2)
+      let event = 'message'
+      const data = []
+      for (const line of block.split('\n')) {
+        if (line.startsWith('event:')) event = line.slice(6).trim()
+        else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''))
+      }
+      if (event === 'data') {
+        const value = JSON.parse(data.join('\n'))
+        onMessages(Array.isArray(value) ? value : [value])
+      } else if (event === 'control') onControl()
+    }
+  }
+}
+
+/** p50/p99 append→delivery latency (ms) of paced appends to `subscribers` SSE readers. */
+async function sseLatency(port, subscribers) {
+  const path = await createStream(port)
+  const head = await request(port, 'HEAD', path)
+  const from = head.headers['stream-next-offset']
+  const latencies = []
+  const requests = []
+  let connected = 0
+  let done = 0
+  let allConnected
+  const connectedP = new Promise((r) => (allConnected = r))
+  let allDone
+  const doneP = new Promise((r) => (allDone = r))
+  for (let i = 0; i < subscribers; i++) {
+    let seen = 0
+    let first = true
+    const req = http.get({ host: '127.0.0.1', port, path: `${path}?offset=${from}&live=sse` }, (res) => {
+      res.setEncoding('utf8')
+      res.on(
+        'data',
+        sseReader(
+          (msgs) => {
+            const now = performance.now()
+            for (const m of msgs) latencies.push(now - m.t)
+            seen += msgs.length
+            if (seen >= SSE_MESSAGES && seen - msgs.length < SSE_MESSAGES && ++done === subscribers) allDone()
+          },
+          () => {
+            if (first && ++connected === subscribers) allConnected()
+            first = false
+          },
+        ),
+      )
+      res.on('error', () => {})
+    })
+    req.on('error', () => {})
+    requests.push(req)
+  }
+  await connectedP
+  for (let i = 0; i < SSE_MESSAGES; i++) {
+    await request(port, 'POST', path, message(performance.now()))
+    await new Promise((r) => setTimeout(r, SSE_INTERVAL_MS))
+  }
+  const timeout = new Promise((r) => setTimeout(r, 15_000, 'timeout'))
+  const outcome = await Promise.race([doneP, timeout])
+  for (const req of requests) req.destroy()
+  if (outcome === 'timeout') throw new Error(`SSE: only ${done}/${subscribers} subscribers got all ${SSE_MESSAGES} messages`)
+  latencies.sort((a, b) => a - b)
+  const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))]
+  return { p50: pct(50), p99: pct(99) }
+}
+
+async function measure(name, port) {
+  const out = {}
+  out.seq = await appendRate(port, 1, 1)
+  out.c64 = await appendRate(port, 64, 1)
+  out.c64x16 = await appendRate(port, 64, 16)
+  out.read = await tailReads(port)
+  out.sse1 = await sseLatency(port, 1)
+  out.sse50 = await sseLatency(port, 50)
+  console.error(`${name}: ${JSON.stringify(out)}`)
+  return out
+}
+
+const t0 = Date.now()
+const ours = await startServer(here('./ours-server.mjs'))
+const peer = await startServer(here('./peer-server.mjs'))
+let a
+let b
+try {
+  // One server under load at a time; the other one idles in its own process.
+  a = await measure('onepipe', ours.port)
+  b = await measure('durable-streams', peer.port)
+} finally {
+  agent.destroy()
+  await ours.stop()
+  await peer.stop()
+}
+printTable(
+  `bench/streams: file store, fsync on, 100-byte JSON messages, ${SECONDS}s per load phase (shared 2-core machine: figures are noisy)`,
+  'durable-streams',
+  [
+    { name: 'sequential appends (1 connection)', ours: a.seq, peer: b.seq, unit: 'appends/s' },
+    { name: '64 concurrent appends, 1 stream', ours: a.c64, peer: b.c64, unit: 'appends/s' },
+    { name: '64 concurrent appends, 16 streams', ours: a.c64x16, peer: b.c64x16, unit: 'appends/s' },
+    { name: 'read last 100 of 100k messages', ours: a.read.rate, peer: b.read.rate, unit: 'reads/s' },
+    { name: 'SSE delivery p50, 1 subscriber', ours: a.sse1.p50, peer: b.sse1.p50, unit: 'ms', higherIsBetter: false },
+    { name: 'SSE delivery p99, 1 subscriber', ours: a.sse1.p99, peer: b.sse1.p99, unit: 'ms', higherIsBetter: false },
+    { name: 'SSE delivery p50, 50 subscribers', ours: a.sse50.p50, peer: b.sse50.p50, unit: 'ms', higherIsBetter: false },
+    { name: 'SSE delivery p99, 50 subscribers', ours: a.sse50.p99, peer: b.sse50.p99, unit: 'ms', higherIsBetter: false },
+  ],
+)
+console.log(`\n(total ${((Date.now() - t0) / 1000).toFixed(0)} s)`)
