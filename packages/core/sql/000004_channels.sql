@@ -14,6 +14,9 @@ CREATE TABLE _onepipe_channel_idempotency (
   -- A fresh random token per claim: only the claimant may renew or finish it.
   owner text,
   lease_expires_at timestamptz,
+  -- Set by a duplicate that waits, so the owner NOTIFYs only then (a NOTIFY
+  -- serializes commits database-wide; most calls have nobody waiting).
+  waiters boolean NOT NULL DEFAULT false,
   created_at timestamptz NOT NULL DEFAULT now(),
   expires_at timestamptz NOT NULL,
   PRIMARY KEY (channel_name, idempotency_key)

@@ -22,7 +22,7 @@ import {
 import type { Hono } from 'hono'
 import { mountChannelRoutes } from './http.js'
 import { runAttempts, type AttemptStats, type RetryPolicy } from './retry.js'
-import { claimKey, finishKey, listCalls, recordCall, renewKey, sweepExpired, type ChannelCall, type Outcome } from './store.js'
+import { claimKey, finishKey, listCalls, markWaiting, recordCall, renewKey, sweepExpired, takeOverKey, type ChannelCall, type Outcome } from './store.js'
 import { KeyWaiters, keyTag, NOTIFY } from './waiters.js'
 
 /**
@@ -223,19 +223,24 @@ export class Channel<I = unknown, O = unknown> implements Component {
       const waiter = this.#waiters.register(tag)
       try {
         const owner = randomUUID()
-        const claim = await claimKey(db, { channel: this.name, key, hash, owner, leaseMs, ttlMs })
+        const a = { channel: this.name, key, hash, owner, leaseMs, ttlMs }
+        const claim = await claimKey(db, a)
         if (claim.claimed) return await this.#runOwned(db, value, key, owner, tag, leaseMs)
         const row = claim.row
         if (!row) continue // a concurrent claim committed after this statement's snapshot
+        if (row.expired || (row.status === 'pending' && row.leaseMsLeft <= 0 && row.inputHash === hash)) {
+          // Expired, or its owner died: whoever takes the row lock first runs it.
+          if (await takeOverKey(db, a)) return await this.#runOwned(db, value, key, owner, tag, leaseMs)
+          continue
+        }
         if (row.inputHash !== hash) throw new IdempotencyConflictError(this.name, key)
         if (row.status === 'completed') return row.result as O
         if (row.status === 'failed') throw deserializeError(row.error ?? { name: 'Error', code: 'UNKNOWN', message: 'failed', status: 500, retryable: false })
-        if (!this.#waiters.isReady) {
-          // Start receiving notifications, then look again: one may have been sent meanwhile.
-          await this.#waiters.ready()
-          continue
-        }
-        await waiter.wait(Math.max(20, Math.min(RECHECK_MS, row.leaseMsLeft + 20)))
+        // Pending: listen first, then ask the owner to notify, then wait (with a slow re-check as a fallback).
+        await this.#waiters.ready()
+        const left = await markWaiting(db, this.name, key)
+        if (left === undefined) continue
+        await waiter.wait(Math.max(20, Math.min(RECHECK_MS, left + 20)))
       } finally {
         waiter.cancel()
       }

@@ -9,43 +9,85 @@ export interface KeyRow {
   result: unknown
   error: SerializedError | null
   leaseMsLeft: number
+  /** The row outlived `expires_at`: the key is free to claim again. */
+  expired: boolean
 }
 
 export type ClaimResult = { claimed: true } | { claimed: false; row: KeyRow | undefined }
 
+interface KeyRowSql {
+  claimed: boolean
+  input_hash: string
+  status: KeyRow['status']
+  result: unknown
+  error: SerializedError | null
+  lease_ms_left: number | null
+  expired: boolean
+}
+
 /**
- * Claims a key: inserts a `pending` row owned by `owner`, or takes over a
- * row that expired, or a pending row with the same input whose owner's
- * lease ran out (the owner died). Otherwise answers the live row (or
- * nothing, when a concurrent claim committed after this statement's
- * snapshot: the caller simply asks again).
+ * Claims a new key by inserting a `pending` row owned by `owner`, or answers
+ * the existing row. ON CONFLICT DO NOTHING takes no lock on the existing
+ * row, so replays of one hot key do not queue behind each other. No row
+ * at all means a concurrent claim committed after this statement's
+ * snapshot: the caller asks again.
  */
 export async function claimKey(
   q: Queryable,
   a: { channel: string; key: string; hash: string; owner: string; leaseMs: number; ttlMs: number },
 ): Promise<ClaimResult> {
-  const rows = await q.query<{ claimed: boolean; input_hash: string; status: KeyRow['status']; result: unknown; error: SerializedError | null; lease_ms_left: number | null }>(
+  const rows = await q.query<KeyRowSql>(
     `WITH c AS (
-       INSERT INTO _onepipe_channel_idempotency AS i (channel_name, idempotency_key, input_hash, status, owner, lease_expires_at, expires_at)
+       INSERT INTO _onepipe_channel_idempotency (channel_name, idempotency_key, input_hash, status, owner, lease_expires_at, expires_at)
        VALUES ($1, $2, $3, 'pending', $4, now() + make_interval(secs => $5::float8 / 1000), now() + make_interval(secs => $6::float8 / 1000))
-       ON CONFLICT (channel_name, idempotency_key) DO UPDATE
-         SET input_hash = excluded.input_hash, status = 'pending', owner = excluded.owner, lease_expires_at = excluded.lease_expires_at,
-             expires_at = excluded.expires_at, result = NULL, error = NULL, created_at = now()
-         WHERE i.expires_at <= now()
-            OR (i.status = 'pending' AND i.lease_expires_at <= now() AND i.input_hash = excluded.input_hash)
+       ON CONFLICT (channel_name, idempotency_key) DO NOTHING
        RETURNING 1
      )
-     SELECT true AS claimed, NULL::text AS input_hash, NULL::text AS status, NULL::jsonb AS result, NULL::jsonb AS error, NULL::float8 AS lease_ms_left FROM c
+     SELECT true AS claimed, NULL::text AS input_hash, NULL::text AS status, NULL::jsonb AS result, NULL::jsonb AS error, NULL::float8 AS lease_ms_left, false AS expired FROM c
      UNION ALL
-     SELECT false, input_hash, status, result, error, extract(epoch FROM (lease_expires_at - now())) * 1000
+     SELECT false, input_hash, status, result, error, extract(epoch FROM (lease_expires_at - now())) * 1000, expires_at <= now()
      FROM _onepipe_channel_idempotency
-     WHERE channel_name = $1 AND idempotency_key = $2 AND expires_at > now() AND NOT EXISTS (SELECT 1 FROM c)`,
+     WHERE channel_name = $1 AND idempotency_key = $2 AND NOT EXISTS (SELECT 1 FROM c)`,
     [a.channel, a.key, a.hash, a.owner, a.leaseMs, a.ttlMs],
   )
   const r = rows[0]
   if (r?.claimed) return { claimed: true }
   if (!r) return { claimed: false, row: undefined }
-  return { claimed: false, row: { inputHash: r.input_hash, status: r.status, result: r.result, error: r.error, leaseMsLeft: Number(r.lease_ms_left ?? 0) } }
+  return { claimed: false, row: { inputHash: r.input_hash, status: r.status, result: r.result, error: r.error, leaseMsLeft: Number(r.lease_ms_left ?? 0), expired: r.expired } }
+}
+
+/**
+ * Takes over a key that expired, or a pending key with the same input whose
+ * owner's lease ran out (the owner died). The row lock makes one claimant win.
+ */
+export async function takeOverKey(
+  q: Queryable,
+  a: { channel: string; key: string; hash: string; owner: string; leaseMs: number; ttlMs: number },
+): Promise<boolean> {
+  const n = await q.execute(
+    `UPDATE _onepipe_channel_idempotency
+     SET input_hash = $3, status = 'pending', owner = $4, lease_expires_at = now() + make_interval(secs => $5::float8 / 1000),
+         expires_at = now() + make_interval(secs => $6::float8 / 1000), result = NULL, error = NULL, created_at = now()
+     WHERE channel_name = $1 AND idempotency_key = $2
+       AND (expires_at <= now() OR (status = 'pending' AND lease_expires_at <= now() AND input_hash = $3))`,
+    [a.channel, a.key, a.hash, a.owner, a.leaseMs, a.ttlMs],
+  )
+  return n === 1
+}
+
+/**
+ * Asks the owner of a pending key to NOTIFY when it is done. Answers the
+ * owner's remaining lease, or undefined when the key is no longer pending
+ * (finished meanwhile: look again).
+ */
+export async function markWaiting(q: Queryable, channel: string, key: string): Promise<number | undefined> {
+  const [r] = await q.query<{ left: number }>(
+    `UPDATE _onepipe_channel_idempotency SET waiters = true
+     WHERE channel_name = $1 AND idempotency_key = $2 AND status = 'pending'
+     RETURNING extract(epoch FROM (lease_expires_at - now())) * 1000 AS left`,
+    [channel, key],
+  )
+  return r ? Number(r.left) : undefined
 }
 
 /** Extends the owner's lease while its handler runs; false once the row is no longer this owner's. */
@@ -84,16 +126,20 @@ export async function finishKey(q: Queryable, o: Outcome): Promise<boolean> {
     `WITH u AS (
        UPDATE _onepipe_channel_idempotency SET status = $4, result = ($5::text)::jsonb, error = $6::jsonb, lease_expires_at = NULL
        WHERE channel_name = $1 AND idempotency_key = $2 AND owner = $3 AND status = 'pending' AND $4 <> 'released'
-       RETURNING 1
+       -- The row's latest version (re-read under the row lock): a waiter that committed just before is seen.
+       RETURNING waiters
      ), d AS (
        DELETE FROM _onepipe_channel_idempotency
        WHERE channel_name = $1 AND idempotency_key = $2 AND owner = $3 AND status = 'pending' AND $4 = 'released'
-       RETURNING 1
+       RETURNING waiters
      ), h AS (
        INSERT INTO _onepipe_channel_calls (channel_name, idempotency_key, status, attempts, duration_ms, error)
        VALUES ($1, $2, CASE WHEN $4 = 'completed' THEN 'completed' ELSE 'failed' END, $7, $8, $6::jsonb)
+     ), w AS (
+       SELECT waiters FROM u UNION ALL SELECT waiters FROM d
      )
-     SELECT pg_notify($9, $10), EXISTS (SELECT 1 FROM u) OR EXISTS (SELECT 1 FROM d) AS ours`,
+     -- NOTIFY only when a duplicate is waiting: it serializes commits database-wide.
+     SELECT EXISTS (SELECT 1 FROM w) AS ours, (SELECT count(pg_notify($9, $10)) FROM w WHERE waiters) AS notified`,
     [o.channel, o.key, o.owner, o.status, o.result, o.error, o.attempts, o.durationMs, o.notifyChannel, o.notifyPayload],
   )
   return r?.ours ?? false

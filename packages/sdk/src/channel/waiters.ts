@@ -18,16 +18,10 @@ export function keyTag(channel: string, key: string): string {
 export class KeyWaiters {
   readonly #db: Database
   #listening: Promise<() => Promise<void>> | undefined
-  #ready = false
   readonly #waiting = new Map<string, Set<() => void>>()
 
   constructor(db: Database) {
     this.#db = db
-  }
-
-  /** Whether notifications are being received (a waiter registered before that may have missed one). */
-  get isReady(): boolean {
-    return this.#ready
   }
 
   /** Starts listening (once). */
@@ -37,7 +31,6 @@ export class KeyWaiters {
     })
     try {
       await this.#listening
-      this.#ready = true
     } catch (e) {
       this.#listening = undefined
       throw e
@@ -69,7 +62,6 @@ export class KeyWaiters {
   async close(): Promise<void> {
     const l = this.#listening
     this.#listening = undefined
-    this.#ready = false
     if (l) await (await l.catch(() => async () => {}))()
   }
 }

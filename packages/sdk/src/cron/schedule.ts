@@ -50,8 +50,11 @@ export class Schedule {
    */
   due(after: Date, upTo: Date, max: number): { ticks: Date[]; dropped: boolean } {
     if (max <= 0) return { ticks: [], dropped: false }
-    // previousRuns excludes its reference instant; +1 ms includes a tick exactly at upTo.
-    const recent = this.#c.previousRuns(max + 1, new Date(upTo.getTime() + 1)).filter((t) => t.getTime() > after.getTime())
+    // previousRuns drops the milliseconds of its reference and excludes that whole second, so look
+    // from one second ahead and keep what is not later than upTo.
+    const recent = this.#c
+      .previousRuns(max + 2, new Date(upTo.getTime() + 1000))
+      .filter((t) => t.getTime() > after.getTime() && t.getTime() <= upTo.getTime())
     const dropped = recent.length > max
     return { ticks: recent.slice(0, max).reverse(), dropped }
   }

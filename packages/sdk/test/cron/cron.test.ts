@@ -33,6 +33,14 @@ describe('cron expressions', () => {
     expect(iso(new CronSchedule('@weekly', undefined).nextN(1, from))).toEqual(['2025-01-05T00:00:00.000Z'])
   })
 
+  it('finds the ticks due in a window, the one at its start second included, at most max (the newest)', () => {
+    const s = new CronSchedule('* * * * * *', undefined)
+    const at = (x: string) => new Date(`2025-01-01T00:00:${x}Z`)
+    expect(iso(s.due(at('27.000'), at('30.004'), 10).ticks)).toEqual(['2025-01-01T00:00:28.000Z', '2025-01-01T00:00:29.000Z', '2025-01-01T00:00:30.000Z'])
+    expect(s.due(at('27.000'), at('30.000'), 2)).toEqual({ ticks: [at('29.000'), at('30.000')], dropped: true })
+    expect(s.due(at('30.000'), at('30.999'), 5)).toEqual({ ticks: [], dropped: false })
+  })
+
   it('matches day-of-month OR day-of-week when both are restricted, as cron defines it', () => {
     // The 13th, and every Friday (Jan 2025: Fridays 3, 10, 17; the 13th is a Monday).
     expect(iso(new CronSchedule('0 0 13 * FRI', undefined).nextN(4, new Date('2025-01-01T00:00:00Z')))).toEqual([

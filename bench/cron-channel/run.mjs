@@ -1,0 +1,106 @@
+// bench/cron-channel: Channel calls over HTTP (autocannon, 50 connections)
+// beside a bare Hono handler doing the same work (validate + one INSERT),
+// with and without idempotency, in one server process; then cron fire
+// lateness (actual − scheduled, database clock) of an every-second Cron
+// beside croner's own in-process timer, over the same ticks.
+import { randomUUID } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
+import autocannon from 'autocannon'
+import { Cron as Croner } from 'croner'
+import { Cron, Database } from '@onepipe/sdk'
+import { printTable, startServer } from '../lib/report.mjs'
+
+const DURATION = Number(process.env.BENCH_SECONDS ?? 5)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2)
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50)
+const TICKS = Number(process.env.BENCH_TICKS ?? 20)
+const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+const SCHEMA = `bench_cc_${randomUUID().slice(0, 8)}`
+
+const body = () => JSON.stringify({ orderId: randomUUID(), amount: 42 })
+const fixedBody = JSON.stringify({ orderId: 'the-same-order', amount: 42 })
+const variants = [
+  { name: 'bare Hono handler', path: '/bare/charge', body },
+  { name: 'Channel, no idempotency', path: '/rpc/charge-plain', body },
+  { name: 'Channel, idempotent (new key)', path: '/rpc/charge-idem', body },
+  { name: 'Channel, idempotent (replayed key)', path: '/rpc/charge-idem', body: () => fixedBody },
+]
+
+function load(port, v, duration) {
+  return new Promise((resolve, reject) => {
+    autocannon(
+      {
+        url: `http://127.0.0.1:${port}${v.path}`,
+        connections: CONNECTIONS,
+        duration,
+        pipelining: 1,
+        requests: [{ method: 'POST', headers: { 'content-type': 'application/json' }, setupRequest: (req) => ({ ...req, body: v.body() }) }],
+      },
+      (err, res) => (err ? reject(err) : resolve(res)),
+    )
+  })
+}
+
+const admin = Database.create('admin').postgres(DATABASE_URL).schema(SCHEMA).pool({ max: 4 }).build()
+await admin.ready()
+const server = await startServer(fileURLToPath(new URL('./server.mjs', import.meta.url)), { DATABASE_URL, SCHEMA })
+const http = {}
+try {
+  for (const v of variants) {
+    const check = await load(server.port, v, 1)
+    if (check.non2xx > 0 || check['2xx'] === 0) throw new Error(`${v.name}: ${check.non2xx} non-2xx responses`)
+  }
+  for (let i = 0; i < ROUNDS; i++) {
+    for (const v of i % 2 === 0 ? variants : [...variants].reverse()) {
+      const res = await load(server.port, v, DURATION)
+      const acc = (http[v.name] ??= { rps: [], p50: [], p99: [] })
+      acc.rps.push(res.requests.average)
+      acc.p50.push(res.latency.p50)
+      acc.p99.push(res.latency.p99)
+    }
+  }
+} finally {
+  await server.stop()
+}
+
+// Cron lateness: OnePipe's scheduler (lease, fenced claim INSERT, database clock) and croner's bare timer tick together.
+const onepipe = []
+const bare = []
+const job = Cron.create(`bench-${SCHEMA}`)
+  .schedule('* * * * * *')
+  .db(admin)
+  .handler((ctx) => void onepipe.push(ctx.actualTime.getTime() - ctx.scheduledTime.getTime()))
+  .build()
+const peer = new Croner('* * * * * *', () => {
+  const now = performance.timeOrigin + performance.now()
+  bare.push(now - Math.floor(now / 1000) * 1000)
+})
+await job.start()
+while (onepipe.length < TICKS || bare.length < TICKS) await new Promise((r) => setTimeout(r, 100))
+peer.stop()
+await job.stop()
+await admin.execute(`DROP SCHEMA "${SCHEMA}" CASCADE`)
+await admin.close()
+
+const mean = (a) => a.reduce((x, y) => x + y, 0) / a.length
+const pct = (a, p) => {
+  const s = [...a].sort((x, y) => x - y)
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]
+}
+const base = http['bare Hono handler']
+const rows = []
+for (const v of variants.slice(1)) {
+  const r = http[v.name]
+  rows.push({ name: `${v.name}: calls/s`, ours: mean(r.rps), peer: mean(base.rps), unit: 'req/s' })
+  rows.push({ name: `${v.name}: p50`, ours: mean(r.p50), peer: mean(base.p50), unit: 'ms', higherIsBetter: false })
+  rows.push({ name: `${v.name}: p99`, ours: mean(r.p99), peer: mean(base.p99), unit: 'ms', higherIsBetter: false })
+}
+printTable(`bench/cron-channel — HTTP (autocannon, ${CONNECTIONS} connections, ${ROUNDS}×${DURATION}s per variant), work = validate + 1 INSERT, node ${process.version}`, 'bare Hono', rows)
+printTable(
+  `cron fire lateness over ${TICKS} every-second ticks (OnePipe: ctx.actualTime − scheduledTime on the database clock, after the lease check and claim INSERT; croner: callback time − the second)`,
+  'croner timer',
+  [
+    { name: 'lateness p50', ours: pct(onepipe.slice(0, TICKS), 50), peer: pct(bare.slice(0, TICKS), 50), unit: 'ms', higherIsBetter: false },
+    { name: 'lateness p99', ours: pct(onepipe.slice(0, TICKS), 99), peer: pct(bare.slice(0, TICKS), 99), unit: 'ms', higherIsBetter: false },
+  ],
+)
