@@ -18,7 +18,7 @@ import {
   wantsClose,
 } from './headers.js'
 import { isJsonType, isTextType, recordsToBody } from './records.js'
-import { readOrWait, sseBody } from './live.js'
+import { SseSession, readOrWait, sseStream } from './live.js'
 import { StreamRequest } from './request.js'
 import { errorReply, respond, type Reply } from './reply.js'
 import type { Subscriptions } from './subscriptions.js'
@@ -162,7 +162,7 @@ export function streamsHandler(engine: StreamEngine, o: HttpOptions): (req: Stre
       const meta = await engine.head(path)
       const h: Headers_ = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' }
       if (!isTextType(meta.contentType)) h[H.sseEncoding] = 'base64'
-      return respond(200, h, sseBody({ engine, path, from, contentType: meta.contentType, limits, lifetimeMs: o.sseLifetimeMs, cursor, shutdown: o.shutdown() }))
+      return respond(200, h, new SseSession({ engine, path, from, contentType: meta.contentType, limits, lifetimeMs: o.sseLifetimeMs, cursor, shutdown: o.shutdown() }))
     }
     const r =
       live === 'long-poll'
@@ -194,7 +194,8 @@ export function streamsHandler(engine: StreamEngine, o: HttpOptions): (req: Stre
 /** Turns a Reply into a WHATWG Response (in-process `app.request()`, embedding in another Hono app). */
 function toResponse(r: Reply): Response {
   const noBody = r.status === 204 || r.status === 304
-  return new Response(noBody ? null : r.body, { status: r.status, headers: r.headers })
+  const body = r.body instanceof SseSession ? sseStream(r.body) : r.body
+  return new Response(noBody ? null : body, { status: r.status, headers: r.headers })
 }
 
 /**
@@ -231,11 +232,11 @@ export function nodeListener(handle: (req: StreamRequest) => Promise<Reply>): (r
 async function writeReply(res: ServerResponse, r: Reply): Promise<void> {
   const body = r.body
   if (res.destroyed) {
-    // The client left (e.g. during a long-poll): nothing to answer, but a streamed body must be released.
-    if (body instanceof ReadableStream) await body.cancel()
+    // The client left (e.g. during a long-poll): nothing to answer, but a live session must end.
+    if (body instanceof SseSession) body.cancel()
     return
   }
-  if (typeof body === 'string' || body instanceof Uint8Array) {
+  if (!(body instanceof SseSession)) {
     if (r.status !== 204 && r.status !== 304) r.headers['content-length'] = String(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength)
     res.writeHead(r.status, r.headers)
     res.end(body)
@@ -243,16 +244,13 @@ async function writeReply(res: ServerResponse, r: Reply): Promise<void> {
   }
   res.writeHead(r.status, r.headers)
   res.flushHeaders()
-  const reader = body.getReader()
-  const onClose = () => {
-    reader.cancel().catch(() => undefined)
-  }
+  const onClose = () => body.cancel()
   res.once('close', onClose)
   try {
     for (;;) {
-      const { done, value } = await reader.read()
-      if (done || res.destroyed) break
-      if (!res.write(value)) {
+      const frame = await body.next()
+      if (frame === undefined || res.destroyed) break
+      if (!res.write(frame)) {
         await new Promise<void>((resolve) => {
           const go = () => {
             res.off('drain', go)
@@ -266,6 +264,7 @@ async function writeReply(res: ServerResponse, r: Reply): Promise<void> {
     }
   } finally {
     res.off('close', onClose)
+    body.cancel()
     if (!res.destroyed) res.end()
   }
 }

@@ -75,75 +75,126 @@ export interface SseOptions {
 }
 
 /**
- * An SSE body. Each batch of records becomes ONE `data` event immediately
- * followed by ONE `control` event carrying `streamNextOffset`, `streamCursor`
- * and `upToDate`; a closed stream ends with `streamClosed: true` and the
- * connection closes. The stream is pull-driven: the next batch is read only
- * when the socket drained the previous one.
+ * One SSE connection as a pull-based sequence of frames. Each batch of
+ * records becomes ONE `data` event immediately followed by ONE `control`
+ * event carrying `streamNextOffset`, `streamCursor` and `upToDate`; a closed
+ * stream ends with `streamClosed: true` and the connection closes. The next
+ * batch is read only when the writer asks for it, i.e. after the socket took
+ * the previous one: a slow reader holds back its own connection, not memory.
  */
-export function sseBody(o: SseOptions): ReadableStream<Uint8Array> {
-  const json = isJsonType(o.contentType)
-  const text = isTextType(o.contentType)
-  const endAt = Date.now() + o.lifetimeMs
-  const abort = new AbortController()
-  const stop = () => abort.abort()
-  o.shutdown?.addEventListener('abort', stop, { once: true })
-  let from = o.from
-  let sentUpToDate = false
-  let finished = false
-  const finish = (controller: ReadableStreamDefaultController<Uint8Array>, err?: unknown) => {
-    if (finished) return
-    finished = true
-    o.shutdown?.removeEventListener('abort', stop)
-    abort.abort()
-    if (err === undefined) controller.close()
-    else controller.error(err)
+export class SseSession {
+  readonly #o: SseOptions
+  readonly #json: boolean
+  readonly #text: boolean
+  readonly #endAt: number
+  readonly #abort = new AbortController()
+  readonly #stop = () => this.#abort.abort()
+  #from: string
+  #sentUpToDate = false
+  #finished = false
+  #ended = false
+  /** Set by the store's notification; cleared before each read, so a change during a read is never lost. */
+  #dirty = true
+  #wake: (() => void) | undefined
+  readonly #unwatch: () => void
+
+  constructor(o: SseOptions) {
+    this.#o = o
+    this.#json = isJsonType(o.contentType)
+    this.#text = isTextType(o.contentType)
+    this.#endAt = Date.now() + o.lifetimeMs
+    this.#from = o.from
+    o.shutdown?.addEventListener('abort', this.#stop, { once: true })
+    // One watcher for the connection's whole life: a delivery costs one read.
+    this.#unwatch = o.engine.store.watch(o.path, () => {
+      this.#dirty = true
+      this.#wake?.()
+    })
   }
 
-  const frame = (r: ReadOutcome): string => {
+  /** The next frame(s) to write, or `undefined` when the connection should end. */
+  async next(): Promise<string | undefined> {
+    try {
+      for (;;) {
+        const left = this.#endAt - Date.now()
+        if (this.#finished || left <= 0 || this.#abort.signal.aborted) return this.#end()
+        if (!this.#dirty && this.#sentUpToDate) {
+          await this.#waitForChange(left)
+          continue
+        }
+        this.#dirty = false
+        const r = await this.#o.engine.read(this.#o.path, this.#from, this.#o.limits)
+        if (this.#abort.signal.aborted) return this.#end()
+        const closedAtEnd = r.upToDate && r.meta.closed
+        this.#from = r.next
+        if (r.records.length > 0 || closedAtEnd || !this.#sentUpToDate) {
+          this.#sentUpToDate = r.upToDate || r.records.length === 0
+          if (closedAtEnd) this.#finished = true
+          return this.#frame(r)
+        }
+      }
+    } catch (err) {
+      this.#end()
+      // A stream deleted or expired under a live reader just ends its connection.
+      if (err instanceof OnePipeError && err.status < 500) return undefined
+      throw err
+    }
+  }
+
+  #waitForChange(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer)
+        this.#abort.signal.removeEventListener('abort', done)
+        this.#wake = undefined
+        resolve()
+      }
+      const timer = setTimeout(done, ms)
+      this.#abort.signal.addEventListener('abort', done, { once: true })
+      this.#wake = done
+    })
+  }
+
+  /** The client went away or the server stops. */
+  cancel(): void {
+    this.#end()
+  }
+
+  #end(): undefined {
+    this.#finished = true
+    if (this.#ended) return undefined
+    this.#ended = true
+    this.#unwatch()
+    this.#o.shutdown?.removeEventListener('abort', this.#stop)
+    this.#abort.abort()
+    return undefined
+  }
+
+  #frame(r: ReadOutcome): string {
     let out = ''
     if (r.records.length > 0) {
-      const body = recordsToBody(r.records, json)
-      out += `event: data\n${text ? dataLines(body.toString('utf8')) : `data:${body.toString('base64')}\n`}\n`
+      const body = recordsToBody(r.records, this.#json)
+      out += `event: data\n${this.#text ? dataLines(body.toString('utf8')) : `data:${body.toString('base64')}\n`}\n`
     }
-    const atEnd = r.upToDate && r.meta.closed
     const control: Record<string, unknown> = { streamNextOffset: r.next }
-    if (atEnd) control.streamClosed = true
-    else control.streamCursor = o.cursor()
+    if (r.upToDate && r.meta.closed) control.streamClosed = true
+    else control.streamCursor = this.#o.cursor()
     if (r.upToDate) control.upToDate = true
     out += `event: control\ndata:${JSON.stringify(control)}\n\n`
     return out
   }
+}
 
+/** An SSE session as a ReadableStream (for WHATWG Response bodies). */
+export function sseStream(session: SseSession): ReadableStream<Uint8Array> {
   return new ReadableStream<Uint8Array>(
     {
       pull: async (controller) => {
-        try {
-          for (;;) {
-            const left = endAt - Date.now()
-            if (left <= 0 || abort.signal.aborted) return finish(controller)
-            const r = await readOrWait(o.engine, o.path, from, o.limits, sentUpToDate ? left : 0, abort.signal)
-            if (abort.signal.aborted) return finish(controller)
-            const closedAtEnd = r.upToDate && r.meta.closed
-            if (r.records.length > 0 || closedAtEnd || (r.upToDate && !sentUpToDate)) {
-              controller.enqueue(enc.encode(frame(r)))
-              from = r.next
-              sentUpToDate = r.upToDate
-              if (closedAtEnd) finish(controller)
-              return
-            }
-            from = r.next
-          }
-        } catch (err) {
-          // A stream deleted or expired under a live reader just ends its connection.
-          finish(controller, err instanceof OnePipeError && err.status < 500 ? undefined : err)
-        }
+        const frame = await session.next()
+        if (frame === undefined) controller.close()
+        else controller.enqueue(enc.encode(frame))
       },
-      cancel: () => {
-        finished = true
-        o.shutdown?.removeEventListener('abort', stop)
-        abort.abort()
-      },
+      cancel: () => session.cancel(),
     },
     { highWaterMark: 1 },
   )

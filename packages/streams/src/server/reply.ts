@@ -1,6 +1,7 @@
 import { OnePipeError } from '@onepipe/core'
 import { ProducerFencedError, ProducerSequenceError, StreamClosedError } from '../stores/types.js'
 import { BASE_HEADERS, H } from './headers.js'
+import type { SseSession } from './live.js'
 
 type Headers_ = Record<string, string>
 
@@ -8,7 +9,7 @@ type Headers_ = Record<string, string>
 export interface Reply {
   status: number
   headers: Headers_
-  body: string | Uint8Array | ReadableStream<Uint8Array>
+  body: string | Uint8Array | SseSession
 }
 
 export function respond(status: number, headers: Headers_, body: Reply['body'] = ''): Reply {
