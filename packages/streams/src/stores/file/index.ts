@@ -2,42 +2,22 @@ import { mkdir, open, readFile, readdir, rename, unlink } from 'node:fs/promises
 import { join, resolve } from 'node:path'
 import { ConfigError, OnePipeError, TransportError } from '@onepipe/core'
 import {
-  advanceOffset,
   type ReadOptions,
   type ReadResult,
-  type StreamChange,
   type StreamMeta,
   type StreamPlan,
   type StreamStore,
   type TransactResult,
 } from '../types.js'
 import { PathWatchers } from '../watchers.js'
-import { StreamLog, syncDir, type BatchPut } from './log.js'
+import { StreamLog, syncDir } from './log.js'
+import { TransactionQueues, type Batch } from '../batch.js'
 import { LOG_SUFFIX, TMP_SUFFIX, logFileName } from './names.js'
 
 /** Options of {@link FileStreamStore}. */
 export interface FileStoreOptions {
   /** Directory of the stream logs. Default `.onepipe/streams`. */
   dir?: string
-}
-
-interface Pending {
-  plan: StreamPlan<unknown>
-  resolve: (r: TransactResult<unknown>) => void
-  reject: (err: unknown) => void
-}
-
-/** Per-path state: the open log (if the stream exists) and its transaction queue. */
-interface Slot {
-  log: StreamLog | undefined
-  queue: Pending[]
-  draining: Promise<void> | undefined
-}
-
-interface Decided {
-  item: Pending
-  change: StreamChange<unknown>
-  result: TransactResult<unknown>
 }
 
 /** What recovery cut from each log on open. */
@@ -80,8 +60,12 @@ function ioError(action: string, dir: string, cause: unknown): TransportError {
 export class FileStreamStore implements StreamStore {
   readonly kind = 'file'
   readonly dir: string
-  readonly #slots = new Map<string, Slot>()
+  readonly #logs = new Map<string, StreamLog>()
   readonly #watchers = new PathWatchers()
+  readonly #queues = new TransactionQueues(
+    (path, decide) => this.#persist(path, decide),
+    (path) => this.#watchers.notify(path),
+  )
   #ready: Promise<void> | undefined
   #closed = false
   #locked = false
@@ -133,7 +117,7 @@ export class FileStreamStore implements StreamStore {
         continue
       }
       if (opened.truncated > 0) this.#recovered.push({ path: opened.log.path, truncatedBytes: opened.truncated })
-      this.#slots.set(opened.log.path, { log: opened.log, queue: [], draining: undefined })
+      this.#logs.set(opened.log.path, opened.log)
     }
   }
 
@@ -161,130 +145,43 @@ export class FileStreamStore implements StreamStore {
 
   async head(path: string): Promise<StreamMeta | undefined> {
     await this.ready()
-    return this.#slots.get(path)?.log?.meta
+    return this.#logs.get(path)?.meta
   }
 
   async transact<R>(path: string, plan: StreamPlan<R>): Promise<TransactResult<R>> {
     await this.ready()
     if (this.#closed) throw new OnePipeError('STREAM_STORE_CLOSED', 'The file store was closed.', { status: 503, retryable: true })
+    logFileName(path)
+    return this.#queues.transact(path, plan)
+  }
+
+  /** Persists one decided batch: appends to the open log, or replaces/removes the file. */
+  async #persist(path: string, decide: (current: StreamMeta | undefined) => Batch): Promise<Batch> {
+    const log = this.#logs.get(path)
+    const batch = decide(log?.meta)
     const file = logFileName(path)
-    let slot = this.#slots.get(path)
-    if (!slot) {
-      slot = { log: undefined, queue: [], draining: undefined }
-      this.#slots.set(path, slot)
-    }
-    const s = slot
-    return new Promise<TransactResult<R>>((resolve, reject) => {
-      s.queue.push({ plan, resolve: resolve as (r: TransactResult<unknown>) => void, reject })
-      this.#kick(path, file, s)
-    })
-  }
-
-  /** Starts draining a slot's queue unless it already is. */
-  #kick(path: string, file: string, slot: Slot): void {
-    if (slot.draining) return
-    slot.draining = this.#drain(path, file, slot)
-      .catch((err: unknown) => {
-        for (const item of slot.queue.splice(0)) item.reject(err)
-      })
-      .finally(() => {
-        slot.draining = undefined
-        if (slot.queue.length > 0) this.#kick(path, file, slot)
-        else if (!slot.log && this.#slots.get(path) === slot) this.#slots.delete(path)
-      })
-  }
-
-  /**
-   * Runs queued transactions: plans are decided in order against the
-   * committed meta plus the batch so far; every put/keep decided while the
-   * previous fsync ran goes into ONE write + fsync. Creation, reset and
-   * delete replace the file and are applied alone.
-   */
-  async #drain(path: string, file: string, slot: Slot): Promise<void> {
-    while (slot.queue.length > 0) {
-      const batch: Decided[] = []
-      let structural: Decided | undefined
-      let working = slot.log?.meta
-      while (slot.queue.length > 0) {
-        const item = slot.queue[0] as Pending
-        let change: StreamChange<unknown>
-        try {
-          change = item.plan(working)
-        } catch (err) {
-          slot.queue.shift()
-          item.reject(err)
-          continue
-        }
-        const replaces = change.op === 'delete' ? working !== undefined : change.op === 'put' && (working === undefined || change.reset === true)
-        if (replaces) {
-          // Plans are pure, so one left in the queue is simply decided again next round.
-          if (batch.length > 0) break
-          slot.queue.shift()
-          structural = { item, change, result: { result: change.result, meta: undefined, appended: [] } }
-          break
-        }
-        slot.queue.shift()
-        const appended: { offset: string; next: string }[] = []
-        if (change.op === 'put' && working) {
-          let tail = working.nextOffset
-          for (const rec of change.append ?? []) {
-            const next = advanceOffset(tail, rec.data.byteLength)
-            appended.push({ offset: tail, next })
-            tail = next
-          }
-          working = { ...change.meta, nextOffset: tail, version: working.version + 1 }
-        }
-        batch.push({ item, change, result: { result: change.result, meta: working, appended } })
-      }
-      if (structural) await this.#replace(path, file, slot, structural)
-      else await this.#commit(path, slot, batch)
-    }
-  }
-
-  async #commit(path: string, slot: Slot, batch: Decided[]): Promise<void> {
-    const puts: BatchPut[] = []
-    for (const d of batch) {
-      if (d.change.op === 'put') puts.push({ meta: d.change.meta, append: d.change.append ?? [] })
-    }
-    if (puts.length > 0 && slot.log) {
-      try {
-        await slot.log.commit(puts)
-      } catch (err) {
-        const failure = ioError('append', this.dir, err)
-        for (const d of batch) d.item.reject(failure)
-        return
-      }
-    }
-    for (const d of batch) d.item.resolve(d.result)
-    if (puts.length > 0) this.#notify(path)
-  }
-
-  /** Creation, reset or delete: the file itself is replaced or removed. */
-  async #replace(path: string, file: string, slot: Slot, d: Decided): Promise<void> {
-    const old = slot.log
     try {
-      if (d.change.op === 'delete') {
+      if (batch.kind === 'append' && log && batch.meta) {
+        await log.commit(batch.records, batch.meta)
+      } else if (batch.kind === 'create' && batch.meta) {
+        this.#logs.set(path, await StreamLog.create(this.dir, file, path, batch.start, batch.records, batch.meta))
+        // Reads still running on the old handle finish first (FileHandle.close waits for them).
+        await log?.close()
+      } else if (batch.kind === 'delete') {
         await unlink(join(this.dir, file))
         await syncDir(this.dir)
-        slot.log = undefined
-      } else if (d.change.op === 'put') {
-        const { log, appended } = await StreamLog.create(this.dir, file, path, d.change.meta, d.change.append ?? [])
-        slot.log = log
-        d.result = { result: d.change.result, meta: log.meta, appended }
+        this.#logs.delete(path)
+        await log?.close()
       }
     } catch (err) {
-      d.item.reject(ioError(d.change.op === 'delete' ? 'delete a stream' : 'create a stream', this.dir, err))
-      return
+      throw ioError(batch.kind === 'append' ? 'append' : `${batch.kind} a stream`, this.dir, err)
     }
-    d.item.resolve(d.result)
-    // Reads still running on the old handle finish first (FileHandle.close waits for them).
-    await old?.close()
-    this.#notify(path)
+    return batch
   }
 
   async read(path: string, options: ReadOptions): Promise<ReadResult> {
     await this.ready()
-    const log = this.#slots.get(path)?.log
+    const log = this.#logs.get(path)
     if (!log) return { meta: undefined, records: [] }
     const meta = log.meta
     return { meta, records: await log.read(options) }
@@ -294,16 +191,12 @@ export class FileStreamStore implements StreamStore {
     return this.#watchers.add(path, listener)
   }
 
-  #notify(path: string): void {
-    this.#watchers.notify(path)
-  }
-
   async expired(now: number, limit: number): Promise<string[]> {
     await this.ready()
     const out: string[] = []
-    for (const [path, slot] of this.#slots) {
+    for (const [path, log] of this.#logs) {
       if (out.length >= limit) break
-      const exp = slot.log?.meta.expiresAt
+      const exp = log.meta.expiresAt
       if (exp !== undefined && exp <= now) out.push(path)
     }
     return out
@@ -314,13 +207,9 @@ export class FileStreamStore implements StreamStore {
     this.#closed = true
     if (!this.#ready) return
     await this.#ready.catch(() => undefined)
-    for (;;) {
-      const running = [...this.#slots.values()].map((s) => s.draining).filter((p) => p !== undefined)
-      if (running.length === 0) break
-      await Promise.all(running)
-    }
-    for (const slot of this.#slots.values()) await slot.log?.close()
-    this.#slots.clear()
+    await this.#queues.idle()
+    for (const log of this.#logs.values()) await log.close()
+    this.#logs.clear()
     this.#watchers.clear()
     if (this.#locked) await unlink(join(this.dir, LOCK))
   }

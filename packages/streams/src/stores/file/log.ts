@@ -4,13 +4,13 @@ import {
   InvalidOffsetError,
   decodeOffset,
   encodeOffset,
-  type AppendRecord,
   type ReadOptions,
   type StoredRecord,
   type StreamMeta,
 } from '../types.js'
 import { FRAME_HEADER, FrameType, dataFrame, dataOf, parseFrame, textFrame } from './frames.js'
 import { TMP_SUFFIX } from './names.js'
+import type { PlacedRecord } from '../batch.js'
 
 /** Growable array of non-negative integers (file positions, byte counts). */
 class NumberList {
@@ -39,12 +39,6 @@ function persistedMeta(meta: StreamMeta): string {
 const CACHE_RECORDS = 4096
 const CACHE_BYTES = 4 * 1024 * 1024
 const READ_CHUNK = 1 << 20
-
-/** One committed put of a batch. */
-export interface BatchPut {
-  meta: StreamMeta
-  append: readonly AppendRecord[]
-}
 
 /** fsync of a directory, so a created, renamed or removed entry survives a crash. */
 export async function syncDir(dir: string): Promise<void> {
@@ -103,22 +97,22 @@ export class StreamLog {
   /**
    * Writes a complete new log (header, records, commit) to a temp file,
    * fsyncs it and renames it over `file`: creation and reset are atomic.
+   * `meta` is the meta after the records; `base` the offset of the first.
    */
-  static async create(dir: string, file: string, path: string, meta: StreamMeta, append: readonly AppendRecord[]): Promise<{ log: StreamLog; appended: { offset: string; next: string }[] }> {
-    const base = decodeOffset(meta.nextOffset)
-    if (!base) throw new InvalidOffsetError(meta.nextOffset, 'it is not a well-formed offset')
+  static async create(dir: string, file: string, path: string, base: string, records: readonly PlacedRecord[], meta: StreamMeta): Promise<StreamLog> {
+    const start = decodeOffset(base)
+    if (!start) throw new InvalidOffsetError(base, 'it is not a well-formed offset')
     const tmp = join(dir, file + TMP_SUFFIX)
-    const target = join(dir, file)
-    const head = textFrame(FrameType.Header, JSON.stringify({ v: 1, path, base: meta.nextOffset }))
-    const log = new StreamLog(path, file, undefined as unknown as FileHandle, { ...meta, version: 0 }, base, head.byteLength)
+    const head = textFrame(FrameType.Header, JSON.stringify({ v: 1, path, base }))
+    const log = new StreamLog(path, file, undefined as unknown as FileHandle, meta, start, head.byteLength)
     // The first COMMIT always carries the full meta.
     log.#metaJson = ''
-    const { buffers, apply } = log.#prepare([{ meta, append }])
+    const { buffers, apply } = log.#prepare(records, meta)
     const fh = await open(tmp, 'w+')
     try {
       await writeAll(fh, [head, ...buffers], 0)
       await fh.datasync()
-      await rename(tmp, target)
+      await rename(tmp, join(dir, file))
     } catch (err) {
       await fh.close()
       await unlink(tmp).catch(() => undefined)
@@ -126,8 +120,8 @@ export class StreamLog {
     }
     await syncDir(dir)
     log.#fh = fh
-    const appended = apply()
-    return { log, appended }
+    apply()
+    return log
   }
 
   /**
@@ -214,42 +208,32 @@ export class StreamLog {
   }
 
   /**
-   * Frames for a batch of puts (their records, then ONE commit carrying the
-   * final meta), and the function that makes the batch visible once the
-   * frames are durable.
+   * Frames for a batch (its records, then ONE commit carrying the final
+   * meta), and the function that makes the batch visible once the frames
+   * are durable.
    */
-  #prepare(puts: readonly BatchPut[]): { buffers: Uint8Array[]; apply: () => { offset: string; next: string }[] } {
+  #prepare(records: readonly PlacedRecord[], meta: StreamMeta): { buffers: Uint8Array[]; apply: () => void } {
     const buffers: Uint8Array[] = []
-    const placed: { pos: number; rec: AppendRecord }[] = []
+    const positions: number[] = []
     let pos = this.#end
-    for (const put of puts) {
-      for (const rec of put.append) {
-        const [h, data] = dataFrame(rec.data, rec.count)
-        buffers.push(h, data)
-        placed.push({ pos, rec })
-        pos += h.byteLength + data.byteLength
-      }
+    for (const rec of records) {
+      const [h, data] = dataFrame(rec.data, rec.count)
+      buffers.push(h, data)
+      positions.push(pos)
+      pos += h.byteLength + data.byteLength
     }
-    const last = puts[puts.length - 1] as BatchPut
-    const json = persistedMeta(last.meta)
+    const json = persistedMeta(meta)
     const commit = textFrame(FrameType.Commit, json === this.#metaJson ? '' : json)
     buffers.push(commit)
     const end = pos + commit.byteLength
     const apply = () => {
-      const appended: { offset: string; next: string }[] = []
-      let offset = this.#meta.nextOffset
-      for (const { pos: at, rec } of placed) {
-        const records = this.#baseRecords + this.#positions.length
-        this.#index(at, rec.data.byteLength)
-        const next = encodeOffset(records + 1, this.#tailBytes)
-        this.#remember({ offset, next, data: rec.data, count: rec.count })
-        appended.push({ offset, next })
-        offset = next
-      }
+      records.forEach((rec, i) => {
+        this.#index(positions[i] as number, rec.data.byteLength)
+        this.#remember(rec)
+      })
       this.#end = end
       this.#metaJson = json
-      this.#meta = { ...last.meta, nextOffset: offset, version: this.#meta.version + puts.length }
-      return appended
+      this.#meta = meta
     }
     return { buffers, apply }
   }
@@ -259,8 +243,8 @@ export class StreamLog {
    * visible. On failure the file is cut back to the last commit and
    * nothing changes in memory.
    */
-  async commit(puts: readonly BatchPut[]): Promise<{ offset: string; next: string }[]> {
-    const { buffers, apply } = this.#prepare(puts)
+  async commit(records: readonly PlacedRecord[], meta: StreamMeta): Promise<void> {
+    const { buffers, apply } = this.#prepare(records, meta)
     try {
       await writeAll(this.#fh, buffers, this.#end)
       await this.#fh.datasync()
@@ -268,7 +252,7 @@ export class StreamLog {
       await this.#fh.truncate(this.#end).catch(() => undefined)
       throw err
     }
-    return apply()
+    apply()
   }
 
   #remember(rec: StoredRecord): void {
