@@ -358,7 +358,7 @@ export class WorkflowEngine implements ExecutionHost {
     const wakeAtMs = reason === 'shutdown' ? 0 : exec.wakeAtMs
     if (!(await exec.flush())) return { final: false }
     const r = await releaseRun(this.db, exec.lease, wakeAtMs, exec.seenSeq)
-    if (r) this.#armWake(r.wakeAt.getTime() - exec.dbNow())
+    if (r) this.#armWake(r.wakeAtMs - exec.dbNow())
     return { final: false }
   }
 

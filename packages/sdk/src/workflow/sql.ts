@@ -238,17 +238,18 @@ export async function timeoutWaiting(q: Queryable, l: Lease, stepId: string): Pr
  * signal or child completion arrived since the run was claimed (`signal_seq`
  * moved): then the run is due at once, so no wake-up is lost.
  */
-export async function releaseRun(q: Queryable, l: Lease, wakeAtMs: number | null, seenSeq: number): Promise<{ wakeAt: Date } | undefined> {
-  const [row] = await q.query<{ wake_at: Date }>(
+export async function releaseRun(q: Queryable, l: Lease, wakeAtMs: number | null, seenSeq: number): Promise<{ wakeAtMs: number } | undefined> {
+  // Epoch ms as float8: 'infinity' (woken only by a signal) is Infinity on both engines.
+  const [row] = await q.query<{ wake_ms: number }>(
     `UPDATE _onepipe_workflows SET owner = NULL, heartbeat_at = NULL, updated_at = now(),
        wake_at = CASE WHEN signal_seq = $5
                       THEN LEAST(COALESCE(to_timestamp($4::float8 / 1000), 'infinity'::timestamptz), COALESCE(deadline_at, 'infinity'::timestamptz))
                       ELSE now() END
      WHERE workflow_id = $1 AND fence = $2 AND owner = $3 AND status = 'running'
-     RETURNING wake_at`,
+     RETURNING extract(epoch FROM wake_at)::float8 * 1000 AS wake_ms`,
     [l.id, l.fence, l.owner, wakeAtMs, seenSeq],
   )
-  return row ? { wakeAt: row.wake_at } : undefined
+  return row ? { wakeAtMs: Number(row.wake_ms) } : undefined
 }
 
 /**

@@ -430,7 +430,7 @@ export function toInfo<O>(r: RunRow): RunInfo<O> {
     output: r.output?.v as O | undefined,
     error: r.error ?? undefined,
     parentId: r.parent_id ?? undefined,
-    wakeAt: r.owner === null && !FINAL_STATUSES.includes(r.status) && r.wake_at && Number.isFinite(r.wake_at.getTime()) ? r.wake_at : undefined,
+    wakeAt: r.owner === null && !FINAL_STATUSES.includes(r.status) && r.wake_at instanceof Date && Number.isFinite(r.wake_at.getTime()) ? r.wake_at : undefined,
     deadlineAt: r.deadline_at ?? undefined,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
