@@ -13,7 +13,7 @@ import { UnbrokenServer } from '../../src/index.js'
 import type { StreamStore } from '../../src/index.js'
 
 /** Long-poll timeout the suite runs with: its 204-timeout tests wait this long. */
-export const CONFORMANCE_LONG_POLL_MS = 500
+export const CONFORMANCE_LONG_POLL_MS = 200
 
 export function runConformance(name: string, makeStore: () => Promise<{ store: StreamStore; cleanup?: () => Promise<void> }>): void {
   describe(`Durable Streams conformance: ${name} store`, () => {
