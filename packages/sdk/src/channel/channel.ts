@@ -40,7 +40,14 @@ export class IdempotencyConflictError extends ConflictError {
   }
 }
 
-/** What a channel handler receives besides its input. */
+/**
+ * What a channel handler receives besides its input.
+ *
+ * @example
+ * ```ts
+ * .handler(async (input, ctx) => fetch(url, { method: 'POST', body: JSON.stringify(input), signal: ctx.signal }))
+ * ```
+ */
 export interface ChannelContext {
   channel: string
   /** Aborted when the attempt runs past `.timeout()`: stop work and return. */
@@ -52,7 +59,14 @@ export interface ChannelContext {
   logger: Logger
 }
 
-/** Per-call options. */
+/**
+ * Per-call options.
+ *
+ * @example
+ * ```ts
+ * await pay.call(input, { idempotencyKey: req.headers['idempotency-key'] })
+ * ```
+ */
 export interface CallOptions {
   /** Overrides the key computed by `.idempotency(fn)` (the HTTP `Idempotency-Key` header). */
   idempotencyKey?: string

@@ -1,6 +1,13 @@
 import { isRetryable, TimeoutError } from '@onepipe/core'
 
-/** How a channel retries a failed attempt. */
+/**
+ * How a channel retries a failed attempt (set with `.retry()`).
+ *
+ * @example
+ * ```ts
+ * const p: ChannelRetryPolicy = { attempts: 3, backoff: 'exponential', delayMs: 200, maxDelayMs: 5000 }
+ * ```
+ */
 export interface RetryPolicy {
   /** Total attempts including the first (default 1: no retry). */
   attempts: number

@@ -153,7 +153,14 @@ export async function recordCall(q: Queryable, a: { channel: string; status: 'co
   )
 }
 
-/** One executed call, as `history()` answers it. */
+/**
+ * One executed call, as `history()` answers it.
+ *
+ * @example
+ * ```ts
+ * const failed = (await pay.history({ limit: 100 })).filter((c) => c.status === 'failed')
+ * ```
+ */
 export interface ChannelCall {
   id: number
   idempotencyKey: string | null

@@ -27,7 +27,14 @@ import {
   type CronExecution,
 } from './sql.js'
 
-/** What a cron handler receives for one run. */
+/**
+ * What a cron handler receives for one run.
+ *
+ * @example
+ * ```ts
+ * .handler((ctx) => ctx.db.execute('DELETE FROM sessions WHERE expires_at < $1', [ctx.scheduledTime]))
+ * ```
+ */
 export interface CronContext {
   jobName: string
   /** The tick this run is for (database clock); for a manual run, when it was triggered. */
@@ -43,12 +50,24 @@ export interface CronContext {
   signal: AbortSignal
 }
 
-/** A cron handler; its return value (JSON) is stored as the run's output. */
+/**
+ * A cron handler; its return value (JSON) is stored as the run's output.
+ *
+ * @example
+ * ```ts
+ * const purge: CronHandler = async (ctx) => ({ deleted: await ctx.db.execute('DELETE FROM tmp') })
+ * ```
+ */
 export type CronHandler = (ctx: CronContext) => unknown
 
 /**
  * Anything that starts a workflow run idempotently by id (a built
  * Workflow). Typed by shape so Cron does not depend on the workflow engine.
+ *
+ * @example
+ * ```ts
+ * const starter: WorkflowStarter<{ day: string }> = { start: (input, { workflowId }) => billing.start(input, { workflowId }) }
+ * ```
  */
 export interface WorkflowStarter<I> {
   start(input: I, options: { workflowId: string }): Promise<unknown>
@@ -425,7 +444,8 @@ export class Cron implements Component {
   /** Starts ticking under `serve()`, on the app's database unless `.db()` was given. */
   async attach(rt: RuntimeContext): Promise<void> {
     this.#log = rt.logger.child({ cron: this.name })
-    this.#instance = rt.instanceId
+    // A lease object already made (by an earlier trigger()) keeps the id it was made with.
+    if (!this.#lease) this.#instance = rt.instanceId
     this.#db ??= rt.db
     await this.start()
   }

@@ -1,7 +1,14 @@
 import type { Database, Logger } from '@onepipe/core'
 import { acquireLock, releaseLock, renewLock, type LockState } from './sql.js'
 
-/** Lease timings; short values are for tests. */
+/**
+ * Lease timings; short values are for tests.
+ *
+ * @example
+ * ```ts
+ * Cron.create('t').schedule('* * * * * *').lease({ ttlMs: 3000, renewMs: 1000 })
+ * ```
+ */
 export interface LeaseTimings {
   /** How long a lease lasts without renewal (default 30 s). */
   ttlMs: number

@@ -4,7 +4,15 @@
 // estimate of that clock.
 import { NotFoundError, type Queryable } from '@onepipe/core'
 
-/** One recorded run of a cron job, as `history()` and `trigger()` answer it. */
+/**
+ * One recorded run of a cron job, as `history()` and `trigger()` answer it.
+ *
+ * @example
+ * ```ts
+ * const [last] = await job.history({ limit: 1 })
+ * if (last?.status === 'failed') console.error(last.error?.message)
+ * ```
+ */
 export interface CronExecution {
   executionId: string
   jobName: string
