@@ -10,8 +10,10 @@
  * Exactly-once boundary: a step's side effect happens outside the database,
  * so if a process dies (or is fenced off) after the effect but before the
  * step's result row commits, that single step runs once more on recovery.
- * Completed steps never run again. Give steps that must not repeat an
- * idempotency key (e.g. `${ctx.workflowId}:charge`).
+ * At most one step per run is ever in that window (the next step never
+ * starts before the previous result is durable), and steps whose result was
+ * recorded never run again. Give steps that must not repeat an idempotency
+ * key (e.g. `${ctx.workflowId}:charge`). See docs/workflows.md.
  *
  * @example
  * ```ts

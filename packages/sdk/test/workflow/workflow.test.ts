@@ -210,6 +210,56 @@ describe('ownership', () => {
   })
 })
 
+describe('leases during long steps and shutdown', () => {
+  it('the owner keeps renewing its lease during a step longer than the stale limit, so no other engine takes the run', async () => {
+    let calls = 0
+    const wf = Workflow.create(uid('long'))
+      .db(db)
+      .define(async (ctx) =>
+        ctx.step('long', async () => {
+          calls++
+          await sleep(1500) // 2.5× staleAfter
+          return 'ok'
+        }),
+      )
+      .build()
+    await engine([wf], { instanceId: 'owner' })
+    const h = await wf.start(undefined)
+    await engine([wf], { instanceId: 'other' })
+    expect(await h.result('10s')).toBe('ok')
+    expect(calls).toBe(1)
+    const [row] = await db.query<{ fence: number }>('SELECT fence FROM _onepipe_workflows WHERE workflow_id = $1', [h.workflowId])
+    expect(row!.fence).toBe(1)
+  })
+
+  it('stop() lets the step in flight be recorded and hands the run back at once, so another engine continues it without waiting for the lease to go stale', async () => {
+    const ran: string[] = []
+    const wf = Workflow.create(uid('handback'))
+      .db(db)
+      .define(async (ctx) => {
+        await ctx.step('one', async () => {
+          ran.push('one')
+          await sleep(300)
+        })
+        await ctx.step('two', () => void ran.push('two'))
+        return 'done'
+      })
+      .build()
+    const first = await engine([wf], { instanceId: 'first', staleAfter: '1m', heartbeat: '10s' })
+    const h = await wf.start(undefined)
+    await until(async () => ran.length === 1)
+    await first.stop()
+    const [row] = await db.query<{ owner: string | null }>('SELECT owner FROM _onepipe_workflows WHERE workflow_id = $1', [h.workflowId])
+    expect(row!.owner).toBeNull()
+    expect((await wf.steps(h.workflowId)).map((s) => s.stepId)).toEqual(['one'])
+    const t0 = Date.now()
+    await engine([wf], { instanceId: 'second' })
+    expect(await h.result('5s')).toBe('done')
+    expect(Date.now() - t0).toBeLessThan(2000)
+    expect(ran).toEqual(['one', 'two'])
+  })
+})
+
 describe('cancel', () => {
   it('stops the run before its next step; the status stays cancelled even when a step in flight finishes', async () => {
     const gate = latch()
