@@ -100,6 +100,25 @@ describe('StreamsClient', () => {
     expect(requests).toBe(batches)
   })
 
+  it('subscribe over SSE: a slow consumer gets every message in order, then the end of a closed stream', async () => {
+    const s = client.stream<number>(name())
+    await s.create()
+    const total = 300
+    const producer = (async () => {
+      for (let i = 0; i < total; i++) await s.append(i, { close: i === total - 1 })
+    })()
+    const seen: number[] = []
+    let batches = 0
+    for await (const batch of s.subscribe({ offset: '-1', live: 'sse' })) {
+      batches++
+      seen.push(...batch.messages)
+      await new Promise((res) => setTimeout(res, 5))
+    }
+    await producer
+    expect(seen).toEqual(Array.from({ length: total }, (_, i) => i))
+    expect(batches).toBeGreaterThan(0)
+  })
+
   it('subscribe ends after the final batch of a closed stream', async () => {
     const s = client.stream<string>(name())
     await s.create()
@@ -158,15 +177,15 @@ describe('StreamsClient resume', () => {
     await store.close()
   })
 
-  it('resumes from the last offset after the server stops and restarts mid-iteration, without loss or duplicates', async () => {
+  it.each(['long-poll', 'sse'] as const)('resumes (%s) from the last offset after the server stops and restarts mid-iteration, without loss or duplicates', async (live) => {
     server = new UnbrokenServer({ store, port: 0, longPollTimeoutMs: 200, ownsStore: false })
     const { port, url } = await server.start()
     const client = new StreamsClient({ url })
-    const s = client.stream<number>('flows/resume')
+    const s = client.stream<number>(`flows/resume-${live}`)
     await s.create()
     for (let i = 0; i < 5; i++) await s.append(i)
 
-    const it = s.subscribe({ offset: '-1', retryDelayMs: 20, maxRetryDelayMs: 100 })
+    const it = s.subscribe({ offset: '-1', live, retryDelayMs: 20, maxRetryDelayMs: 100 })
     const seen: number[] = []
     const first = await it.next()
     seen.push(...(first.value as StreamBatch<number>).messages)

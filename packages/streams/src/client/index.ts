@@ -1,7 +1,8 @@
-import { isRetryable } from '@onepipe/core'
+import { OnePipeError, isRetryable } from '@onepipe/core'
 import { STREAM_PREFIX } from '../server/headers.js'
 import { errorFromResponse, unreachable } from './errors.js'
 import { IdempotentProducer, type ProducerOptions } from './producer.js'
+import { sseBatches } from './sse.js'
 
 export { IdempotentProducer, type ProducerOptions } from './producer.js'
 
@@ -73,6 +74,12 @@ export interface SubscribeOptions {
   limit?: number
   /** Stops the iteration. */
   signal?: AbortSignal
+  /**
+   * How to wait for new data: `long-poll` (default; one request per batch)
+   * or `sse` (one long-lived connection; the socket is read only as fast as
+   * the loop consumes, so TCP carries the backpressure).
+   */
+  live?: 'long-poll' | 'sse'
   /** First reconnect delay after a dropped connection, doubled up to `maxRetryDelayMs`. Default 50 ms. */
   retryDelayMs?: number
   /** Default 2 000 ms. */
@@ -268,6 +275,7 @@ export class StreamsClient {
    * `signal` aborts. Ends after the final batch of a closed stream.
    */
   subscribe<T = unknown>(name: string, options: SubscribeOptions = {}): AsyncIterableIterator<StreamBatch<T>> {
+    if (options.live === 'sse') return this.#subscribeSse<T>(name, options)
     let offset = options.offset ?? '-1'
     const live: { cursor: string | null; signal?: AbortSignal } = { cursor: null, ...(options.signal ? { signal: options.signal } : {}) }
     const base = options.retryDelayMs ?? 50
@@ -306,6 +314,37 @@ export class StreamsClient {
       [Symbol.asyncIterator]() {
         return this
       },
+    }
+  }
+
+  async *#subscribeSse<T>(name: string, options: SubscribeOptions): AsyncGenerator<StreamBatch<T>, void, undefined> {
+    let offset = options.offset ?? '-1'
+    let cursor: string | undefined
+    const base = options.retryDelayMs ?? 50
+    const max = options.maxRetryDelayMs ?? 2_000
+    let delay = base
+    const signal = options.signal
+    while (!signal?.aborted) {
+      let url = `${this.urlOf(name)}?offset=${encodeURIComponent(offset)}&live=sse`
+      if (options.limit !== undefined) url += `&limit=${options.limit}`
+      if (cursor) url += `&cursor=${cursor}`
+      try {
+        const res = await this.#request(name, url, { method: 'GET', headers: { accept: 'text/event-stream' }, ...(signal ? { signal } : {}) })
+        for await (const batch of sseBatches<T>(res, (c) => (cursor = c))) {
+          delay = base
+          if (batch.offset) offset = batch.offset
+          if (batch.data.byteLength > 0 || batch.closed) yield batch
+          if (batch.closed) return
+        }
+        // The server ended the connection (its SSE lifetime): reconnect from `offset`.
+        continue
+      } catch (err) {
+        if (signal?.aborted) return
+        // Protocol errors (404, 400…) end the subscription; anything on the wire is retried.
+        if (err instanceof OnePipeError && !err.retryable) throw err
+      }
+      await sleep(delay, signal)
+      delay = Math.min(max, delay * 2)
     }
   }
 }
