@@ -279,7 +279,17 @@ export class Channel<I = unknown, O = unknown> implements Component {
     const stats: AttemptStats = { attempts: 0, stillRunning: undefined }
     const finish = async (o: Pick<Outcome, 'status' | 'result' | 'error'>) => {
       const outcome: Outcome = { channel: this.name, key, owner, notifyChannel: db.channel(NOTIFY), notifyPayload: tag, attempts: stats.attempts, durationMs: Math.round(performance.now() - t0), ...o }
-      await finishKey(db, outcome)
+      // The handler already ran: losing its outcome would let a duplicate run it again after the
+      // lease, so a transient database error is retried (within the lease) before giving up.
+      for (let i = 0; ; i++) {
+        try {
+          await finishKey(db, outcome)
+          return
+        } catch (e) {
+          if (!isRetryable(e) || i >= 3) throw e
+          await new Promise((r) => setTimeout(r, 100 * 2 ** i))
+        }
+      }
     }
     try {
       const out = await this.#attempts(value, key, stats)

@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto'
 import {
   ConfigError,
   newInstanceId,
-  registerPrimitive,
   serializeError,
   stderrLogger,
   TimeoutError,
@@ -11,8 +10,9 @@ import {
   type Logger,
   type RuntimeContext,
 } from '@onepipe/core'
+import { CronBuilder } from './builder.js'
 import { Lease, type LeaseTimings } from './lease.js'
-import { Schedule } from './schedule.js'
+import type { Schedule } from './schedule.js'
 import {
   abandonStale,
   claimManual,
@@ -23,6 +23,7 @@ import {
   getExecution,
   lastTick,
   listExecutions,
+  pruneExecutions,
   upsertJob,
   type CronExecution,
 } from './sql.js'
@@ -73,7 +74,8 @@ export interface WorkflowStarter<I> {
   start(input: I, options: { workflowId: string }): Promise<unknown>
 }
 
-interface CronConfig {
+/** @internal Everything a built Cron runs with. */
+export interface CronConfig {
   name: string
   schedule: Schedule
   catchUp: boolean
@@ -82,11 +84,14 @@ interface CronConfig {
   db: Database | undefined
   lease: LeaseTimings
   shutdownMs: number
+  /** Finished runs older than this are deleted by the lease holder. */
+  retentionMs: number
   handler: CronHandler
 }
 
 const NOTIFY = 'onepipe_cron'
-const NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/
+/** How often the lease holder deletes runs past the retention. */
+const PRUNE_EVERY_MS = 3_600_000
 /** Longest the scheduler sleeps without looking at the database (re-syncs the clock estimate). */
 const MAX_SLEEP_MS = 30_000
 
@@ -134,6 +139,7 @@ export class Cron implements Component {
   #unlisten: Promise<() => Promise<void>> | undefined
   #doneWaiters = new Map<string, () => void>()
   #jobKnown = false
+  #prunedAt = 0
 
   /** @internal Use {@link Cron.create}. */
   constructor(c: CronConfig) {
@@ -311,6 +317,10 @@ export class Cron implements Component {
       }
       if (claim.startedAt) await this.#execute({ executionId, scheduledTime: t, startedAt: claim.startedAt, kind }, token)
     }
+    if (Date.now() - this.#prunedAt > PRUNE_EVERY_MS) {
+      this.#prunedAt = Date.now()
+      await pruneExecutions(db, this.name, this.#c.retentionMs)
+    }
     const next = s.next(new Date(Math.max(now.getTime(), lease.dbNowMs())))
     if (!next) return MAX_SLEEP_MS
     return Math.min(MAX_SLEEP_MS, next.getTime() - lease.dbNowMs())
@@ -454,127 +464,4 @@ export class Cron implements Component {
   async detach(): Promise<void> {
     await this.stop()
   }
-}
-
-/**
- * Fluent configuration for a {@link Cron}.
- *
- * @example
- * ```ts
- * Cron.create('sync').schedule('*\/5 * * * *').handler(() => sync()).build()
- * ```
- */
-export class CronBuilder {
-  #name: string
-  #expr: string | undefined
-  #tz: string | undefined
-  #catchUp = false
-  #maxCatchUp = 10
-  #overlap = false
-  #db: Database | undefined
-  #lease: LeaseTimings = { ttlMs: 30_000, renewMs: 10_000 }
-  #shutdownMs = 30_000
-  #handler: CronHandler | undefined
-
-  constructor(name: string) {
-    if (!NAME.test(name)) throw new ConfigError('CRON_BAD_NAME', `Cron name "${name}" is invalid: use letters, digits, "_", "-", "." or ":" (up to 128)`)
-    this.#name = name
-  }
-
-  /** The cron expression (5 or 6 fields, or a nickname such as `@daily`). @example `.schedule('0 9 * * 1-5')` */
-  schedule(expression: string): this {
-    this.#expr = expression
-    return this
-  }
-
-  /** IANA timezone the expression is read in (default UTC). @example `.timezone('Europe/Paris')` */
-  timezone(tz: string): this {
-    this.#tz = tz
-    return this
-  }
-
-  /** Run ticks missed while no instance was running (bounded by {@link maxCatchUp}). @example `.catchUp(true)` */
-  catchUp(on: boolean): this {
-    this.#catchUp = on
-    return this
-  }
-
-  /** At most this many missed ticks are caught up at once (the most recent ones; default 10). @example `.maxCatchUp(3)` */
-  maxCatchUp(n: number): this {
-    if (!Number.isInteger(n) || n < 1) throw new ConfigError('CRON_BAD_OPTION', `maxCatchUp must be a positive integer, got ${n}`)
-    this.#maxCatchUp = n
-    return this
-  }
-
-  /** Let a tick start while the previous run is still going (default false). @example `.overlap(true)` */
-  overlap(on: boolean): this {
-    this.#overlap = on
-    return this
-  }
-
-  /** The database holding the job's lease and executions (default: the app's, under `serve()`). @example `.db(db)` */
-  db(db: Database): this {
-    this.#db = db
-    return this
-  }
-
-  /** Lease timings (default 30 s TTL renewed every 10 s); the renew interval must be well under the TTL. @example `.lease({ ttlMs: 3000, renewMs: 1000 })` */
-  lease(t: LeaseTimings): this {
-    if (!(t.renewMs > 0 && t.ttlMs >= 2 * t.renewMs)) throw new ConfigError('CRON_BAD_OPTION', `lease: renewMs (${t.renewMs}) must be positive and at most half of ttlMs (${t.ttlMs})`)
-    this.#lease = t
-    return this
-  }
-
-  /** How long stop() waits for a running job (default 30 s). @example `.shutdownTimeout(10_000)` */
-  shutdownTimeout(ms: number): this {
-    this.#shutdownMs = ms
-    return this
-  }
-
-  /** The job itself. @example `.handler(async (ctx) => purge(ctx.scheduledTime))` */
-  handler(fn: CronHandler): this {
-    this.#handler = fn
-    return this
-  }
-
-  /**
-   * Starts a workflow run per tick, with the id `cron:{job}:{scheduled ISO time}`
-   * so a repeated start of the same tick is the same run.
-   *
-   * @example
-   * ```ts
-   * Cron.create('billing').schedule('0 0 1 * *').workflow(monthlyBilling, (ctx) => ({ month: ctx.scheduledTime })).build()
-   * ```
-   */
-  workflow<I>(wf: WorkflowStarter<I>, input: (ctx: CronContext) => I): this {
-    this.#handler = async (ctx) => {
-      const workflowId = `cron:${ctx.jobName}:${ctx.scheduledTime.toISOString()}`
-      await wf.start(input(ctx), { workflowId })
-      return { workflowId }
-    }
-    return this
-  }
-
-  /** Validates and registers the job. @example `const job = builder.build()` */
-  build(): Cron {
-    if (!this.#expr) throw new ConfigError('CRON_NO_SCHEDULE', `Cron "${this.#name}" has no schedule: add .schedule('0 9 * * *')`)
-    if (!this.#handler) throw new ConfigError('CRON_NO_HANDLER', `Cron "${this.#name}" has nothing to run: add .handler(fn) or .workflow(wf, input)`)
-    const schedule = new Schedule(this.#expr, this.#tz)
-    registerCron(this.#name, schedule, this.#catchUp, this.#maxCatchUp)
-    return new Cron({
-      name: this.#name,
-      schedule,
-      catchUp: this.#catchUp,
-      maxCatchUp: this.#maxCatchUp,
-      overlap: this.#overlap,
-      db: this.#db,
-      lease: this.#lease,
-      shutdownMs: this.#shutdownMs,
-      handler: this.#handler,
-    })
-  }
-}
-
-function registerCron(name: string, s: Schedule, catchUp: boolean, maxCatchUp: number): void {
-  registerPrimitive({ primitive: 'cron', name, infrastructure: ['postgresql'], config: { schedule: s.expression, timezone: s.timezone ?? 'UTC', catchUp, maxCatchUp } })
 }

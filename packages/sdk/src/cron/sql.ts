@@ -213,6 +213,20 @@ export async function finishExecution(
   )
 }
 
+/**
+ * Deletes finished runs older than `keepMs`, always keeping the newest tick
+ * (it is where the next catch-up starts counting).
+ */
+export async function pruneExecutions(q: Queryable, job: string, keepMs: number): Promise<number> {
+  return q.execute(
+    `DELETE FROM _onepipe_cron_executions
+     WHERE job_name = $1 AND status IN ('completed', 'failed', 'abandoned')
+       AND scheduled_time < now() - make_interval(secs => $2::float8 / 1000)
+       AND scheduled_time < (SELECT max(scheduled_time) FROM _onepipe_cron_executions WHERE job_name = $1 AND kind <> 'manual')`,
+    [job, keepMs],
+  )
+}
+
 /** One execution by id. */
 export async function getExecution(q: Queryable, executionId: string): Promise<CronExecution | undefined> {
   const [r] = await q.query<ExecutionRow>(`SELECT ${COLUMNS} FROM _onepipe_cron_executions WHERE execution_id = $1`, [executionId])

@@ -232,6 +232,22 @@ describe('cron scheduling', () => {
     expect((await holder.history()).filter((h) => h.kind === 'manual')).toHaveLength(3)
   })
 
+  it('the lease holder prunes finished runs past the retention, always keeping the newest tick', async () => {
+    const name = jobName('retention')
+    const job = track(Cron.create(name).schedule('0 0 1 1 *').retention('1h').db(db).lease(fast).handler(() => {}).build())
+    await upsertJob(db, name, '0 0 1 1 *', undefined)
+    const seed = (id: string, ago: string, kind: string) =>
+      db.execute(`INSERT INTO _onepipe_cron_executions (execution_id, job_name, scheduled_time, kind, status) VALUES ($1, $2, now() - $3::interval, $4, 'completed')`, [id, name, ago, kind])
+    await seed(`${name}-old`, '3 hours', 'scheduled')
+    await seed(`${name}-newest`, '2 hours', 'scheduled')
+    await seed(`${name}-manual`, '5 hours', 'manual')
+    await seed(`${name}-recent`, '10 minutes', 'manual')
+    await job.start()
+    await until(async () => (await job.history()).length === 2)
+    await job.stop()
+    expect((await job.history()).map((h) => h.executionId)).toEqual([`${name}-recent`, `${name}-newest`])
+  })
+
   it('records a failed run with its error code', async () => {
     const job = Cron.create(jobName('fails')).schedule('0 0 1 1 *').db(db).handler(() => { throw new ConfigError('NOPE', 'no way') }).build()
     const run = await job.trigger()
