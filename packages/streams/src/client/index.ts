@@ -137,7 +137,7 @@ export class StreamsClient {
     this.#fetch = options.fetch ?? globalThis.fetch
   }
 
-  /** A handle bound to one stream name, e.g. `flows/orders`. */
+  /** A handle bound to one stream name, e.g. `flows/orders`. @example client.stream<Order>('flows/orders') */
   stream<T = unknown>(name: string): StreamHandle<T> {
     return new StreamHandle<T>(this, name)
   }

@@ -22,7 +22,7 @@ import { bodyToRecords, isJsonType, mediaType, recordPrefix } from './records.js
  * store never needs to know any of it.
  */
 
-/** Content type of streams created without one. */
+/** Content type of streams created without one. @example DEFAULT_CONTENT_TYPE // 'application/octet-stream' */
 export const DEFAULT_CONTENT_TYPE = 'application/octet-stream'
 
 /** PUT: create (or idempotently re-create) a stream. */
@@ -77,6 +77,18 @@ export interface ReadOutcome {
 
 type Liveness = 'absent' | 'gone' | 'live'
 
+/**
+ * The protocol over a store, without HTTP: what the server runs for every
+ * request, usable directly by in-process callers.
+ *
+ * @example
+ * ```ts
+ * const engine = new StreamEngine(new MemoryStreamStore())
+ * await engine.create('flows/orders', { contentType: 'application/json', closed: false, body: new Uint8Array() })
+ * const { nextOffset } = await engine.append('flows/orders', { contentType: 'application/json', body: Buffer.from('{"id":1}'), close: false })
+ * const { records } = await engine.read('flows/orders', '-1', { maxBytes: 1 << 20 })
+ * ```
+ */
 export class StreamEngine {
   readonly store: StreamStore
   readonly #now: () => number

@@ -2,7 +2,7 @@ import { StreamBadRequestError, isOffset } from '../stores/types.js'
 import type { CreateRequest, ProducerTuple } from './engine.js'
 import type { HeaderSource } from './request.js'
 
-/** URL prefix of every stream. */
+/** URL prefix of every stream. @example `${url}${STREAM_PREFIX}flows/orders` */
 export const STREAM_PREFIX = '/v1/stream/'
 
 /** Header names of the protocol (lowercase, as Node delivers them). */
