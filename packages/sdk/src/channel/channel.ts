@@ -22,7 +22,7 @@ import {
 import type { Hono } from 'hono'
 import { mountChannelRoutes } from './http.js'
 import { runAttempts, type AttemptStats, type RetryPolicy } from './retry.js'
-import { claimKey, finishKey, listCalls, markWaiting, recordCall, renewKey, sweepExpired, takeOverKey, type ChannelCall, type Outcome } from './store.js'
+import { claimKey, finishKey, listCalls, markWaiting, pruneCalls, recordCall, renewKey, sweepExpired, takeOverKey, type ChannelCall, type Outcome } from './store.js'
 import { KeyWaiters, keyTag, NOTIFY } from './waiters.js'
 
 /**
@@ -96,6 +96,8 @@ const MAX_KEY = 512
 const RECHECK_MS = 2000
 /** How long a timed-out attempt may take to honour its abort before the call gives up without retrying. */
 const GRACE_MS = 1000
+/** How long history rows are kept. */
+const HISTORY_KEEP_MS = 7 * 86_400_000
 
 /** JSON with sorted object keys, so equal input hashes equally whatever its key order. */
 function stableJson(v: unknown): string {
@@ -329,17 +331,18 @@ export class Channel<I = unknown, O = unknown> implements Component {
     return listCalls(this.#db, this.name, options.limit ?? 50)
   }
 
-  /** Uses the app's database unless `.db()` was given, and sweeps expired keys (called by `serve()`). */
+  /** Uses the app's database unless `.db()` was given; sweeps expired keys and history older than 7 days every minute (called by `serve()`). */
   async attach(rt: RuntimeContext): Promise<void> {
     this.#log = rt.logger.child({ channel: this.name })
     this.#db ??= rt.db
-    if (this.#c.idempotency) {
-      const db = this.#db
-      this.#sweep = setInterval(() => {
-        sweepExpired(db, this.name).catch((err: unknown) => this.#log.error({ err, channel: this.name }, 'channel: expired key sweep failed'))
-      }, 60_000)
-      this.#sweep.unref()
-    }
+    const db = this.#db
+    clearInterval(this.#sweep)
+    this.#sweep = setInterval(() => {
+      Promise.all([sweepExpired(db, this.name), pruneCalls(db, this.name, HISTORY_KEEP_MS)]).catch((err: unknown) =>
+        this.#log.error({ err, channel: this.name }, 'channel: sweeping expired keys and old history failed'),
+      )
+    }, 60_000)
+    this.#sweep.unref()
   }
 
   /** Waits for stray timed-out attempts, stops listening (called by `serve()`). */

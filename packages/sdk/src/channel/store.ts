@@ -181,6 +181,15 @@ export async function listCalls(q: Queryable, channel: string, limit: number): P
   return rows.map((r) => ({ id: r.id, idempotencyKey: r.idempotency_key, status: r.status, attempts: r.attempts, durationMs: r.duration_ms, error: r.error, createdAt: r.created_at }))
 }
 
+/** Deletes history rows older than `keepMs` (bounded batch). */
+export async function pruneCalls(q: Queryable, channel: string, keepMs: number): Promise<number> {
+  return q.execute(
+    `DELETE FROM _onepipe_channel_calls WHERE id IN (
+       SELECT id FROM _onepipe_channel_calls WHERE channel_name = $1 AND created_at < now() - make_interval(secs => $2::float8 / 1000) LIMIT 1000)`,
+    [channel, keepMs],
+  )
+}
+
 /** Deletes expired keys of one channel (bounded batch). */
 export async function sweepExpired(q: Queryable, channel: string): Promise<number> {
   return q.execute(

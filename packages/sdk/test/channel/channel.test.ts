@@ -4,6 +4,7 @@ import { z } from 'zod'
 import { Channel, Database, IdempotencyConflictError, silentLogger, TerminalError, TimeoutError, TransportError, ValidationError, type RuntimeContext } from '@onepipe/sdk'
 import { testDatabase } from '@onepipe/testing'
 import { backoffMs } from '../../src/channel/retry.js'
+import { pruneCalls, sweepExpired } from '../../src/channel/store.js'
 
 let db: Database
 let cleanup: () => Promise<void>
@@ -88,6 +89,17 @@ describe('Channel idempotency', () => {
     // Expired: the key is free again, even for different input.
     await ch.call({ orderId: 'e', amount: 2 })
     expect(charges).toHaveLength(2)
+  })
+
+  it('the sweep deletes expired keys and old history only', async () => {
+    const { ch, name } = payments(undefined, { ttl: '200ms' })
+    await ch.call({ orderId: 's1', amount: 1 })
+    await sleep(250)
+    await ch.call({ orderId: 's2', amount: 1 })
+    expect(await sweepExpired(db, name)).toBe(1)
+    await db.execute(`UPDATE _onepipe_channel_calls SET created_at = now() - interval '8 days' WHERE channel_name = $1 AND idempotency_key = 's1'`, [name])
+    expect(await pruneCalls(db, name, 7 * 86_400_000)).toBe(1)
+    expect((await ch.history()).map((c) => c.idempotencyKey)).toEqual(['s2'])
   })
 
   it('a pending key whose owner died is taken over once its lease ran out', async () => {
