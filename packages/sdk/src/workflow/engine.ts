@@ -36,7 +36,14 @@ export interface RunnableWorkflow {
   bindEngine(engine: WorkflowEngine | undefined): void
 }
 
-/** Options of a {@link WorkflowEngine}. Intervals are configurable so tests can run fast. */
+/**
+ * Options of a {@link WorkflowEngine}. Intervals are configurable so tests can run fast.
+ *
+ * @example
+ * ```ts
+ * const o: WorkflowEngineOptions = { db, workflows: [wf], heartbeat: '2s', staleAfter: '6s', concurrency: 50 }
+ * ```
+ */
 export interface WorkflowEngineOptions {
   db: Database
   /** Names this process in every lease (default: host, pid and a random part). */

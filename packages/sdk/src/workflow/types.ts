@@ -1,12 +1,27 @@
 import { ConflictError, parseDuration, ConfigError, type Duration, type Database, type SerializedError } from '@onepipe/core'
 
-/** Where a run is in its life. A sleeping or waiting run is `running` with a `wakeAt`. */
+/**
+ * Where a run is in its life. A sleeping or waiting run is `running` with a `wakeAt`.
+ *
+ * @example
+ * ```ts
+ * const failed = await wf.list({ status: 'failed' satisfies RunStatus })
+ * ```
+ */
 export type RunStatus = 'pending' | 'running' | 'completed' | 'failed' | 'cancelled'
 
 /** The statuses a run never leaves. */
 export const FINAL_STATUSES: readonly RunStatus[] = ['completed', 'failed', 'cancelled']
 
-/** What `status()`, `get(id)` and `list()` answer about one run. */
+/**
+ * What `status()`, `get(id)` and `list()` answer about one run.
+ *
+ * @example
+ * ```ts
+ * const info: RunInfo | undefined = await wf.get('order-o1')
+ * if (info?.wakeAt) console.log('sleeping until', info.wakeAt)
+ * ```
+ */
 export interface RunInfo<O = unknown> {
   workflowId: string
   workflowName: string
@@ -24,7 +39,14 @@ export interface RunInfo<O = unknown> {
   completedAt: Date | undefined
 }
 
-/** One recorded step of a run (`GET /__onepipe/workflows/runs/:id`). */
+/**
+ * One recorded step of a run (`GET /__onepipe/workflows/runs/:id`).
+ *
+ * @example
+ * ```ts
+ * for (const s of await wf.steps('order-o1')) console.log(s.stepId, s.status, s.attempts)
+ * ```
+ */
 export interface StepInfo {
   /** Stable id within the run: the step name plus its call order (`charge`, `charge#2`…). */
   stepId: string
@@ -41,6 +63,11 @@ export interface StepInfo {
  * The delay before attempt n+1 is `delay` (fixed), `delay·n` (linear) or
  * `delay·2^(n-1)` (exponential), capped at `maxDelay`, with full jitter on
  * its upper half.
+ *
+ * @example
+ * ```ts
+ * await ctx.step('charge', charge, { retry: { attempts: 5, backoff: 'exponential', delay: '500ms', maxDelay: '30s' } })
+ * ```
  */
 export interface RetryPolicy {
   /** Total attempts including the first (default 3). */
@@ -84,12 +111,26 @@ export function retryDelay(r: ResolvedRetry, attempt: number): number {
   return capped / 2 + Math.random() * (capped / 2)
 }
 
-/** Anything `ctx.emit` can append to: a Flow, or any object with `append(data)`. */
+/**
+ * Anything `ctx.emit` can append to: a Flow, or any object with `append(data)`.
+ *
+ * @example
+ * ```ts
+ * const audit: Appendable<{ msg: string }> = { append: async (e) => console.log(e.msg) }
+ * ```
+ */
 export interface Appendable<T = unknown> {
   append(data: T): Promise<unknown>
 }
 
-/** What a step function may use. */
+/**
+ * Options of one step.
+ *
+ * @example
+ * ```ts
+ * const opts: StepOptions = { retry: { attempts: 2 } }
+ * ```
+ */
 export interface StepOptions {
   retry?: RetryPolicy
 }
@@ -98,6 +139,11 @@ export interface StepOptions {
  * What a workflow body gets. Every method that touches the outside world
  * goes through a recorded step, so replay after a crash returns the recorded
  * results instead of doing it again.
+ *
+ * @example
+ * ```ts
+ * Workflow.create('w').define(async (ctx: WorkflowContext) => ctx.step('hello', () => 'hi'))
+ * ```
  */
 export interface WorkflowContext {
   /** This run's id. */
@@ -178,14 +224,28 @@ export interface WorkflowContext {
   emit<T>(flow: Appendable<T>, data: T): Promise<void>
 }
 
-/** What `ctx.child` needs of a workflow (any built Workflow). */
+/**
+ * What `ctx.child` needs of a workflow (any built Workflow).
+ *
+ * @example
+ * ```ts
+ * const label = await ctx.child(shipping satisfies ChildWorkflow<{ id: string }, string>, { id })
+ * ```
+ */
 export interface ChildWorkflow<I, O> {
   readonly name: string
   /** @internal */
   readonly __types?: { input: I; output: O }
 }
 
-/** A run was cancelled; `result()` of a cancelled run throws it. */
+/**
+ * A run was cancelled; `result()` of a cancelled run throws it.
+ *
+ * @example
+ * ```ts
+ * try { await run.result() } catch (e) { if (e instanceof WorkflowCancelledError) console.log('cancelled') }
+ * ```
+ */
 export class WorkflowCancelledError extends ConflictError {
   constructor(workflowId: string) {
     super('WORKFLOW_CANCELLED', `Workflow run "${workflowId}" was cancelled`, { workflowId })

@@ -46,7 +46,15 @@ interface Config<I, O> {
   body: Body<I, O> | undefined
 }
 
-/** A started run: ask its status, wait for its result, signal or cancel it. */
+/**
+ * A started run: ask its status, wait for its result, signal or cancel it.
+ *
+ * @example
+ * ```ts
+ * const run: WorkflowHandle<{ chargeId: string }> = await processOrder.start(input, { workflowId: 'order-o1' })
+ * await run.signal('review', { approved: true })
+ * ```
+ */
 export interface WorkflowHandle<O> {
   readonly workflowId: string
   /** False when `start` found an existing run with this id (start is idempotent). */
