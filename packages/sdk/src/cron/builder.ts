@@ -22,7 +22,7 @@ export class CronBuilder {
   #overlap = false
   #db: Database | undefined
   #lease: LeaseTimings = { ttlMs: 30_000, renewMs: 10_000 }
-  #shutdownMs = 30_000
+  #shutdownMs = 20_000
   #retentionMs = 7 * 86_400_000
   #handler: CronHandler | undefined
 
@@ -75,7 +75,7 @@ export class CronBuilder {
     return this
   }
 
-  /** How long stop() waits for a running job (default 30 s). @example `.shutdownTimeout(10_000)` */
+  /** How long stop() waits for a running job (default 20 s, inside serve()'s 30 s shutdown budget). @example `.shutdownTimeout(10_000)` */
   shutdownTimeout(ms: number): this {
     this.#shutdownMs = ms
     return this
