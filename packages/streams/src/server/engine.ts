@@ -404,8 +404,10 @@ export class StreamEngine {
   }
 
   async #readOwnOrChain(path: string, from: string, limits: ReadLimits, now: number): Promise<{ meta: StreamMeta; records: StoredRecord[] }> {
-    // Fast path: one store call for the common root-stream read.
-    const head = await this.store.read(path, { from: from < ZERO_OFFSET ? ZERO_OFFSET : from, maxBytes: limits.maxBytes, ...(limits.maxRecords ? { maxRecords: limits.maxRecords } : {}) }).catch(
+    // Fast path: one store call for the common read of a stream's own log.
+    // Offsets before a fork's branch point are not in its own log (the store
+    // says InvalidOffset); those go through the chain below.
+    const head = await this.store.read(path, { from, maxBytes: limits.maxBytes, ...(limits.maxRecords ? { maxRecords: limits.maxRecords } : {}) }).catch(
       (err: unknown) => {
         if (err instanceof InvalidOffsetError) return undefined
         throw err
