@@ -1,11 +1,15 @@
 import { ConfigError } from '@onepipe/core'
 import { MemoryStreamStore } from './memory/index.js'
 import { FileStreamStore } from './file/index.js'
+import { RedisStreamStore } from './redis/index.js'
+import { PostgresStreamStore } from './postgres/index.js'
 import type { StreamStore } from './types.js'
 
 export * from './types.js'
 export { MemoryStreamStore } from './memory/index.js'
 export { FileStreamStore, type FileStoreOptions, type RecoveryReport } from './file/index.js'
+export { RedisStreamStore, type RedisStoreOptions } from './redis/index.js'
+export { PostgresStreamStore, type PostgresStoreOptions } from './postgres/index.js'
 
 /** Options every store factory may read; each store uses the ones it needs. */
 export interface StoreOptions {
@@ -27,6 +31,8 @@ export type StoreFactory = (options: StoreOptions) => StreamStore | Promise<Stre
 const factories = new Map<string, StoreFactory>([
   ['memory', () => new MemoryStreamStore()],
   ['file', (o) => FileStreamStore.open(o.dir !== undefined ? { dir: o.dir } : {})],
+  ['redis', (o) => RedisStreamStore.open(o.redisUrl !== undefined ? { url: o.redisUrl } : {})],
+  ['postgres', (o) => PostgresStreamStore.open(o.databaseUrl !== undefined ? { url: o.databaseUrl } : {})],
 ])
 
 /**
