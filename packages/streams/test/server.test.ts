@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest'
-import { MemoryStreamStore, UnbrokenServer, createStore, embedStreams, storeKinds } from '../src/index.js'
+import { MemoryStreamStore, UnbrokenServer, createStore, storeKinds } from '../src/index.js'
 
 const dec = new TextDecoder()
 
@@ -141,25 +141,5 @@ describe('UnbrokenServer in process (app.request)', () => {
     expect(store.kind).toBe('memory')
     await store.close()
     await expect(createStore('nope')).rejects.toThrow(/Unknown streams store "nope"/)
-  })
-})
-
-describe('embedStreams', () => {
-  it('uses ONEPIPE_STREAMS_URL when set and starts nothing', async () => {
-    const s = await embedStreams({ env: { ONEPIPE_STREAMS_URL: 'http://streams.example:9999/' } })
-    expect(s.url).toBe('http://streams.example:9999')
-    expect(s.server).toBeUndefined()
-    await s.stop()
-  })
-
-  it('otherwise starts a server on ONEPIPE_STREAMS_PORT with the chosen store', async () => {
-    const s = await embedStreams({ store: 'memory', env: { ONEPIPE_STREAMS_PORT: '0' } })
-    try {
-      expect(s.server).toBeDefined()
-      const health = await fetch(`${s.url}/health`)
-      expect(await health.json()).toEqual({ status: 'ok', store: 'memory' })
-    } finally {
-      await s.stop()
-    }
   })
 })

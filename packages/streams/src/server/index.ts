@@ -12,7 +12,6 @@ import type { StreamRequest } from './request.js'
 export { StreamEngine, DEFAULT_CONTENT_TYPE } from './engine.js'
 export type { CreateRequest, AppendRequest, AppendOutcome, ReadOutcome, ReadLimits, ProducerTuple } from './engine.js'
 export { STREAM_PREFIX } from './headers.js'
-export { embedStreams, type EmbedStreamsOptions, type EmbeddedStreams } from './embed.js'
 
 /** Options of {@link UnbrokenServer}. */
 export interface UnbrokenServerOptions {
