@@ -133,6 +133,7 @@ export class Cron implements Component {
   #stopping = false
   #loop: Promise<void> | undefined
   #wake: (() => void) | undefined
+  #woken = false
   #sleepTimer: NodeJS.Timeout | undefined
   #abort = new AbortController()
   #inflight = new Set<Promise<void>>()
@@ -245,11 +246,16 @@ export class Cron implements Component {
   #wakeUp(): void {
     const w = this.#wake
     this.#wake = undefined
-    w?.()
+    // Not sleeping right now (mid-step): the next sleep must return at once, or the wake-up is lost.
+    if (w) w()
+    else this.#woken = true
   }
 
   #sleep(ms: number): Promise<void> {
-    if (this.#stopping) return Promise.resolve()
+    if (this.#stopping || this.#woken) {
+      this.#woken = false
+      return Promise.resolve()
+    }
     return new Promise((resolve) => {
       this.#wake = () => {
         clearTimeout(this.#sleepTimer)
