@@ -11,6 +11,7 @@ import {
 } from '../types.js'
 import { PathWatchers } from '../watchers.js'
 import { StreamLog, syncDir } from './log.js'
+import { CacheBudget } from './cache.js'
 import { TransactionQueues, type Batch } from '../batch.js'
 import { LOG_SUFFIX, TMP_SUFFIX, logFileName } from './names.js'
 
@@ -18,6 +19,8 @@ import { LOG_SUFFIX, TMP_SUFFIX, logFileName } from './names.js'
 export interface FileStoreOptions {
   /** Directory of the stream logs. Default `.onepipe/streams`. */
   dir?: string
+  /** Memory for decoded recent records, over all streams (least recently appended streams give theirs up first). Default 64 MiB. */
+  cacheBytes?: number
 }
 
 /** What recovery cut from each log on open. */
@@ -67,12 +70,14 @@ export class FileStreamStore implements StreamStore {
     (path) => this.#watchers.notify(path),
   )
   #ready: Promise<void> | undefined
+  readonly #budget: CacheBudget
   #closed = false
   #locked = false
   #recovered: RecoveryReport[] = []
 
   constructor(options: FileStoreOptions = {}) {
     this.dir = resolve(options.dir ?? '.onepipe/streams')
+    this.#budget = new CacheBudget(options.cacheBytes ?? 64 * 1024 * 1024)
   }
 
   /**
@@ -110,7 +115,7 @@ export class FileStreamStore implements StreamStore {
         continue
       }
       if (!name.endsWith(LOG_SUFFIX)) continue
-      const opened = await StreamLog.recover(this.dir, name)
+      const opened = await StreamLog.recover(this.dir, name, this.#budget)
       if (!opened) {
         // No header or no commit: not a log we wrote; keep it aside for inspection.
         await rename(join(this.dir, name), join(this.dir, `${name}.corrupt`))
@@ -164,7 +169,7 @@ export class FileStreamStore implements StreamStore {
       if (batch.kind === 'append' && log && batch.meta) {
         await log.commit(batch.records, batch.meta)
       } else if (batch.kind === 'create' && batch.meta) {
-        this.#logs.set(path, await StreamLog.create(this.dir, file, path, batch.start, batch.records, batch.meta))
+        this.#logs.set(path, await StreamLog.create(this.dir, file, path, batch.start, batch.records, batch.meta, this.#budget))
         // Reads still running on the old handle finish first (FileHandle.close waits for them).
         await log?.close()
       } else if (batch.kind === 'delete') {

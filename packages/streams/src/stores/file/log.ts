@@ -10,6 +10,7 @@ import {
 } from '../types.js'
 import { FRAME_HEADER, FrameType, dataFrame, dataOf, parseFrame, textFrame } from './frames.js'
 import { TMP_SUFFIX } from './names.js'
+import { TailCache, type CacheBudget } from './cache.js'
 import type { PlacedRecord } from '../batch.js'
 
 /** Growable array of non-negative integers (file positions, byte counts). */
@@ -35,9 +36,6 @@ function persistedMeta(meta: StreamMeta): string {
   return JSON.stringify(rest)
 }
 
-/** Most recent records kept decoded in memory, so live readers never touch the file. */
-const CACHE_RECORDS = 4096
-const CACHE_BYTES = 4 * 1024 * 1024
 const READ_CHUNK = 1 << 20
 
 /** fsync of a directory, so a created, renamed or removed entry survives a crash. */
@@ -70,11 +68,10 @@ export class StreamLog {
   #tailBytes: number
   /** File length up to the end of the last COMMIT. */
   #end: number
-  #cache: StoredRecord[] = []
-  #cacheStart = 0
-  #cacheBytes = 0
+  readonly #cache: TailCache
 
-  private constructor(path: string, file: string, fh: FileHandle, meta: StreamMeta, base: { records: number; bytes: number }, end: number) {
+  private constructor(path: string, file: string, fh: FileHandle, meta: StreamMeta, base: { records: number; bytes: number }, end: number, budget: CacheBudget) {
+    this.#cache = new TailCache(budget)
     this.path = path
     this.file = file
     this.#fh = fh
@@ -99,12 +96,12 @@ export class StreamLog {
    * fsyncs it and renames it over `file`: creation and reset are atomic.
    * `meta` is the meta after the records; `base` the offset of the first.
    */
-  static async create(dir: string, file: string, path: string, base: string, records: readonly PlacedRecord[], meta: StreamMeta): Promise<StreamLog> {
+  static async create(dir: string, file: string, path: string, base: string, records: readonly PlacedRecord[], meta: StreamMeta, budget: CacheBudget): Promise<StreamLog> {
     const start = decodeOffset(base)
     if (!start) throw new InvalidOffsetError(base, 'it is not a well-formed offset')
     const tmp = join(dir, file + TMP_SUFFIX)
     const head = textFrame(FrameType.Header, JSON.stringify({ v: 1, path, base }))
-    const log = new StreamLog(path, file, undefined as unknown as FileHandle, meta, start, head.byteLength)
+    const log = new StreamLog(path, file, undefined as unknown as FileHandle, meta, start, head.byteLength, budget)
     // The first COMMIT always carries the full meta.
     log.#metaJson = ''
     const { buffers, apply } = log.#prepare(records, meta)
@@ -129,7 +126,7 @@ export class StreamLog {
    * cutting (and fsyncing) whatever follows the last valid COMMIT: a torn
    * write, a corrupt frame, or data of a batch that never committed.
    */
-  static async recover(dir: string, file: string): Promise<{ log: StreamLog; truncated: number } | undefined> {
+  static async recover(dir: string, file: string, budget: CacheBudget): Promise<{ log: StreamLog; truncated: number } | undefined> {
     const fh = await open(join(dir, file), 'r+')
     try {
       const size = (await fh.stat()).size
@@ -163,7 +160,7 @@ export class StreamLog {
             const base = h && decodeOffset(h.base)
             if (!h || !base) break scan
             const placeholder: StreamMeta = { contentType: '', createdAt: 0, nextOffset: h.base, version: 0, closed: false }
-            log = new StreamLog(h.path, file, fh, placeholder, base, filePos)
+            log = new StreamLog(h.path, file, fh, placeholder, base, filePos, budget)
             break
           }
           case FrameType.Data:
@@ -228,8 +225,8 @@ export class StreamLog {
     const end = pos + commit.byteLength
     const apply = () => {
       records.forEach((rec, i) => {
+        this.#cache.add(this.#positions.length, rec)
         this.#index(positions[i] as number, rec.data.byteLength)
-        this.#remember(rec)
       })
       this.#end = end
       this.#metaJson = json
@@ -253,19 +250,6 @@ export class StreamLog {
       throw err
     }
     apply()
-  }
-
-  #remember(rec: StoredRecord): void {
-    if (this.#cache.length === 0) this.#cacheStart = this.#positions.length - 1
-    this.#cache.push(rec)
-    this.#cacheBytes += rec.data.byteLength
-    if (this.#cache.length > CACHE_RECORDS || this.#cacheBytes > CACHE_BYTES) {
-      // Drop the older half at once: amortized O(1) per append.
-      const drop = Math.max(1, this.#cache.length >> 1)
-      for (let i = 0; i < drop; i++) this.#cacheBytes -= (this.#cache[i] as StoredRecord).data.byteLength
-      this.#cache = this.#cache.slice(drop)
-      this.#cacheStart += drop
-    }
   }
 
   /** Byte size of record `i` (index in this log). */
@@ -294,8 +278,7 @@ export class StreamLog {
       last++
     }
     if (last === first) return []
-    if (first >= this.#cacheStart && this.#cache.length > 0) return this.#cache.slice(first - this.#cacheStart, last - this.#cacheStart)
-    return this.#readFile(first, last)
+    return this.#cache.get(first, last) ?? this.#readFile(first, last)
   }
 
   /** Records [first, last) from disk: one positioned read, frames parsed in place. */
@@ -322,6 +305,7 @@ export class StreamLog {
   }
 
   async close(): Promise<void> {
+    this.#cache.release()
     await this.#fh.close()
   }
 }
