@@ -129,6 +129,11 @@ describe('file store recovery', () => {
     // A second store on a directory in use is refused.
     await expect(FileStreamStore.open({ dir })).rejects.toMatchObject({ code: 'STREAMS_DIR_LOCKED' })
     await store.close()
+    // A lock naming our own pid that no store of this process holds is stale (a restarted container reuses pids).
+    await writeFile(join(dir, 'LOCK'), String(process.pid))
+    const again = await FileStreamStore.open({ dir })
+    expect(await texts(again, 'a')).toEqual(['x'])
+    await again.close()
   })
 })
 

@@ -30,6 +30,8 @@ export interface RecoveryReport {
 }
 
 const LOCK = 'LOCK'
+/** Directories locked by stores of THIS process. */
+const lockedHere = new Set<string>()
 
 function ioError(action: string, dir: string, cause: unknown): TransportError {
   const message = cause instanceof Error ? cause.message : String(cause)
@@ -134,12 +136,15 @@ export class FileStreamStore implements StreamStore {
         await fh.writeFile(String(process.pid))
         await fh.close()
         this.#locked = true
+        lockedHere.add(this.dir)
         return
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
       }
       const owner = Number((await readFile(file, 'utf8').catch(() => '')).trim())
-      if (Number.isInteger(owner) && owner > 0 && isAlive(owner)) {
+      // Our own pid in a lock we do not hold: left by an earlier process that had the same pid (containers restart as pid 1).
+      const ours = owner === process.pid && !lockedHere.has(this.dir)
+      if (Number.isInteger(owner) && owner > 0 && !ours && isAlive(owner)) {
         throw new ConfigError('STREAMS_DIR_LOCKED', `Streams directory ${this.dir} is in use by process ${owner}; give each server its own --dir.`, { dir: this.dir, pid: owner })
       }
       // The owner died (e.g. kill -9): its lock is stale.
@@ -216,7 +221,10 @@ export class FileStreamStore implements StreamStore {
     for (const log of this.#logs.values()) await log.close()
     this.#logs.clear()
     this.#watchers.clear()
-    if (this.#locked) await unlink(join(this.dir, LOCK))
+    if (this.#locked) {
+      await unlink(join(this.dir, LOCK))
+      lockedHere.delete(this.dir)
+    }
   }
 }
 
