@@ -98,5 +98,6 @@ it('3 processes, 60 every-second ticks, holder SIGKILLed and the next SIGSTOPped
   expect(abandoned.size).toBeLessThanOrEqual(1)
   // Every tick has exactly one execution row: the failover gaps were caught up.
   expect(execs).toHaveLength(60)
-  expect(execs.filter((e) => e.kind === 'catch_up').length).toBeGreaterThan(0)
+  // Each failover left at least two ticks due at once for the next holder (the lease outlives a kill by ≥ 2 s).
+  expect(execs.filter((e) => e.kind === 'catch_up').length).toBeGreaterThanOrEqual(2)
 })

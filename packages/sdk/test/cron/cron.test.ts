@@ -70,6 +70,12 @@ describe('cron expressions', () => {
       '2025-10-26T00:30:00.000Z',
       '2025-10-27T01:30:00.000Z',
     ])
+    // Catch-up enumerates the same instants backwards across the change.
+    expect(iso(new CronSchedule('30 2 * * *', 'Europe/Paris').due(new Date('2025-03-29T00:00:00Z'), new Date('2025-04-01T00:00:00Z'), 10).ticks)).toEqual([
+      '2025-03-29T01:30:00.000Z',
+      '2025-03-30T01:30:00.000Z',
+      '2025-03-31T00:30:00.000Z',
+    ])
     // New York, 2025-03-09: weekdays at 09:00 local, 14:00Z before the change and 13:00Z after.
     expect(iso(new CronSchedule('0 9 * * 1-5', 'America/New_York').nextN(2, new Date('2025-03-07T00:00:00Z')))).toEqual(['2025-03-07T14:00:00.000Z', '2025-03-10T13:00:00.000Z'])
   })
