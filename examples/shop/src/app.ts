@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url'
-import { APIError, Database, Lifecycle, REST } from '@onepipe/sdk'
+import { APIError, Database, Lifecycle, REST, type Flow, type Workflow } from '@onepipe/sdk'
+import type { OrderEvent } from './fulfilment.js'
 import { z } from 'zod'
 
 /** The shop's own numbered migrations (its tables), applied after OnePipe's. */
@@ -30,8 +31,14 @@ interface OrderRow {
   updated_at: Date
 }
 
+/** What placing an order sets in motion (absent in tests of the API alone). */
+export interface OrderHooks {
+  events?: Flow<OrderEvent>
+  fulfil?: Workflow<{ orderId: number }, unknown>
+}
+
 /** Orders CRUD: create, list (keyset pagination), get, change status, delete. */
-export function createOrdersApi(db: Database) {
+export function createOrdersApi(db: Database, hooks: OrderHooks = {}) {
   return REST.create('orders')
     .basePath('/api/orders')
     .db(db)
@@ -40,7 +47,11 @@ export function createOrdersApi(db: Database) {
       const input = await ctx.body()
       const total = input.items.reduce((s, i) => s + i.qty * i.priceCents, 0)
       const [row] = await ctx.db.query<OrderRow>('INSERT INTO orders (customer, items, total_cents) VALUES ($1, $2::jsonb, $3) RETURNING *', [input.customer, input.items, total])
-      return ctx.created(row, `/api/orders/${row?.id}`)
+      if (!row) throw new APIError('INTERNAL', 'The order was not stored')
+      await hooks.events?.append({ type: 'order.placed', orderId: row.id, at: new Date().toISOString() })
+      // Idempotent by workflow id: a retried POST can never fulfil one order twice.
+      const run = await hooks.fulfil?.start({ orderId: row.id }, { workflowId: `order-${row.id}` })
+      return ctx.created({ ...row, fulfilment: run ? `/__onepipe/workflows/runs/${run.workflowId}` : null }, `/api/orders/${row.id}`)
     })
     .get('/', { query: ListQuery, summary: 'List orders' }, async (ctx) => {
       const { status, limit, after } = ctx.query

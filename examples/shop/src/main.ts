@@ -1,11 +1,19 @@
 import { serve } from '@onepipe/runtime'
 import { createDb, createLifecycle, createOrdersApi } from './app.js'
+import { createChargePayment, createDailyReport, createFulfilOrder, createOrderEvents } from './fulfilment.js'
 
 const db = createDb()
+const events = createOrderEvents(db)
+const charge = createChargePayment(db)
+const fulfil = createFulfilOrder(db, events, charge)
 const app = await serve({
   port: Number(process.env.PORT ?? 3000),
   db,
-  rest: [createOrdersApi(db)],
+  rest: [createOrdersApi(db, { events, fulfil })],
+  flows: [events],
+  channels: [charge],
+  workflows: [fulfil],
+  cron: [createDailyReport(db)],
   lifecycle: createLifecycle(db),
   openapi: { title: 'Shop', version: '1.0.0' },
 })
@@ -17,6 +25,9 @@ if (app.url) {
       '',
       `  OnePipe shop is running on ${where}`,
       `  Orders API   ${app.url}/api/orders`,
+      `  Order events ${app.url}/__onepipe/flows/order-events/stream   (live, SSE)`,
+      `  Fulfilment   ${app.url}/__onepipe/workflows/fulfil-order/runs`,
+      `  Payments     ${app.url}/rpc/charge-payment   (idempotent RPC)`,
       `  OpenAPI      ${app.url}/openapi.json`,
       `  Health       ${app.url}/health   Ready ${app.url}/ready   Metrics ${app.url}/metrics`,
       `  Try: curl -X POST ${app.url}/api/orders -H 'content-type: application/json' -d '{"customer":"ada","items":[{"sku":"tea","qty":2,"priceCents":450}]}'`,

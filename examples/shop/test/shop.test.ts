@@ -3,6 +3,7 @@ import { Database } from '@onepipe/sdk'
 import { serve, type App } from '@onepipe/runtime'
 import { postgresUrl, testBackend, uniqueName } from '@onepipe/testing'
 import { SHOP_SQL_DIR, createLifecycle, createOrdersApi } from '../src/app.js'
+import { createChargePayment, createDailyReport, createFulfilOrder, createOrderEvents } from '../src/fulfilment.js'
 
 describe('shop example: orders CRUD through serve()', () => {
   let app: App
@@ -12,7 +13,22 @@ describe('shop example: orders CRUD through serve()', () => {
   beforeAll(async () => {
     const b = Database.create('shop').schema(schema).migrations(SHOP_SQL_DIR, 'shop')
     db = (testBackend() === 'embedded' ? b.pglite('memory://') : b.postgres(postgresUrl())).build()
-    app = await serve({ port: 0, hostname: '127.0.0.1', db, rest: [createOrdersApi(db)], lifecycle: createLifecycle(db), handleSignals: false, logger: silent() })
+    const events = createOrderEvents(db)
+    const charge = createChargePayment(db)
+    const fulfil = createFulfilOrder(db, events, charge)
+    app = await serve({
+      port: 0,
+      hostname: '127.0.0.1',
+      db,
+      rest: [createOrdersApi(db, { events, fulfil })],
+      flows: [events],
+      channels: [charge],
+      workflows: [fulfil],
+      cron: [createDailyReport(db)],
+      lifecycle: createLifecycle(db),
+      handleSignals: false,
+      logger: silent(),
+    })
   })
   afterAll(async () => {
     await app.shutdown()
@@ -33,14 +49,33 @@ describe('shop example: orders CRUD through serve()', () => {
     expect(created.headers.get('location')).toBe(`/api/orders/${order.id}`)
 
     expect(await (await fetch(`${app.url}/api/orders/${order.id}`)).json()).toMatchObject({ id: order.id, customer: 'ada' })
-    const list = (await (await fetch(`${app.url}/api/orders?status=pending`)).json()) as { orders: { id: number }[] }
+    const list = (await (await fetch(`${app.url}/api/orders?limit=100`)).json()) as { orders: { id: number }[] }
     expect(list.orders.map((o) => o.id)).toContain(order.id)
 
-    const paid = await fetch(`${app.url}/api/orders/${order.id}`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ status: 'paid' }) })
-    expect(await paid.json()).toMatchObject({ status: 'paid' })
+    // (Its fulfilment runs meanwhile; cancelling is allowed from any state but cancelled.)
+    const cancelled = await fetch(`${app.url}/api/orders/${order.id}`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ status: 'cancelled' }) })
+    expect(await cancelled.json()).toMatchObject({ status: 'cancelled' })
 
     expect((await fetch(`${app.url}/api/orders/${order.id}`, { method: 'DELETE' })).status).toBe(204)
     expect((await fetch(`${app.url}/api/orders/${order.id}`)).status).toBe(404)
+  })
+
+  it('placing an order starts its fulfilment: charged once, shipped, every step on the order-events flow', async () => {
+    const o = (await (await post({ customer: 'dee', items: [{ sku: 'b', qty: 3, priceCents: 100 }] })).json()) as { id: number; fulfilment: string }
+    expect(o.fulfilment).toBe(`/__onepipe/workflows/runs/order-${o.id}`)
+    let run: { run: { status: string; output: unknown } } | undefined
+    for (let i = 0; i < 100; i++) {
+      run = (await (await fetch(`${app.url}${o.fulfilment}`)).json()) as typeof run
+      if (run?.run.status === 'completed') break
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    expect(run?.run).toMatchObject({ status: 'completed', output: { outcome: 'shipped', chargeId: `ch_${o.id}_300` } })
+    expect(await (await fetch(`${app.url}/api/orders/${o.id}`)).json()).toMatchObject({ status: 'shipped' })
+    const flow = (await (await fetch(`${app.url}/__onepipe/flows/order-events/events`)).json()) as { events: { data: { type: string; orderId: number } }[] }
+    expect(flow.events.filter((e) => e.data.orderId === o.id).map((e) => e.data.type)).toEqual(['order.placed', 'order.paid', 'order.shipped'])
+    // The payment channel ran once for this order's key.
+    const calls = (await (await fetch(`${app.url}/rpc/charge-payment`)).json()) as { calls: { idempotencyKey: string }[] }
+    expect(calls.calls.filter((c) => c.idempotencyKey === `order-${o.id}`)).toHaveLength(1)
   })
 
   it('rejects bad orders with 400 and stores nothing', async () => {

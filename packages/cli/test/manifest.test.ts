@@ -14,7 +14,8 @@ describe('onepipe manifest', () => {
     const byKind = Object.fromEntries(m.primitives.map((x) => [`${x.primitive}:${x.name}`, x]))
     expect(byKind['database:shop']?.infrastructure).toEqual(['postgresql'])
     expect(byKind['rest:orders']?.config.routes).toContain('POST /api/orders')
-    expect(byKind['app:app']?.config.components).toEqual(['rest:orders'])
+    expect(byKind['app:app']?.config.components).toEqual(['rest:orders', 'channel:charge-payment', 'flow:order-events', 'workflow:fulfil-order', 'cron:daily-report'])
+    expect(byKind['workflow:fulfil-order']?.infrastructure).toEqual(['postgresql'])
   })
 
   it('exits 2 with a usage message when the entry is missing', async () => {
