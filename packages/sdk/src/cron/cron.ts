@@ -202,8 +202,13 @@ export class Cron implements Component {
     this.#started = true
     this.#stopping = false
     this.#abort = new AbortController()
-    await this.#ensureJob()
-    await this.#ensureListening()
+    try {
+      await this.#ensureJob()
+      await this.#ensureListening()
+    } catch (e) {
+      this.#started = false
+      throw e
+    }
     this.#loop = this.#run()
   }
 
@@ -230,7 +235,10 @@ export class Cron implements Component {
       await this.#lease?.abandon()
     } else {
       try {
+        const held = this.#lease?.token !== undefined
         await this.#lease?.release()
+        // Another instance takes over now rather than at its next look (a rolling deploy has no gap).
+        if (held) await this.#database.notify(NOTIFY, `wake\t${this.name}`)
       } catch (err) {
         // The lease then runs out by itself after its TTL.
         this.#log.error({ err, job: this.name }, 'cron stop: could not release the lease')

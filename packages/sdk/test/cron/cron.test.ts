@@ -255,6 +255,24 @@ describe('cron scheduling', () => {
     expect((await job.history()).map((h) => h.executionId)).toEqual([`${name}-recent`, `${name}-newest`])
   })
 
+  it('a clean stop hands the lease over at once, not at the next look of the other instances', async () => {
+    const name = jobName('handover')
+    const slow = { ttlMs: 20_000, renewMs: 5_000 }
+    const rt = (id: string): RuntimeContext => ({ instanceId: id, db, cache: undefined as never, logger: silentLogger, signal: new AbortController().signal })
+    const make = () => track(Cron.create(name).schedule('0 0 1 1 *').lease(slow).handler(() => {}).build())
+    const holder = async () => (await db.query<{ locked_by: string }>('SELECT locked_by FROM _onepipe_cron_locks WHERE job_name = $1 AND expires_at > now()', [name]))[0]?.locked_by
+    const a = make()
+    await a.attach(rt('a'))
+    await until(async () => (await holder()) === 'a')
+    const b = make()
+    await b.attach(rt('b'))
+    await new Promise((r) => setTimeout(r, 100))
+    await a.detach()
+    // b would otherwise look again only after its 5 s renew interval.
+    await until(async () => (await holder()) === 'b', 2000)
+    await b.detach()
+  })
+
   it('records a failed run with its error code', async () => {
     const job = Cron.create(jobName('fails')).schedule('0 0 1 1 *').db(db).handler(() => { throw new ConfigError('NOPE', 'no way') }).build()
     const run = await job.trigger()
