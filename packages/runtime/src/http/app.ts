@@ -70,7 +70,7 @@ export function createApp(d: AppDeps): Hono {
   const { state, metrics } = d
 
   app.use('*', async (c, next) => {
-    const id = clientRequestId(c)
+    const id = clientRequestId(c as Context)
     const requestId = id && id.length <= 200 ? id : nextRequestId()
     c.set('requestId' as never, requestId as never)
     if (state.draining) {
