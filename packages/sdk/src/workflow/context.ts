@@ -213,7 +213,7 @@ export class Execution implements WorkflowContext {
       this.#inflight--
     }
     if (r === undefined || r === false) {
-      this.#host.logger.warn({ workflowId: this.workflowId, fence: this.lease.fence, what }, 'workflow write refused: this process no longer owns the run')
+      this.#host.logger.warn({ workflowId: this.workflowId, fence: this.lease.fence, what }, 'workflow write refused: the run was cancelled or another process owns it now')
       this.stop('lease-lost')
       return STOP
     }

@@ -355,13 +355,13 @@ export class WorkflowEngine implements ExecutionHost {
 
   async #park(exec: Execution): Promise<Settled> {
     const reason = exec.stopReason
-    if (reason === 'lease-lost' || reason === 'infra') {
+    if (reason === 'lease-lost' || reason === 'infra' || reason === 'cancelled') {
       // Steps that finished here are still offered: the fenced write refuses
-      // them if another process owns the run now (and records them if not).
+      // them if the run was cancelled or another process owns it now (and
+      // records them if not).
       await exec.flush()
       return { final: false }
     }
-    if (reason === 'cancelled') return { final: false }
     const wakeAtMs = reason === 'shutdown' ? 0 : exec.wakeAtMs
     if (!(await exec.flush())) return { final: false }
     const r = await releaseRun(this.db, exec.lease, wakeAtMs, exec.seenSeq)

@@ -20,6 +20,7 @@ interface Apps {
   napper: { start(i?: unknown, o?: { workflowId?: string }): Promise<{ workflowId: string; result(t?: string): Promise<unknown> }> }
   batch: { start(i: unknown, o?: { workflowId?: string }): Promise<{ workflowId: string }> }
   pausable: { start(i?: unknown, o?: { workflowId?: string }): Promise<{ workflowId: string; result(t?: string): Promise<unknown> }> }
+  cancellable: { start(i?: unknown, o?: { workflowId?: string }): Promise<{ workflowId: string; cancel(): Promise<void>; result(t?: string): Promise<unknown> }> }
 }
 let wf: Apps
 
@@ -148,4 +149,18 @@ it('(c) a paused owner (SIGSTOP past the lease) is resumed: its late step result
   expect(run).toMatchObject({ status: 'completed', output: { v: { pid: p2.pid } } })
   // Both owners ran the step's effect (the paused one before it was fenced off); only p2's result counts.
   expect((await effects('pause-1')).map((e) => e.pid)).toEqual([p1.pid, p2.pid])
+})
+
+it('(d) cancel from another process stops a run mid-step before its next step; the finishing step cannot overwrite the cancelled status', { timeout: 30_000 }, async () => {
+  const p1 = await startWorker()
+  const h = await wf.cancellable.start(undefined, { workflowId: 'cancel-1' })
+  await p1.waitFor(/ONE-STARTED/)
+  await h.cancel()
+  await expect(h.result('5s')).rejects.toMatchObject({ code: 'WORKFLOW_CANCELLED' })
+  await p1.waitFor(/refused/, 10_000) // step one finished after the cancel: its result was refused
+  await sleep(300)
+  const [run] = await db.query<{ status: string }>(`SELECT status FROM _onepipe_workflows WHERE workflow_id = 'cancel-1'`)
+  expect(run!.status).toBe('cancelled')
+  expect((await effects('cancel-1')).map((e) => e.step)).toEqual(['one'])
+  expect(await db.query(`SELECT step_name FROM _onepipe_workflow_steps WHERE workflow_id = 'cancel-1'`)).toEqual([])
 })

@@ -326,6 +326,29 @@ describe('errors and retries', () => {
     expect(s).toMatchObject({ stepId: 'flaky', status: 'completed', attempts: 3 })
   })
 
+  it('a step’s own retry policy overrides the workflow’s; a retryable error after the last attempt fails the run', async () => {
+    let tries = 0
+    const wf = Workflow.create(uid('override'))
+      .db(db)
+      .retry({ attempts: 5, delay: 10 })
+      .define(async (ctx) =>
+        ctx.step(
+          'once',
+          () => {
+            tries++
+            throw new Error('provider down')
+          },
+          { retry: { attempts: 2, backoff: 'fixed', delay: 10 } },
+        ),
+      )
+      .build()
+    await engine([wf])
+    const h = await wf.start(undefined)
+    await expect(h.result('5s')).rejects.toMatchObject({ message: 'provider down' })
+    expect(tries).toBe(2)
+    expect((await wf.steps(h.workflowId))[0]).toMatchObject({ status: 'failed', attempts: 2 })
+  })
+
   it('a TerminalError fails the run at once; replay reports the same recorded failure without running the step again', async () => {
     let charges = 0
     const wf = Workflow.create(uid('terminal'))
@@ -426,6 +449,17 @@ describe('engine and component', () => {
     await engine([wf])
     expect(await h.result('5s')).toBe('ok')
     expect((await wf.list({ status: 'completed' })).map((r) => r.workflowId)).toEqual([h.workflowId])
+  })
+
+  it('recover() starts an engine in this process and runs waiting runs', async () => {
+    const wf = Workflow.create(uid('recover'))
+      .db(db)
+      .define(async (ctx) => ctx.step('s', () => 'recovered'))
+      .build()
+    const h = await wf.start(undefined)
+    await wf.recover()
+    expect(await h.result('5s')).toBe('recovered')
+    await wf.detach()
   })
 
   it('attach(rt) uses rt.db when .db() was not given and detach() stops the engine', async () => {
