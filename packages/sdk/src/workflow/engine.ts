@@ -37,7 +37,10 @@ export interface RunnableWorkflow {
 }
 
 /**
- * Options of a {@link WorkflowEngine}. Intervals are configurable so tests can run fast.
+ * Options of a {@link WorkflowEngine}. Intervals are configurable so tests can
+ * run fast; under `serve()` they come from `ONEPIPE_WORKFLOW_HEARTBEAT`,
+ * `ONEPIPE_WORKFLOW_STALE_AFTER`, `ONEPIPE_WORKFLOW_POLL` and
+ * `ONEPIPE_WORKFLOW_CONCURRENCY` when set.
  *
  * @example
  * ```ts
@@ -106,11 +109,12 @@ export class WorkflowEngine implements ExecutionHost {
     this.owner = o.instanceId ?? newInstanceId()
     this.logger = (o.logger ?? stderrLogger).child({ component: 'workflow-engine' })
     this.channel = o.db.channel('onepipe_workflows')
-    this.heartbeatMs = parseDuration(o.heartbeat ?? '10s')
-    this.staleMs = parseDuration(o.staleAfter ?? '30s')
-    this.pollMs = parseDuration(o.poll ?? '1s')
+    const env = process.env
+    this.heartbeatMs = parseDuration(o.heartbeat ?? env.ONEPIPE_WORKFLOW_HEARTBEAT ?? '10s')
+    this.staleMs = parseDuration(o.staleAfter ?? env.ONEPIPE_WORKFLOW_STALE_AFTER ?? '30s')
+    this.pollMs = parseDuration(o.poll ?? env.ONEPIPE_WORKFLOW_POLL ?? '1s')
     this.#shutdownMs = parseDuration(o.shutdownTimeout ?? '30s')
-    this.concurrency = o.concurrency ?? 100
+    this.concurrency = o.concurrency ?? (env.ONEPIPE_WORKFLOW_CONCURRENCY ? Number(env.ONEPIPE_WORKFLOW_CONCURRENCY) : 100)
     if (this.staleMs <= this.heartbeatMs) throw new ConfigError('INVALID_LEASE', `staleAfter (${this.staleMs}ms) must be longer than heartbeat (${this.heartbeatMs}ms)`)
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1) throw new ConfigError('INVALID_CONCURRENCY', `concurrency must be a positive integer, got ${this.concurrency}`)
     for (const w of o.workflows ?? []) this.register(w)

@@ -164,3 +164,30 @@ it('(d) cancel from another process stops a run mid-step before its next step; t
   expect((await effects('cancel-1')).map((e) => e.step)).toEqual(['one'])
   expect(await db.query(`SELECT step_name FROM _onepipe_workflow_steps WHERE workflow_id = 'cancel-1'`)).toEqual([])
 })
+
+it('(e) under serve(): a run started over HTTP survives kill -9 of its app mid-step; a new app recovers it at start-up with no recover() call', { timeout: 40_000 }, async () => {
+  const serveApp = fileURLToPath(new URL('./fixtures/serve-app.mjs', import.meta.url))
+  const env = { DATABASE_URL: url ?? '', SCHEMA: schema, ONEPIPE_WORKFLOW_HEARTBEAT: '300ms', ONEPIPE_WORKFLOW_STALE_AFTER: '1500ms', ONEPIPE_WORKFLOW_POLL: '200ms', LOG_LEVEL: 'warn' }
+  const a1 = spawnNode(serveApp, [], env)
+  procs.push(a1)
+  const port1 = Number(/PORT=(\d+)/.exec(await a1.waitFor(/PORT=\d+/))![1])
+  const res = await fetch(`http://127.0.0.1:${port1}/__onepipe/workflows/batch/start`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ workflowId: 'served-1', input: { ms: { a: 50, b: 4000, c: 50 } } }),
+  })
+  expect(res.status).toBe(201)
+  await until(async () => (await effects('served-1')).some((e) => e.step === 'b'), 10_000, 'step b to start')
+  a1.kill('SIGKILL')
+  await a1.exited
+  const a2 = spawnNode(serveApp, [], env)
+  procs.push(a2)
+  const port2 = Number(/PORT=(\d+)/.exec(await a2.waitFor(/PORT=\d+/))![1])
+  const run = await until(async () => {
+    const body = (await (await fetch(`http://127.0.0.1:${port2}/__onepipe/workflows/runs/served-1`)).json()) as { run: { status: string }; steps: { stepId: string }[] }
+    return body.run.status === 'completed' && body
+  }, 20_000, 'the run to complete on the new app')
+  expect(run.steps.map((s) => s.stepId)).toEqual(['a', 'b', 'c'])
+  const counts = (await effects('served-1')).reduce<Record<string, number>>((m, e) => ({ ...m, [e.step]: (m[e.step] ?? 0) + 1 }), {})
+  expect(counts).toEqual({ a: 1, b: 2, c: 1 }) // b was executing at the kill: the one step allowed to run again
+})
