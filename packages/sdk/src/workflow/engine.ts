@@ -14,7 +14,7 @@ import {
   type SerializedError,
 } from '@onepipe/core'
 import { Execution, type ExecutionHost } from './context.js'
-import { claimDue, claimStale, finishRun, heartbeat, releaseRun, selectSteps, type RunRow, type StepRow } from './sql.js'
+import { claimDue, claimStale, finishRun, heartbeat, releaseRun, retryTransient, selectSteps, type RunRow, type StepRow } from './sql.js'
 import type { ChildWorkflow, ResolvedRetry, RunStatus } from './types.js'
 
 /** How a run ended in this process (or that it was handed back to the database). */
@@ -349,7 +349,7 @@ export class WorkflowEngine implements ExecutionHost {
     } else error = serializeError(outcome.error)
     const steps = await exec.takePending()
     if (!steps) return { final: false }
-    const ok = await finishRun(this.db, exec.lease, { status, output, error: error ?? null, channel: this.channel, steps })
+    const ok = await retryTransient(() => finishRun(this.db, exec.lease, { status, output, error: error ?? null, channel: this.channel, steps }))
     if (!ok) {
       this.logger.warn({ workflowId: exec.workflowId, fence: exec.lease.fence }, 'workflow result refused: the run was cancelled or taken over')
       return { final: false }

@@ -1,7 +1,7 @@
 // Every statement a workflow run makes. Writes a run makes while it owns the
 // lease check `fence` and `owner` in the same statement (a FOR SHARE or
 // UPDATE on the run row), so a process that lost the lease records nothing.
-import type { Queryable, SerializedError } from '@onepipe/core'
+import { DatabaseError, type Queryable, type SerializedError } from '@onepipe/core'
 import type { RunStatus } from './types.js'
 
 export interface RunRow {
@@ -39,6 +39,22 @@ export interface Lease {
   id: string
   fence: number
   owner: string
+}
+
+/**
+ * Runs a statement again when PostgreSQL reports a deadlock or serialization
+ * failure (a child finishing while its parent is cancelled locks the two rows
+ * in opposite orders); every statement here is safe to repeat.
+ */
+export async function retryTransient<T>(fn: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn()
+    } catch (e) {
+      if (!(e instanceof DatabaseError) || !e.retryable || i >= attempts) throw e
+      await new Promise((r) => setTimeout(r, 10 * i + Math.random() * 20))
+    }
+  }
 }
 
 const COLS = `workflow_id, workflow_name, status, input, output, error, parent_id, owner, fence, wake_at, deadline_at, signal_seq, created_at, updated_at, completed_at, now() AS db_now`

@@ -21,7 +21,7 @@ import type { Hono } from 'hono'
 import type { Execution } from './context.js'
 import { WorkflowEngine, type RunnableWorkflow, type Settled } from './engine.js'
 import { mountWorkflowRoutes } from './http.js'
-import { cancelRun, insertRun, insertSignal, selectRun, selectRuns, selectSteps, type RunRow } from './sql.js'
+import { cancelRun, insertRun, insertSignal, retryTransient, selectRun, selectRuns, selectSteps, type RunRow } from './sql.js'
 import {
   FINAL_STATUSES,
   WorkflowCancelledError,
@@ -349,7 +349,7 @@ export class Workflow<I = unknown, O = unknown> implements Component, RunnableWo
    * ```
    */
   async cancel(workflowId: string): Promise<void> {
-    const ids = await cancelRun(this.db, workflowId, this.#channel)
+    const ids = await retryTransient(() => cancelRun(this.db, workflowId, this.#channel))
     if (ids.length > 0) return
     if (!(await selectRun(this.db, workflowId))) throw notFound(workflowId)
   }

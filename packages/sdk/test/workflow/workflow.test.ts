@@ -306,6 +306,31 @@ describe('cancel', () => {
   })
 })
 
+describe('cancel with children', () => {
+  it('cancelling a parent cancels its live children; a cancelled child fails its waiting parent with WORKFLOW_CANCELLED', async () => {
+    const child = Workflow.create(uid('kid'))
+      .db(db)
+      .define(async (ctx) => ctx.waitForSignal('never'))
+      .build()
+    const parent = Workflow.create(uid('mom'))
+      .db(db)
+      .define(async (ctx) => ctx.child(child, undefined, { workflowId: `${ctx.workflowId}-kid` }))
+      .build()
+    await engine([parent, child])
+    const p1 = await parent.start(undefined)
+    await until(async () => (await child.get(`${p1.workflowId}-kid`))?.status === 'running')
+    await p1.cancel()
+    expect((await child.get(`${p1.workflowId}-kid`))?.status).toBe('cancelled')
+    await expect(p1.result('5s')).rejects.toMatchObject({ code: 'WORKFLOW_CANCELLED' })
+
+    const p2 = await parent.start(undefined)
+    await until(async () => (await child.get(`${p2.workflowId}-kid`))?.status === 'running')
+    await child.cancel(`${p2.workflowId}-kid`)
+    await expect(p2.result('5s')).rejects.toMatchObject({ code: 'WORKFLOW_CANCELLED' })
+    expect((await p2.status()).status).toBe('failed')
+  })
+})
+
 describe('errors and retries', () => {
   it('retries a retryable step error with backoff, then records the success and its attempts', async () => {
     let tries = 0
