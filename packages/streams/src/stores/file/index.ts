@@ -42,12 +42,13 @@ function ioError(action: string, dir: string, cause: unknown): TransportError {
  * The embedded default store: one append-only, length-framed and
  * checksummed log file per stream in `dir` (`.onepipe/streams`).
  *
- * - **Durable**: a transaction resolves only after its frames are written
- *   and fdatasync'd; records of a batch count only once its COMMIT frame is
+ * - **Durable**: a transaction resolves only after its frames are on stable
+ *   storage (O_DSYNC writes, or write + fdatasync where O_DSYNC is missing);
+ *   records of a batch count only once its COMMIT frame is
  *   on disk, so a crash never leaves half a transaction.
  * - **Group commit**: transactions on one stream that arrive while an
- *   fsync is in flight are decided together and share the next write and
- *   fsync, so concurrent appends cost one fsync per batch, not per append.
+ *   write is in flight are decided together and share the next durable
+ *   write, so concurrent appends cost one disk flush per batch, not per append.
  * - **Indexed**: every record's file position and offset is kept in memory
  *   (rebuilt on open), and the newest records are cached decoded; a read
  *   seeks straight to its first record and live wake-ups read from memory.

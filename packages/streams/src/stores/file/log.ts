@@ -1,3 +1,4 @@
+import { constants } from 'node:fs'
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
@@ -37,6 +38,15 @@ function persistedMeta(meta: StreamMeta): string {
 }
 
 const READ_CHUNK = 1 << 20
+
+/**
+ * Logs are opened with O_DSYNC where the platform has it: each write then
+ * returns only once its data is on stable storage (what fdatasync after it
+ * would ensure), in one system call and one thread-pool hop instead of two.
+ */
+const DSYNC = constants.O_DSYNC as number | undefined
+const OPEN_FLAGS = constants.O_RDWR | (DSYNC ?? 0)
+const CREATE_FLAGS = constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC | (DSYNC ?? 0)
 
 /** fsync of a directory, so a created, renamed or removed entry survives a crash. */
 export async function syncDir(dir: string): Promise<void> {
@@ -105,10 +115,10 @@ export class StreamLog {
     // The first COMMIT always carries the full meta.
     log.#metaJson = ''
     const { buffers, apply } = log.#prepare(records, meta)
-    const fh = await open(tmp, 'w+')
+    const fh = await open(tmp, CREATE_FLAGS)
     try {
       await writeAll(fh, [head, ...buffers], 0)
-      await fh.datasync()
+      if (!DSYNC) await fh.datasync()
       await rename(tmp, join(dir, file))
     } catch (err) {
       await fh.close()
@@ -127,7 +137,7 @@ export class StreamLog {
    * write, a corrupt frame, or data of a batch that never committed.
    */
   static async recover(dir: string, file: string, budget: CacheBudget): Promise<{ log: StreamLog; truncated: number } | undefined> {
-    const fh = await open(join(dir, file), 'r+')
+    const fh = await open(join(dir, file), OPEN_FLAGS)
     try {
       const size = (await fh.stat()).size
       let buf = Buffer.alloc(0)
@@ -236,7 +246,8 @@ export class StreamLog {
   }
 
   /**
-   * Appends a batch with ONE write and ONE fdatasync, then makes it
+   * Appends a batch with ONE durable write (O_DSYNC, else write +
+   * fdatasync), then makes it
    * visible. On failure the file is cut back to the last commit and
    * nothing changes in memory.
    */
@@ -244,7 +255,7 @@ export class StreamLog {
     const { buffers, apply } = this.#prepare(records, meta)
     try {
       await writeAll(this.#fh, buffers, this.#end)
-      await this.#fh.datasync()
+      if (!DSYNC) await this.#fh.datasync()
     } catch (err) {
       await this.#fh.truncate(this.#end).catch(() => undefined)
       throw err
