@@ -4,7 +4,9 @@
 // result". Commits per workflow come from pg_stat_database.xact_commit of a
 // database created for the run (each phase runs in its own process, so its
 // counters are flushed when it exits; start-up and background polling are
-// included). Usage: node bench/workflow/run.mjs
+// included). OnePipe: start() + result(); DBOS: a direct call of the
+// registered workflow, its fastest path (DBOS_HANDLE=1 uses startWorkflow +
+// getResult instead). Usage: node bench/workflow/run.mjs
 //   ADMIN_URL (default postgres://postgres@127.0.0.1:5432/postgres), SEQ (1000), CONC_RUNS (10000), CONC (100), POOL (20)
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'

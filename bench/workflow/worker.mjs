@@ -57,8 +57,8 @@ async function dbos() {
   )
   await DBOS.launch()
   const ms = await drive(async (i) => {
-    const h = await DBOS.startWorkflow(wf)(i)
-    const out = await h.getResult()
+    // A direct call runs the workflow durably and returns its result: DBOS's fastest path.
+    const out = process.env.DBOS_HANDLE === '1' ? await (await DBOS.startWorkflow(wf)(i)).getResult() : await wf(i)
     if (out !== i + 2) throw new Error(`wrong result ${out} for ${i}`)
   })
   await DBOS.shutdown()
