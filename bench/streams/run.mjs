@@ -164,27 +164,28 @@ async function sseLatency(port, subscribers) {
   return { p50: pct(50), p99: pct(99) }
 }
 
-async function measure(name, port) {
-  const out = {}
-  out.seq = await appendRate(port, 1, 1)
-  out.c64 = await appendRate(port, 64, 1)
-  out.c64x16 = await appendRate(port, 64, 16)
-  out.read = await tailReads(port)
-  out.sse1 = await sseLatency(port, 1)
-  out.sse50 = await sseLatency(port, 50)
-  console.error(`${name}: ${JSON.stringify(out)}`)
-  return out
+const PHASES = {
+  seq: (port) => appendRate(port, 1, 1),
+  c64: (port) => appendRate(port, 64, 1),
+  c64x16: (port) => appendRate(port, 64, 16),
+  read: (port) => tailReads(port),
+  sse1: (port) => sseLatency(port, 1),
+  sse50: (port) => sseLatency(port, 50),
 }
 
 const t0 = Date.now()
 const ours = await startServer(here('./ours-server.mjs'))
 const peer = await startServer(here('./peer-server.mjs'))
-let a
-let b
+const a = {}
+const b = {}
 try {
-  // One server under load at a time; the other one idles in its own process.
-  a = await measure('onepipe', ours.port)
-  b = await measure('durable-streams', peer.port)
+  // Phase by phase, OnePipe then the reference, so both see the same
+  // moment of this shared machine; the idle server waits in its own process.
+  for (const [phase, run] of Object.entries(PHASES)) {
+    a[phase] = await run(ours.port)
+    b[phase] = await run(peer.port)
+    console.error(`${phase}: onepipe ${JSON.stringify(a[phase])} | durable-streams ${JSON.stringify(b[phase])}`)
+  }
 } finally {
   agent.destroy()
   await ours.stop()
