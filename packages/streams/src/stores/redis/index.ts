@@ -50,6 +50,11 @@ const MAX_RECORDS = 2048
  *   wake-up of every watcher after a reconnect, so nothing is missed);
  * - expiry via a sorted set `{prefix}expiry`.
  *
+ * An append is acknowledged once Redis executed the script: it is as
+ * durable as the server's persistence is configured (`appendonly yes` with
+ * `appendfsync always` for fsync-per-write; the default `everysec` can lose
+ * the last second on a power cut).
+ *
  * @example
  * ```ts
  * const store = await RedisStreamStore.open({ url: process.env.REDIS_URL })
