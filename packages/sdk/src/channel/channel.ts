@@ -7,6 +7,7 @@ import {
   OnePipeError,
   parseDuration,
   registerPrimitive,
+  resolveRetry,
   serializeError,
   stderrLogger,
   validate,
@@ -16,6 +17,7 @@ import {
   type Duration,
   type Infer,
   type Logger,
+  type RetryPolicy as CoreRetryPolicy,
   type RuntimeContext,
   type StandardSchemaV1,
 } from '@onepipe/core'
@@ -423,9 +425,8 @@ export class ChannelBuilder<I, O> {
   }
 
   /** Retries retryable failures with backoff and jitter (a TerminalError stops at once). @example `.retry({ attempts: 3, backoff: 'exponential', delay: '200ms' })` */
-  retry(o: { attempts: number; backoff?: 'exponential' | 'fixed'; delay?: Duration; maxDelay?: Duration }): this {
-    if (!Number.isInteger(o.attempts) || o.attempts < 1) throw new ConfigError('CHANNEL_BAD_OPTION', `retry attempts must be a positive integer, got ${o.attempts}`)
-    this.#c.retry = { attempts: o.attempts, backoff: o.backoff ?? 'exponential', delayMs: parseDuration(o.delay ?? '100ms'), maxDelayMs: parseDuration(o.maxDelay ?? '30s') }
+  retry(o: CoreRetryPolicy & { attempts: number }): this {
+    this.#c.retry = resolveRetry(o, this.#c.retry)
     return this
   }
 

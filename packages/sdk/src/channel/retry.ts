@@ -1,28 +1,7 @@
-import { isRetryable, TimeoutError } from '@onepipe/core'
+import { isRetryable, retryDelay, TimeoutError, type ResolvedRetry } from '@onepipe/core'
 
-/**
- * How a channel retries a failed attempt (set with `.retry()`).
- *
- * @example
- * ```ts
- * const p: ChannelRetryPolicy = { attempts: 3, backoff: 'exponential', delayMs: 200, maxDelayMs: 5000 }
- * ```
- */
-export interface RetryPolicy {
-  /** Total attempts including the first (default 1: no retry). */
-  attempts: number
-  backoff: 'exponential' | 'fixed'
-  /** Base delay before the second attempt. */
-  delayMs: number
-  /** Cap on one delay (default 30 s). */
-  maxDelayMs: number
-}
-
-/** Delay before attempt `next` (2, 3, …): the policy's delay with "equal jitter" (half fixed, half random). */
-export function backoffMs(p: RetryPolicy, next: number): number {
-  const base = Math.min(p.maxDelayMs, p.backoff === 'exponential' ? p.delayMs * 2 ** (next - 2) : p.delayMs)
-  return base / 2 + Math.random() * (base / 2)
-}
+/** A channel's retry policy: core's, resolved (channels default to one attempt). */
+export type RetryPolicy = ResolvedRetry
 
 /** What {@link runAttempts} reports besides the value or error. */
 export interface AttemptStats {
@@ -83,6 +62,6 @@ export async function runAttempts<T>(
     }
     if (outcome.ok) return outcome.value
     if (!isRetryable(outcome.error) || attempt >= policy.attempts) throw outcome.error
-    await sleep(backoffMs(policy, attempt + 1))
+    await sleep(retryDelay(policy, attempt))
   }
 }

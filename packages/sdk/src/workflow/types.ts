@@ -1,4 +1,4 @@
-import { ConflictError, parseDuration, ConfigError, type Duration, type Database, type SerializedError } from '@onepipe/core'
+import { ConflictError, resolveRetry as coreResolveRetry, retryDelay, type Duration, type Database, type ResolvedRetry, type RetryPolicy, type SerializedError } from '@onepipe/core'
 
 /**
  * Where a run is in its life. A sleeping or waiting run is `running` with a `wakeAt`.
@@ -57,59 +57,15 @@ export interface StepInfo {
   createdAt: Date
 }
 
-/**
- * How a failing step is retried. Only retryable errors are retried
- * (`isRetryable` from `@onepipe/core`); a `TerminalError` fails at once.
- * The delay before attempt n+1 is `delay` (fixed), `delay·n` (linear) or
- * `delay·2^(n-1)` (exponential), capped at `maxDelay`, with full jitter on
- * its upper half.
- *
- * @example
- * ```ts
- * await ctx.step('charge', charge, { retry: { attempts: 5, backoff: 'exponential', delay: '500ms', maxDelay: '30s' } })
- * ```
- */
-export interface RetryPolicy {
-  /** Total attempts including the first (default 3). */
-  attempts?: number
-  backoff?: 'fixed' | 'linear' | 'exponential'
-  /** Base delay (default 1s). */
-  delay?: Duration
-  /** Upper bound of one delay (default 1m). */
-  maxDelay?: Duration
-}
-
-export interface ResolvedRetry {
-  attempts: number
-  backoff: 'fixed' | 'linear' | 'exponential'
-  delayMs: number
-  maxDelayMs: number
-}
-
+/** Workflows retry a failing step 3 times by default, from 1 s up to 1 min apart. */
 export const DEFAULT_RETRY: ResolvedRetry = { attempts: 3, backoff: 'exponential', delayMs: 1000, maxDelayMs: 60_000 }
 
+/** {@link coreResolveRetry} with the workflow defaults. */
 export function resolveRetry(p: RetryPolicy | undefined, base: ResolvedRetry = DEFAULT_RETRY): ResolvedRetry {
-  if (!p) return base
-  const attempts = p.attempts ?? base.attempts
-  if (!Number.isInteger(attempts) || attempts < 1) throw new ConfigError('INVALID_RETRY', `retry.attempts must be an integer >= 1, got ${attempts}`)
-  const backoff = p.backoff ?? base.backoff
-  if (!['fixed', 'linear', 'exponential'].includes(backoff)) throw new ConfigError('INVALID_RETRY', `retry.backoff must be fixed, linear or exponential, got "${String(backoff)}"`)
-  return {
-    attempts,
-    backoff,
-    delayMs: p.delay === undefined ? base.delayMs : parseDuration(p.delay),
-    maxDelayMs: p.maxDelay === undefined ? base.maxDelayMs : parseDuration(p.maxDelay),
-  }
+  return coreResolveRetry(p, base)
 }
 
-/** The wait before attempt `attempt + 1` (attempt counts from 1). */
-export function retryDelay(r: ResolvedRetry, attempt: number): number {
-  const raw = r.backoff === 'fixed' ? r.delayMs : r.backoff === 'linear' ? r.delayMs * attempt : r.delayMs * 2 ** (attempt - 1)
-  const capped = Math.min(raw, r.maxDelayMs)
-  // Half fixed, half random: spreads retries of many runs without ever
-  // retrying sooner than half the configured delay.
-  return capped / 2 + Math.random() * (capped / 2)
-}
+export { retryDelay, type RetryPolicy, type ResolvedRetry }
 
 /**
  * Anything `ctx.emit` can append to: a Flow, or any object with `append(data)`.

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { Channel, Database, IdempotencyConflictError, silentLogger, TerminalError, TimeoutError, TransportError, ValidationError, type RuntimeContext } from '@onepipe/sdk'
 import { testDatabase } from '@onepipe/testing'
-import { backoffMs } from '../../src/channel/retry.js'
+import { retryDelay } from '@onepipe/core'
 import { pruneCalls, sweepExpired } from '../../src/channel/store.js'
 
 let db: Database
@@ -231,9 +231,9 @@ describe('Channel timeout and retries', () => {
   it('computes exponential delays with jitter inside [d/2, d]', () => {
     const p = { attempts: 5, backoff: 'exponential' as const, delayMs: 100, maxDelayMs: 350 }
     for (let i = 0; i < 50; i++) {
-      const d2 = backoffMs(p, 2)
-      const d3 = backoffMs(p, 3)
-      const d5 = backoffMs(p, 5)
+      const d2 = retryDelay(p, 1)
+      const d3 = retryDelay(p, 2)
+      const d5 = retryDelay(p, 4)
       expect(d2).toBeGreaterThanOrEqual(50)
       expect(d2).toBeLessThanOrEqual(100)
       expect(d3).toBeGreaterThanOrEqual(100)
