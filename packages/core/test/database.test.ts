@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Database, DatabaseError, TransportError, ConfigError, getManifest } from '@onepipe/core'
+import { assertDatabase, Database, DatabaseError, TransportError, ConfigError, getManifest } from '@onepipe/core'
 import { testDatabase } from '@onepipe/testing'
 
 describe('Database', () => {
@@ -67,6 +67,9 @@ describe('Database', () => {
 describe('Database configuration errors', () => {
   it('rejects an invalid schema name before connecting', () => {
     expect(() => Database.create('x').schema('a;drop')).toThrow(ConfigError)
+  })
+  it('a builder given no Database fails at build time, naming the primitive', () => {
+    expect(() => assertDatabase(undefined, 'Flow "orders"')).toThrow(/Flow "orders"\.db\(\) needs a Database \(got undefined\)/)
   })
   it('rejects a non-postgres URL', () => {
     expect(() => Database.create('x').postgres('mysql://u:secret@h/db')).toThrow(/postgres:\/\//)

@@ -259,6 +259,23 @@ export class Database implements Queryable {
 }
 
 /**
+ * Checks that a builder's `.db(x)` got a Database, so a `.db(undefined)`
+ * (an import not yet initialised, a typo) fails at build time instead of
+ * silently using another database.
+ *
+ * @example
+ * ```ts
+ * db(db: Database): this { this.#db = assertDatabase(db, `Flow "${name}"`); return this }
+ * ```
+ */
+export function assertDatabase(db: unknown, owner: string): Database {
+  if (!(db instanceof Database)) {
+    throw new ConfigError('INVALID_DATABASE', `${owner}.db() needs a Database (got ${db === null ? 'null' : typeof db}); build one with Database.create(name).build()`)
+  }
+  return db
+}
+
+/**
  * Fluent configuration for a {@link Database}.
  *
  * @example

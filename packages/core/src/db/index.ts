@@ -1,4 +1,4 @@
-export { Database, DatabaseBuilder, type DatabaseOptions } from './database.js'
+export { assertDatabase, Database, DatabaseBuilder, type DatabaseOptions } from './database.js'
 export { DatabaseError } from './errors.js'
 export { ident, isIdent } from './ident.js'
 export { loadMigrations, ONEPIPE_SQL_DIR, type Migration, type MigrationResult } from './migrate.js'

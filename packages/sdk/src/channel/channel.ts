@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto'
 import {
+  assertDatabase,
   ConfigError,
   ConflictError,
   deserializeError,
@@ -404,7 +405,7 @@ export class ChannelBuilder<I, O> {
 
   /** The database for idempotency keys and history (default: the app's, under `serve()`). @example `.db(db)` */
   db(db: Database): this {
-    this.#c.db = db
+    this.#c.db = assertDatabase(db, `Channel "${this.#c.name}"`)
     return this
   }
 

@@ -1,4 +1,4 @@
-import { ConfigError, parseDuration, registerPrimitive, type Database, type Duration } from '@onepipe/core'
+import { assertDatabase, ConfigError, parseDuration, registerPrimitive, type Database, type Duration } from '@onepipe/core'
 import { Cron, type CronContext, type CronHandler, type WorkflowStarter } from './cron.js'
 import type { LeaseTimings } from './lease.js'
 import { Schedule } from './schedule.js'
@@ -64,7 +64,7 @@ export class CronBuilder {
 
   /** The database holding the job's lease and executions (default: the app's, under `serve()`). @example `.db(db)` */
   db(db: Database): this {
-    this.#db = db
+    this.#db = assertDatabase(db, `Cron "${this.#name}"`)
     return this
   }
 

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import {
+  assertDatabase,
   ConfigError,
   isRetryable,
   parseDuration,
@@ -331,7 +332,7 @@ export class FlowBuilder<T> {
 
   /** Stores the events in PostgreSQL (or PGlite) instead of the streams server. */
   db(db: Database): this {
-    this.#c.db = db
+    this.#c.db = assertDatabase(db, `Flow "${this.#c.name}"`)
     this.#c.streams = undefined
     return this
   }

@@ -1,4 +1,5 @@
 import {
+  assertDatabase,
   ConfigError,
   registerPrimitive,
   stderrLogger,
@@ -510,7 +511,7 @@ export class ProjectionBuilder<S, E> {
 
   /** Keeps the state in this database (default: the app's under `serve()`). */
   db(db: Database): this {
-    this.#c.db = db
+    this.#c.db = assertDatabase(db, `Projection "${this.#c.name}"`)
     return this
   }
 

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import {
+  assertDatabase,
   ConfigError,
   Database,
   MemoryCache,
@@ -107,8 +108,7 @@ export class RESTBuilder {
   }
   /** The database handlers get as `ctx.db` (default: the app's under serve()). */
   db(db: Database): this {
-    if (!(db instanceof Database)) throw new ConfigError('INVALID_DATABASE', `REST "${this.#s.name}".db() needs a Database (got ${String(db)}); build one with Database.create(name).build()`)
-    this.#s.db = db
+    this.#s.db = assertDatabase(db, `REST "${this.#s.name}"`)
     return this
   }
   /** The cache handlers get as `ctx.cache`. */

@@ -1,4 +1,5 @@
 import {
+  assertDatabase,
   ConfigError,
   ConflictError,
   isRetryable,
@@ -366,7 +367,7 @@ export class SignalBuilder<T> {
 
   /** Keeps the value in PostgreSQL (or PGlite). */
   db(db: Database): this {
-    this.#c.db = db
+    this.#c.db = assertDatabase(db, `Signal "${this.#c.name}"`)
     this.#c.cache = undefined
     return this
   }

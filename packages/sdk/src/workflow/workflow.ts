@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import {
+  assertDatabase,
   ConfigError,
   ConflictError,
   NotFoundError,
@@ -476,7 +477,7 @@ export class WorkflowBuilder<I, O> {
 
   /** Where runs are stored (default: the database `serve()` is given). */
   db(db: Database): this {
-    this.#c.db = db
+    this.#c.db = assertDatabase(db, `Workflow "${this.#c.name}"`)
     return this
   }
 
