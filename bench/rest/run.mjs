@@ -1,13 +1,12 @@
 // bench/rest: OnePipe REST beside bare Hono, same routes, same machine, one
-// run. autocannon drives each server from this process; servers run in their
-// own processes. Rounds alternate the two servers so drift hits both.
-import autocannon from 'autocannon'
+// run. autocannon drives each server from a process of its own; each server
+// runs in its own process. Rounds alternate the two servers so drift hits both.
 import { fileURLToPath } from 'node:url'
-import { printTable, startServer } from '../lib/report.mjs'
+import { autocannon, printTable, startServer } from '../lib/report.mjs'
 import { orderBody } from './schema.mjs'
 
 const DURATION = Number(process.env.BENCH_SECONDS ?? 5)
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50)
 
 const routes = [
@@ -17,23 +16,21 @@ const routes = [
 ]
 
 function run(port, r, duration) {
-  return new Promise((resolve, reject) => {
-    autocannon(
-      { url: `http://127.0.0.1:${port}${r.path}`, method: r.method, body: r.body, headers: r.headers, connections: CONNECTIONS, duration, pipelining: 1 },
-      (err, res) => (err ? reject(err) : resolve(res)),
-    )
-  })
+  return autocannon({ url: `http://127.0.0.1:${port}${r.path}`, method: r.method, body: r.body, headers: r.headers, connections: CONNECTIONS, duration })
 }
 
 const here = (f) => fileURLToPath(new URL(f, import.meta.url))
 const servers = { onepipe: await startServer(here('./onepipe-server.mjs')), hono: await startServer(here('./hono-server.mjs')) }
 const results = { onepipe: {}, hono: {} }
 try {
+  // Warm every route of both servers first (JIT), checking each answers 2xx.
   for (const r of routes) {
     for (const s of ['onepipe', 'hono']) {
-      const check = await run(servers[s].port, r, 1) // warm-up, and a check that the route answers 2xx
+      const check = await run(servers[s].port, r, 2)
       if (check.non2xx > 0 || check['2xx'] === 0) throw new Error(`${s} ${r.name}: ${check.non2xx} non-2xx responses`)
     }
+  }
+  for (const r of routes) {
     for (let i = 0; i < ROUNDS; i++) {
       for (const s of i % 2 === 0 ? ['onepipe', 'hono'] : ['hono', 'onepipe']) {
         const res = await run(servers[s].port, r, DURATION)
@@ -54,4 +51,4 @@ for (const r of routes) {
   rows.push({ name: `${r.name} requests/s`, ours: mean(results.onepipe[r.name].rps), peer: mean(results.hono[r.name].rps), unit: 'req/s' })
   rows.push({ name: `${r.name} p99`, ours: mean(results.onepipe[r.name].p99), peer: mean(results.hono[r.name].p99), unit: 'ms', higherIsBetter: false })
 }
-printTable(`bench/rest — ${CONNECTIONS} connections, ${ROUNDS}×${DURATION}s per route and server, node ${process.version}`, 'Hono', rows)
+printTable(`bench/rest — ${CONNECTIONS} connections, ${ROUNDS}×${DURATION}s per route and server, alternating, autocannon in its own process on core 0, servers on core 1, node ${process.version}`, 'Hono', rows)

@@ -44,42 +44,49 @@ describe('serve()', () => {
 
   it('serves REST routes and component routes on one port', async () => {
     expect(await (await fetch(`${app.url}/hello/ada`)).json()).toEqual({ hello: 'ada' })
-    expect(await (await app.app.request('/__onepipe/probe')).json()).toEqual({ probe: true })
+    expect(await (await app.request('/__onepipe/probe')).json()).toEqual({ probe: true })
   })
 
   it('answers an unknown route with 404 JSON', async () => {
-    const res = await app.app.request('/nope', { method: 'POST' })
+    const res = await app.request('/nope', { method: 'POST' })
     expect(res.status).toBe(404)
     expect(await res.json()).toMatchObject({ error: { code: 'ROUTE_NOT_FOUND', message: 'No route for POST /nope' } })
   })
 
   it('/health is always 200; /ready runs every check and names the failing ones with 503', async () => {
-    expect((await app.app.request('/health')).status).toBe(200)
-    const ok = await app.app.request('/ready')
+    expect((await app.request('/health')).status).toBe(200)
+    const ok = await app.request('/ready')
     expect(ok.status).toBe(200)
     expect(((await ok.json()) as { checks: { name: string }[] }).checks.map((c) => c.name).sort()).toEqual(['database', 'flaky'])
     healthy = false
-    const bad = await app.app.request('/ready')
+    const bad = await app.request('/ready')
     expect(bad.status).toBe(503)
     expect(await bad.json()).toMatchObject({ status: 'unavailable', failing: ['flaky'] })
     healthy = true
   })
 
   it('/metrics counts requests by route pattern', async () => {
-    await app.app.request('/hello/x')
-    const text = await (await app.app.request('/metrics')).text()
+    await app.request('/hello/x')
+    const text = await (await app.request('/metrics')).text()
     expect(text).toMatch(/onepipe_http_requests_total\{method="GET",route="\/hello\/:name",status="200"\} \d+/)
     expect(text).toContain('onepipe_process_cpu_seconds_total')
+    await app.request('/__onepipe/probe')
+    await app.request('/no/such/path')
+    const after = await (await app.request('/metrics')).text()
+    expect(after).toMatch(/onepipe_http_requests_total\{method="GET",route="\/__onepipe\/probe",status="200"\} \d+/)
+    // Unknown paths share one label, so a scanner cannot blow up the series count.
+    expect(after).toMatch(/onepipe_http_requests_total\{method="GET",route="\(unmatched\)",status="404"\} 1/)
   })
 
   it('/version and /openapi.json', async () => {
-    expect(await (await app.app.request('/version')).json()).toMatchObject({ version: '1.2.3' })
-    const doc = (await (await app.app.request('/openapi.json')).json()) as { paths: Record<string, unknown> }
+    expect(await (await app.request('/version')).json()).toMatchObject({ version: '1.2.3' })
+    const doc = (await (await app.request('/openapi.json')).json()) as { paths: Record<string, unknown> }
     expect(Object.keys(doc.paths)).toContain('/hello/{name}')
   })
 
-  it('echoes the request id', async () => {
-    expect((await app.app.request('/health', { headers: { 'x-request-id': 'abc' } })).headers.get('x-request-id')).toBe('abc')
+  it('echoes the request id, and makes one when the client sent none', async () => {
+    expect((await app.request('/health', { headers: { 'x-request-id': 'abc' } })).headers.get('x-request-id')).toBe('abc')
+    expect((await app.request('/hello/x')).headers.get('x-request-id')).toMatch(/^[0-9a-f]{8}-[0-9a-z]+$/)
   })
 
   it('registers the instance while running', async () => {

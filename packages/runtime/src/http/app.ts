@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto'
-import { errorResponse, requestIdOf, type AuthProvider, type LifecycleManager, type RestApi } from '@onepipe/sdk'
-import { buildOpenApi, type OpenApiInfo } from '@onepipe/sdk'
+import { buildOpenApi, errorResponse, requestIdOf, requestInfo, type AuthProvider, type LifecycleManager, type OpenApiInfo, type RequestInfo, type RestApi } from '@onepipe/sdk'
 import { OnePipeError, type Logger } from '@onepipe/core'
-import { Hono, type Context } from 'hono'
+import { Hono, type Context, type MiddlewareHandler } from 'hono'
 import { routePath } from 'hono/route'
 import type { HttpMetrics } from '../observability/metrics.js'
 
@@ -26,6 +25,9 @@ export interface AppDeps {
   state: HttpState
 }
 
+/** The Fetch handler serve() listens with: the app plus request bookkeeping. */
+export type FetchHandler = (req: Request, env?: Record<string, unknown>) => Response | Promise<Response>
+
 /**
  * Sets a header on a finished response in place. (`c.header()` after the
  * handler would rebuild the response around its body stream and move it off
@@ -39,20 +41,6 @@ function setHeader(res: Response, name: string, value: string): void {
   }
 }
 
-/**
- * The client's X-Request-Id. Read from Node's already-parsed headers when
- * running on @hono/node-server: touching `c.req.raw.headers` there builds a
- * whole Fetch Headers object, the largest cost of a small request.
- */
-function clientRequestId(c: Context): string | undefined {
-  const incoming = (c.env as { incoming?: { headers: Record<string, string | string[] | undefined> } } | undefined)?.incoming
-  if (incoming) {
-    const v = incoming.headers['x-request-id']
-    return typeof v === 'string' ? v : undefined
-  }
-  return c.req.header('x-request-id')
-}
-
 // Request ids: a random per-process prefix and a counter, unique across
 // instances without a UUID per request.
 const idPrefix = randomUUID().slice(0, 8)
@@ -61,41 +49,83 @@ function nextRequestId(): string {
   return `${idPrefix}-${(++idCounter).toString(36)}`
 }
 
-/**
- * The public Hono app: request ids, drain gate, metrics, auth for OnePipe's
- * own prefixes, and the built-in endpoints. Components add their routes to it.
- */
-export function createApp(d: AppDeps): Hono {
-  const app = new Hono()
-  const { state, metrics } = d
+type NodeIncoming = { headers: Record<string, string | string[] | undefined> }
 
-  app.use('*', async (c, next) => {
-    const id = clientRequestId(c as Context)
-    const requestId = id && id.length <= 200 ? id : nextRequestId()
-    c.set('requestId' as never, requestId as never)
+function clientRequestId(req: Request, env: Record<string, unknown> | undefined): string | undefined {
+  // Node's parsed headers when on @hono/node-server: req.headers there would
+  // build a whole Fetch Headers object for one lookup.
+  const incoming = env?.incoming as NodeIncoming | undefined
+  const v = incoming ? incoming.headers['x-request-id'] : req.headers.get('x-request-id')
+  return typeof v === 'string' && v.length > 0 && v.length <= 200 ? v : undefined
+}
+
+/**
+ * Wraps the app's fetch with what every request needs: an id, the drain
+ * gate, the in-flight count, metrics and the optional access log. Done
+ * around `app.fetch` rather than as Hono middleware so a synchronous handler
+ * still answers synchronously (middleware makes every response a promise).
+ */
+export function instrument(app: Hono, d: Pick<AppDeps, 'state' | 'metrics' | 'logger' | 'accessLog'>): FetchHandler {
+  const { state, metrics } = d
+  return (req, env) => {
+    const requestId = clientRequestId(req, env) ?? nextRequestId()
     if (state.draining) {
       return errorResponse(503, 'SHUTTING_DOWN', 'This instance is shutting down; retry on another instance', requestId, undefined, { connection: 'close', 'retry-after': '1' })
     }
+    const info: RequestInfo = { requestId, route: undefined, idInResponse: false }
+    const e = env ?? {}
+    e.onepipe = info
     state.inFlight++
     const t0 = performance.now()
-    try {
-      await next()
-    } finally {
+    const finish = (res: Response): Response => {
       state.inFlight--
-      // REST responses are built with the id already; others get it here.
-      if (c.get('restResponse' as never) !== true) setHeader(c.res, 'x-request-id', requestId)
-      if (state.draining) setHeader(c.res, 'connection', 'close')
+      if (!info.idInResponse) setHeader(res, 'x-request-id', requestId)
+      if (state.draining) setHeader(res, 'connection', 'close')
       const ms = performance.now() - t0
-      metrics.http.observe(c.req.method, routePath(c as Context), c.res.status, ms / 1000)
-      if (d.accessLog) d.logger.info({ requestId, method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(ms * 10) / 10 }, 'request')
+      const route = info.route ?? (res.status === 404 ? '(unmatched)' : '(other)')
+      metrics.http.observe(req.method, route, res.status, ms / 1000)
+      if (d.accessLog) d.logger.info({ requestId, method: req.method, url: req.url, status: res.status, ms: Math.round(ms * 10) / 10 }, 'request')
       if (state.inFlight === 0) for (const w of state.idle) w()
+      return res
     }
-    return undefined
-  })
+    const fail = (err: unknown): never => {
+      state.inFlight--
+      if (state.inFlight === 0) for (const w of state.idle) w()
+      throw err
+    }
+    let res: Response | Promise<Response>
+    try {
+      res = app.fetch(req, e)
+    } catch (err) {
+      return fail(err)
+    }
+    return res instanceof Promise ? res.then(finish, fail) : finish(res)
+  }
+}
 
+/** Records the matched route pattern of a component route for metrics. */
+const recordRoute: MiddlewareHandler = async (c, next) => {
+  await next()
+  const info = requestInfo(c)
+  if (info && info.route === undefined) info.route = routePath(c)
+}
+
+/**
+ * The public Hono app: auth for OnePipe's own prefixes and the built-in
+ * endpoints. Components add their routes to it.
+ */
+export function createApp(d: AppDeps): Hono {
+  const app = new Hono()
+  const named = (route: string, c: Context) => {
+    const info = requestInfo(c)
+    if (info) info.route = route
+  }
+
+  app.use('/__onepipe/*', recordRoute)
+  app.use('/rpc/*', recordRoute)
   if (d.auth) {
     const auth = d.auth
-    const gate = async (c: Context, next: () => Promise<void>) => {
+    const gate: MiddlewareHandler = async (c, next) => {
       const user = await auth(c.req.raw)
       if (!user) return errorResponse(401, 'UNAUTHORIZED', 'Authentication required; send valid credentials', requestIdOf(c), undefined, { 'www-authenticate': 'Bearer' })
       c.set('user' as never, user as never)
@@ -106,16 +136,29 @@ export function createApp(d: AppDeps): Hono {
     app.use('/rpc/*', gate)
   }
 
-  app.get('/health', (c) => c.json({ status: 'ok' }))
+  app.get('/health', (c) => {
+    named('/health', c)
+    return c.json({ status: 'ok' })
+  })
   app.get('/ready', async (c) => {
-    if (state.draining) return c.json({ status: 'shutting_down', checks: [] }, 503)
+    named('/ready', c)
+    if (d.state.draining) return c.json({ status: 'shutting_down', checks: [] }, 503)
     const checks = await d.lifecycle.runChecks()
     const failing = checks.filter((x) => !x.ok).map((x) => x.name)
     return c.json({ status: failing.length ? 'unavailable' : 'ok', failing, checks }, failing.length ? 503 : 200)
   })
-  app.get('/metrics', async (c) => c.body((await metrics.registry.metrics()) + metrics.http.render(), 200, { 'content-type': metrics.registry.contentType }))
-  app.get('/version', (c) => c.json({ ...d.version, node: process.version }))
-  app.get('/openapi.json', (c) => c.json(buildOpenApi(d.openapi, d.rest.flatMap((r) => r.routeDocs()))))
+  app.get('/metrics', async (c) => {
+    named('/metrics', c)
+    return c.body((await d.metrics.registry.metrics()) + d.metrics.http.render(), 200, { 'content-type': d.metrics.registry.contentType })
+  })
+  app.get('/version', (c) => {
+    named('/version', c)
+    return c.json({ ...d.version, node: process.version })
+  })
+  app.get('/openapi.json', (c) => {
+    named('/openapi.json', c)
+    return c.json(buildOpenApi(d.openapi, d.rest.flatMap((r) => r.routeDocs())))
+  })
 
   app.notFound((c) => errorResponse(404, 'ROUTE_NOT_FOUND', `No route for ${c.req.method} ${c.req.path}`, requestIdOf(c)))
   app.onError((err, c) => {

@@ -3,7 +3,7 @@ import { Lifecycle, type LifecycleManager, type ShutdownReport } from '@onepipe/
 import { serve as nodeServe, type ServerType } from '@hono/node-server'
 import type { Hono } from 'hono'
 import type { Server } from 'node:http'
-import { createApp, type HttpState } from '../http/app.js'
+import { createApp, instrument, type FetchHandler, type HttpState } from '../http/app.js'
 import { createLogger } from '../observability/logger.js'
 import { createMetrics } from '../observability/metrics.js'
 import { startInstanceHeartbeat } from './instance.js'
@@ -14,8 +14,12 @@ export type { ServeOptions }
 
 /** A running OnePipe app. */
 export interface App {
-  /** The public Hono app (for `app.request()` in tests). */
+  /** The public Hono app (routes only; `request()` goes through ids, metrics and the drain gate too). */
   app: Hono
+  /** The Fetch handler the server listens with. */
+  fetch: FetchHandler
+  /** Answers a request in-process exactly as the server would. */
+  request(path: string, init?: RequestInit): Promise<Response>
   url: string
   port: number
   instanceId: string
@@ -105,7 +109,8 @@ export async function serve(options: ServeOptions): Promise<App> {
     throw e
   }
 
-  const { server, port } = await listen(app, options.port ?? Number(process.env.PORT ?? 3000), options.hostname ?? process.env.HOST ?? '0.0.0.0')
+  const fetch = instrument(app, { state, metrics, logger, accessLog: options.accessLog ?? false })
+  const { server, port } = await listen(fetch, options.port ?? Number(process.env.PORT ?? 3000), options.hostname ?? process.env.HOST ?? '0.0.0.0')
   const host = options.hostname && options.hostname !== '0.0.0.0' ? options.hostname : 'localhost'
   const url = `http://${host}:${port}`
   logger.info({ url, components: components.map((c) => `${c.kind}:${c.name}`) }, 'OnePipe app listening')
@@ -168,7 +173,8 @@ export async function serve(options: ServeOptions): Promise<App> {
     process.once('SIGINT', onSignal)
   }
 
-  return { app, url, port, instanceId, shutdown }
+  const request = async (path: string, init?: RequestInit) => fetch(new Request(new URL(path, 'http://localhost'), init))
+  return { app, fetch, request, url, port, instanceId, shutdown }
 }
 
 function waitIdle(state: HttpState, ms: number): Promise<void> {
@@ -184,9 +190,9 @@ function waitIdle(state: HttpState, ms: number): Promise<void> {
   })
 }
 
-function listen(app: Hono, port: number, hostname: string): Promise<{ server: ServerType; port: number }> {
+function listen(fetch: FetchHandler, port: number, hostname: string): Promise<{ server: ServerType; port: number }> {
   return new Promise((resolve, reject) => {
-    const server = nodeServe({ fetch: app.fetch, port, hostname }, (info) => resolve({ server, port: info.port }))
+    const server = nodeServe({ fetch: fetch, port, hostname }, (info) => resolve({ server, port: info.port }))
     server.once('error', reject)
   })
 }
@@ -195,6 +201,8 @@ function manifestOnly(): App {
   const report: ShutdownReport = { hooks: [], timedOut: false }
   return {
     app: undefined as never,
+    fetch: () => new Response(null, { status: 503 }),
+    request: async () => new Response(null, { status: 503 }),
     url: '',
     port: 0,
     instanceId: 'manifest',

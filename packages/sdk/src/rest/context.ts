@@ -2,6 +2,7 @@ import type { CacheLike, Database, Logger } from '@onepipe/core'
 import type { Context } from 'hono'
 import type { AuthUser } from './auth.js'
 import { APIError } from './errors.js'
+import { headerOf } from './headers.js'
 
 /** A value a form field may hold: text or an uploaded file. */
 export type FormValue = string | File
@@ -83,13 +84,13 @@ const isText = (v: FormValue): v is string => typeof v === 'string'
  * are read only when asked for.
  */
 class Ctx implements RestContext {
-  params: Record<string, string>
-  query: Record<string, string>
   readonly user: AuthUser | undefined
   readonly requestId: string
   readonly hono: Context
   readonly #deps: ContextDeps
-  readonly #validated: { body?: unknown; hasBody: boolean }
+  readonly #validated: { params?: unknown; query?: unknown; body?: unknown; hasBody: boolean }
+  #params: Record<string, string> | undefined
+  #query: Record<string, string> | undefined
   #headers: Record<string, string> | undefined
   #form: Promise<Form> | undefined
   #logger: Logger | undefined
@@ -100,8 +101,16 @@ class Ctx implements RestContext {
     this.user = user
     this.#deps = deps
     this.#validated = validated
-    this.params = (validated.params ?? c.req.param()) as Record<string, string>
-    this.query = (validated.query ?? c.req.query()) as Record<string, string>
+  }
+
+  // Parsed on first use: many handlers never look at the query string.
+  get params(): Record<string, string> {
+    this.#params ??= (this.#validated.params ?? this.hono.req.param()) as Record<string, string>
+    return this.#params
+  }
+  get query(): Record<string, string> {
+    this.#query ??= (this.#validated.query ?? this.hono.req.query()) as Record<string, string>
+    return this.#query
   }
 
   get headers(): Record<string, string> {
@@ -184,7 +193,7 @@ export function createContext(c: Context, requestId: string, user: AuthUser | un
 
 /** Reads a JSON body, answering 415 for a non-JSON type and 400 for bad JSON. */
 export async function readJson(c: Context): Promise<unknown> {
-  const type = c.req.header('content-type') ?? ''
+  const type = headerOf(c, 'content-type') ?? ''
   if (type && !/^application\/([\w.+-]*\+)?json\b/i.test(type)) {
     throw new APIError('UNSUPPORTED_MEDIA_TYPE', `Expected a JSON body (Content-Type: application/json), got "${type}"`)
   }
