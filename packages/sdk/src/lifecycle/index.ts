@@ -84,12 +84,14 @@ export class LifecycleBuilder {
   }
 }
 
+class Overdue extends Error {}
+
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let t: NodeJS.Timeout | undefined
   return Promise.race([
     p,
     new Promise<never>((_, reject) => {
-      t = setTimeout(() => reject(new Error(`${what} took longer than ${ms}ms`)), ms)
+      t = setTimeout(() => reject(new Overdue(`${what} took longer than ${ms}ms`)), ms)
     }),
   ]).finally(() => clearTimeout(t))
 }
@@ -135,6 +137,7 @@ export class LifecycleManager {
     const deadline = Date.now() + budgetMs
     const report: ShutdownReport = { hooks: [], timedOut: false }
     const groups = [...new Set(this.hooks.map((h) => h.priority))].sort((a, b) => a - b)
+    let overdue = false
     for (const p of groups) {
       const left = deadline - Date.now()
       if (left <= 0) {
@@ -149,12 +152,15 @@ export class LifecycleManager {
             await withTimeout(Promise.resolve().then(() => h.fn(ac.signal)), left, `shutdown hook "${h.name}"`)
             return { name: h.name, ok: true, ms: Math.round(performance.now() - t0) }
           } catch (e) {
+            if (e instanceof Overdue) overdue = true
             return { name: h.name, ok: false, ms: Math.round(performance.now() - t0), error: e instanceof Error ? e.message : String(e) }
           }
         }),
       )
       report.hooks.push(...results)
-      if (Date.now() >= deadline) {
+      // A hook cut off by the budget ends the shutdown even if the timer fired
+      // a hair before the wall clock reached the deadline.
+      if (overdue || Date.now() >= deadline) {
         report.timedOut = true
         break
       }
