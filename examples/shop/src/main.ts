@@ -1,22 +1,9 @@
 import { serve } from '@onepipe/runtime'
-import { createDb, createLifecycle, createOrdersApi } from './app.js'
-import { createChargePayment, createDailyReport, createFulfilOrder, createOrderEvents } from './fulfilment.js'
+import { createDb } from './app.js'
+import { createShop } from './shop.js'
 
 const db = createDb()
-const events = createOrderEvents(db)
-const charge = createChargePayment(db)
-const fulfil = createFulfilOrder(db, events, charge)
-const app = await serve({
-  port: Number(process.env.PORT ?? 3000),
-  db,
-  rest: [createOrdersApi(db, { events, fulfil })],
-  flows: [events],
-  channels: [charge],
-  workflows: [fulfil],
-  cron: [createDailyReport(db)],
-  lifecycle: createLifecycle(db),
-  openapi: { title: 'Shop', version: '1.0.0' },
-})
+const app = await serve({ port: Number(process.env.PORT ?? 3000), ...createShop(db) })
 
 if (app.url) {
   const where = db.kind === 'pglite' ? 'embedded PGlite in .onepipe/db' : 'PostgreSQL (DATABASE_URL)'

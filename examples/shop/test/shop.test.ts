@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Database } from '@onepipe/sdk'
 import { serve, type App } from '@onepipe/runtime'
 import { postgresUrl, testBackend, uniqueName } from '@onepipe/testing'
-import { SHOP_SQL_DIR, createLifecycle, createOrdersApi } from '../src/app.js'
-import { createChargePayment, createDailyReport, createFulfilOrder, createOrderEvents } from '../src/fulfilment.js'
+import { SHOP_SQL_DIR } from '../src/app.js'
+import { createShop } from '../src/shop.js'
 
 describe('shop example: orders CRUD through serve()', () => {
   let app: App
@@ -13,22 +13,7 @@ describe('shop example: orders CRUD through serve()', () => {
   beforeAll(async () => {
     const b = Database.create('shop').schema(schema).migrations(SHOP_SQL_DIR, 'shop')
     db = (testBackend() === 'embedded' ? b.pglite('memory://') : b.postgres(postgresUrl())).build()
-    const events = createOrderEvents(db)
-    const charge = createChargePayment(db)
-    const fulfil = createFulfilOrder(db, events, charge)
-    app = await serve({
-      port: 0,
-      hostname: '127.0.0.1',
-      db,
-      rest: [createOrdersApi(db, { events, fulfil })],
-      flows: [events],
-      channels: [charge],
-      workflows: [fulfil],
-      cron: [createDailyReport(db)],
-      lifecycle: createLifecycle(db),
-      handleSignals: false,
-      logger: silent(),
-    })
+    app = await serve({ port: 0, hostname: '127.0.0.1', ...createShop(db), handleSignals: false, logger: silent() })
   })
   afterAll(async () => {
     await app.shutdown()
