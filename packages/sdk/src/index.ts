@@ -1,6 +1,7 @@
 // @onepipe/sdk: the primitives. Each concept lives in its own folder with a
 // curated index; this file only re-exports them.
 export * from '@onepipe/core'
+export * from './http/index.js'
 export * from './rest/index.js'
 export * from './lifecycle/index.js'
 export * from './flow/index.js'

@@ -151,6 +151,29 @@ export class NotFoundError extends OnePipeError {
 }
 
 /**
+ * A value or request body is larger than the limit of what receives it
+ * (HTTP 413). Nothing was stored; send something smaller, or raise the
+ * limit where the primitive documents one.
+ *
+ * @example
+ * ```ts
+ * throw new PayloadTooLargeError('request body', 1_048_576)
+ * // code PAYLOAD_TOO_LARGE, details { limitBytes: 1048576 }
+ * ```
+ */
+export class PayloadTooLargeError extends OnePipeError {
+  readonly limitBytes: number
+  constructor(subject: string, limitBytes: number, sizeBytes?: number) {
+    super('PAYLOAD_TOO_LARGE', `The ${subject} is larger than ${limitBytes} bytes${sizeBytes === undefined ? '' : ` (${sizeBytes} bytes)`}; send something smaller`, {
+      status: 413,
+      retryable: false,
+      details: { limitBytes, ...(sizeBytes === undefined ? {} : { sizeBytes }) },
+    })
+    this.limitBytes = limitBytes
+  }
+}
+
+/**
  * An operation ran past its deadline. Retryable by default.
  *
  * @example

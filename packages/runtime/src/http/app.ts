@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
-import { buildOpenApi, errorResponse, requestIdOf, requestInfo, type AuthProvider, type LifecycleManager, type OpenApiInfo, type RequestInfo, type RestApi } from '@onepipe/sdk'
-import { OnePipeError, type Logger } from '@onepipe/core'
+import { buildOpenApi, errorResponse, requestIdOf, respondError, requestInfo, type AuthProvider, type LifecycleManager, type OpenApiInfo, type RequestInfo, type RestApi } from '@onepipe/sdk'
+import type { Logger } from '@onepipe/core'
 import { Hono, type Context, type MiddlewareHandler } from 'hono'
 import { routePath } from 'hono/route'
 import type { HttpMetrics } from '../observability/metrics.js'
@@ -161,11 +161,6 @@ export function createApp(d: AppDeps): Hono {
   })
 
   app.notFound((c) => errorResponse(404, 'ROUTE_NOT_FOUND', `No route for ${c.req.method} ${c.req.path}`, requestIdOf(c)))
-  app.onError((err, c) => {
-    const requestId = requestIdOf(c)
-    if (err instanceof OnePipeError && err.status < 500) return errorResponse(err.status, err.code, err.message, requestId, err.details)
-    d.logger.error({ err, requestId, method: c.req.method, path: c.req.path }, 'request failed')
-    return errorResponse(500, 'INTERNAL', 'Internal server error', requestId)
-  })
+  app.onError((err, c) => respondError(c, err, d.logger))
   return app
 }

@@ -371,7 +371,7 @@ export class Channel<I = unknown, O = unknown> implements Component {
   /** Mounts `POST /rpc/{name}` and `GET /rpc/{name}` (called by `serve()`, which applies auth to `/rpc/*`). */
   routes(app: unknown, rt?: RuntimeContext): void {
     if (rt) this.#db ??= rt.db
-    mountChannelRoutes(app as Hono, this)
+    mountChannelRoutes(app as Hono, this, rt?.logger ?? stderrLogger)
   }
 }
 

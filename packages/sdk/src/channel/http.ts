@@ -1,5 +1,6 @@
 import type { Hono } from 'hono'
-import { errorJson, intParam, jsonBody } from '../flow/http.js'
+import type { Logger } from '@onepipe/core'
+import { DEFAULT_MAX_BODY_BYTES, intParam, readJson, respondError } from '../http/index.js'
 import type { Channel } from './channel.js'
 
 /**
@@ -9,16 +10,16 @@ import type { Channel } from './channel.js'
  * overrides the key the channel computes. `GET /rpc/{name}?limit=` answers
  * `{ calls }`, the recent executed calls.
  */
-export function mountChannelRoutes(app: Hono, channel: Channel<unknown, unknown>): void {
+export function mountChannelRoutes(app: Hono, channel: Channel<unknown, unknown>, logger: Logger): void {
   const path = `/rpc/${channel.name}`
   app.post(path, async (c) => {
     try {
-      const input = await jsonBody(c)
+      const input = await readJson(c, { maxBytes: DEFAULT_MAX_BODY_BYTES })
       const key = c.req.header('idempotency-key')
       const result = await channel.call(input, key === undefined ? {} : { idempotencyKey: key })
       return c.json({ result: result ?? null })
     } catch (e) {
-      return errorJson(e)
+      return respondError(c, e, logger)
     }
   })
   app.get(path, async (c) => {
@@ -26,7 +27,7 @@ export function mountChannelRoutes(app: Hono, channel: Channel<unknown, unknown>
       const limit = intParam(c, 'limit')
       return c.json({ calls: await channel.history(limit === undefined ? {} : { limit }) })
     } catch (e) {
-      return errorJson(e)
+      return respondError(c, e, logger)
     }
   })
 }

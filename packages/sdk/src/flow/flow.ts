@@ -294,8 +294,8 @@ export class Flow<T = unknown> implements Component {
   }
 
   /** Mounts `/__onepipe/flows/{name}/events` and `/stream` (called by `serve()`). */
-  routes(app: unknown): void {
-    mountFlowRoutes(app as Hono, this)
+  routes(app: unknown, rt?: RuntimeContext): void {
+    mountFlowRoutes(app as Hono, this, rt?.logger ?? stderrLogger)
   }
 }
 

@@ -1,30 +1,7 @@
-import { OnePipeError, ValidationError } from '@onepipe/core'
-import type { Context, Hono } from 'hono'
+import { ValidationError, type Logger } from '@onepipe/core'
+import type { Hono } from 'hono'
 import type { Flow } from './flow.js'
-import { sseResponse } from './sse.js'
-
-/** Answers an error as `{ error: { code, message, details? } }` with its status. */
-export function errorJson(e: unknown): Response {
-  const err = e instanceof OnePipeError ? e : new OnePipeError('INTERNAL', 'Internal error', { status: 500 })
-  return new Response(JSON.stringify(err.toJSON()), { status: err.status, headers: { 'content-type': 'application/json; charset=utf-8' } })
-}
-
-/** Reads an optional non-negative integer query parameter, or throws a ValidationError naming it. */
-export function intParam(c: Context, name: string): number | undefined {
-  const raw = c.req.query(name)
-  if (raw === undefined || raw === '') return undefined
-  if (!/^\d+$/.test(raw)) throw new ValidationError('query', [{ path: name, message: `must be a non-negative integer, got "${raw}"` }])
-  return Number(raw)
-}
-
-/** Reads the JSON body, or throws a ValidationError saying to send JSON. */
-export async function jsonBody(c: Context): Promise<unknown> {
-  try {
-    return await c.req.json()
-  } catch {
-    throw new ValidationError('request body', [{ path: '', message: 'must be JSON (Content-Type: application/json)' }])
-  }
-}
+import { DEFAULT_MAX_BODY_BYTES, intParam, readJson, respondError, sseResponse } from '../http/index.js'
 
 /**
  * The flow's HTTP surface for the app's own clients:
@@ -32,7 +9,7 @@ export async function jsonBody(c: Context): Promise<unknown> {
  * the offset; `Last-Event-ID` or `?offset=` resumes after it; otherwise the
  * stream starts at the head).
  */
-export function mountFlowRoutes(app: Hono, flow: Flow<unknown>): void {
+export function mountFlowRoutes(app: Hono, flow: Flow<unknown>, logger: Logger): void {
   const base = `/__onepipe/flows/${flow.name}`
   app.get(`${base}/events`, async (c) => {
     try {
@@ -42,14 +19,14 @@ export function mountFlowRoutes(app: Hono, flow: Flow<unknown>): void {
       const events = await flow.read({ ...(offset !== undefined ? { offset } : {}), ...(tail !== undefined ? { tail } : {}), ...(limit !== undefined ? { limit } : {}) })
       return c.json({ events, nextOffset: events.at(-1)?.offset ?? offset ?? 0 })
     } catch (e) {
-      return errorJson(e)
+      return respondError(c, e, logger)
     }
   })
   app.post(`${base}/events`, async (c) => {
     try {
-      return c.json(await flow.append(await jsonBody(c)), 201)
+      return c.json(await flow.append(await readJson(c, { maxBytes: DEFAULT_MAX_BODY_BYTES })), 201)
     } catch (e) {
-      return errorJson(e)
+      return respondError(c, e, logger)
     }
   })
   app.get(`${base}/stream`, async (c) => {
@@ -67,7 +44,7 @@ export function mountFlowRoutes(app: Hono, flow: Flow<unknown>): void {
         { onClose: () => ac.abort() },
       )
     } catch (e) {
-      return errorJson(e)
+      return respondError(c, e, logger)
     }
   })
 }

@@ -1,3 +1,2 @@
 export { Flow, FlowBuilder } from './flow.js'
-export { sseResponse, type SseMessage } from './sse.js'
 export type { FlowAppendResult, FlowEvent, FlowStore, FlowReadOptions, FlowRetentionOptions, FlowStreamOptions, FlowSubscribeOptions, Unsubscribe } from './types.js'

@@ -1,10 +1,8 @@
-import { randomUUID } from 'node:crypto'
 import {
   assertDatabase,
   ConfigError,
   Database,
   MemoryCache,
-  OnePipeError,
   registerPrimitive,
   stderrLogger,
   validate,
@@ -18,12 +16,9 @@ import { Hono, type Context, type MiddlewareHandler } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { cors } from 'hono/cors'
 import type { AuthProvider, AuthUser } from './auth.js'
-import { createContext, errorResponse, readJson, type RestContext } from './context.js'
-import { APIError } from './errors.js'
-import { headerOf } from './headers.js'
-import { requestInfo } from './request-info.js'
+import { createContext, type RestContext } from './context.js'
+import { errorResponse, headerOf, parseSize, readJson, requestIdOf, requestInfo, respondError, type Size } from '../http/index.js'
 import { buildOpenApi, type OpenApiInfo, type RouteDoc } from './openapi.js'
-import { parseSize, type Size } from './size.js'
 
 type Schema = StandardSchemaV1
 type Out<S, D> = S extends Schema ? StandardSchemaV1.InferOutput<S> : D
@@ -332,15 +327,7 @@ export class RestApi implements Component {
   }
 
   #errorToResponse(e: unknown, requestId: string, c: Context): Response {
-    if (e instanceof OnePipeError && e.status < 500) {
-      return errorResponse(e.status, e.code, e.message, requestId, e.details)
-    }
-    this.#logger.error({ err: e, requestId, method: c.req.method, path: c.req.path }, 'request failed')
-    if (e instanceof OnePipeError) {
-      // Server-side OnePipe errors keep their code (DB_UNAVAILABLE is useful to a client) but no internals.
-      return errorResponse(e.status, e.code, e.retryable ? 'The service is temporarily unavailable; retry later' : 'Internal server error', requestId)
-    }
-    return errorResponse(500, 'INTERNAL', 'Internal server error', requestId)
+    return respondError(c, e, this.#logger, requestId)
   }
 }
 
@@ -360,16 +347,4 @@ function limitBody(max: number): MiddlewareHandler {
   }
 }
 
-/** The request id given by serve(), or the client's, or a new one. */
-export function requestIdOf(c: Context): string {
-  const info = requestInfo(c)
-  if (info) return info.requestId
-  const set = c.get('requestId' as never) as string | undefined
-  if (set) return set
-  const id = headerOf(c, 'x-request-id')
-  const rid = id && id.length <= 200 ? id : randomUUID()
-  c.set('requestId' as never, rid as never)
-  return rid
-}
 
-export { APIError }

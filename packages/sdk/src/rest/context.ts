@@ -1,8 +1,7 @@
 import type { CacheLike, Database, Logger } from '@onepipe/core'
 import type { Context } from 'hono'
 import type { AuthUser } from './auth.js'
-import { APIError } from './errors.js'
-import { headerOf } from './headers.js'
+import { APIError, errorResponse, readJson } from '../http/index.js'
 
 /** A value a form field may hold: text or an uploaded file. */
 export type FormValue = string | File
@@ -54,12 +53,6 @@ export interface RestContext<P = Record<string, string>, Q = Record<string, stri
   badRequest(message?: string, details?: Record<string, unknown>): Response
   unauthorized(message?: string): Response
   forbidden(message?: string): Response
-}
-
-/** Builds a JSON error response in OnePipe's error shape. */
-export function errorResponse(status: number, code: string, message: string, requestId: string, details?: Record<string, unknown>, headers?: Record<string, string>): Response {
-  const body = JSON.stringify({ error: { code, message, ...(details ? { details } : {}), requestId } })
-  return new Response(body, { status, headers: { 'content-type': 'application/json; charset=utf-8', 'x-request-id': requestId, ...headers } })
 }
 
 function jsonResponse(data: unknown, status: number, requestId: string, headers?: Record<string, string>): Response {
@@ -191,17 +184,3 @@ export function createContext(c: Context, requestId: string, user: AuthUser | un
   return new Ctx(c, requestId, user, deps, validated)
 }
 
-/** Reads a JSON body, answering 415 for a non-JSON type and 400 for bad JSON. */
-export async function readJson(c: Context): Promise<unknown> {
-  const type = headerOf(c, 'content-type') ?? ''
-  if (type && !/^application\/([\w.+-]*\+)?json\b/i.test(type)) {
-    throw new APIError('UNSUPPORTED_MEDIA_TYPE', `Expected a JSON body (Content-Type: application/json), got "${type}"`)
-  }
-  const text = await c.req.text()
-  if (text.length === 0) throw new APIError('BAD_REQUEST', 'The request body is empty; send a JSON document')
-  try {
-    return JSON.parse(text) as unknown
-  } catch (e) {
-    throw new APIError('INVALID_JSON', `The request body is not valid JSON: ${e instanceof Error ? e.message : String(e)}`)
-  }
-}

@@ -1,6 +1,6 @@
 import type { Hono } from 'hono'
-import { errorJson, jsonBody } from '../flow/http.js'
-import { sseResponse } from '../flow/sse.js'
+import type { Logger } from '@onepipe/core'
+import { DEFAULT_MAX_BODY_BYTES, readJson, respondError, sseResponse } from '../http/index.js'
 import { mergeObject, type Signal } from './signal.js'
 
 /**
@@ -10,31 +10,31 @@ import { mergeObject, type Signal } from './signal.js'
  * (`id:` is the version). A client that reads slowly gets the latest value
  * when it catches up, never a backlog: only one value is held for it.
  */
-export function mountSignalRoutes(app: Hono, signal: Signal<unknown>): void {
+export function mountSignalRoutes(app: Hono, signal: Signal<unknown>, logger: Logger): void {
   const path = `/__onepipe/signals/${signal.name}`
-  app.get(path, async () => {
+  app.get(path, async (c) => {
     try {
       return Response.json(await signal.read())
     } catch (e) {
-      return errorJson(e)
+      return respondError(c, e, logger)
     }
   })
   app.put(path, async (c) => {
     try {
-      return Response.json(await signal.write(await jsonBody(c)))
+      return Response.json(await signal.write(await readJson(c, { maxBytes: DEFAULT_MAX_BODY_BYTES })))
     } catch (e) {
-      return errorJson(e)
+      return respondError(c, e, logger)
     }
   })
   app.patch(path, async (c) => {
     try {
-      const partial = await jsonBody(c)
+      const partial = await readJson(c, { maxBytes: DEFAULT_MAX_BODY_BYTES })
       return Response.json(await signal.change((v) => mergeObject(signal.name, v, partial)))
     } catch (e) {
-      return errorJson(e)
+      return respondError(c, e, logger)
     }
   })
-  app.get(`${path}/stream`, async () => {
+  app.get(`${path}/stream`, async (c) => {
     try {
       let latest = await signal.read()
       let sent = -1
@@ -65,7 +65,7 @@ export function mountSignalRoutes(app: Hono, signal: Signal<unknown>): void {
         },
       )
     } catch (e) {
-      return errorJson(e)
+      return respondError(c, e, logger)
     }
   })
 }

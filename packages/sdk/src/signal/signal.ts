@@ -314,8 +314,8 @@ export class Signal<T = unknown> implements Component {
   }
 
   /** Mounts `GET|PUT|PATCH /__onepipe/signals/{name}` and `/stream` (called by `serve()`). */
-  routes(app: unknown): void {
-    mountSignalRoutes(app as Hono, this)
+  routes(app: unknown, rt?: RuntimeContext): void {
+    mountSignalRoutes(app as Hono, this, rt?.logger ?? stderrLogger)
   }
 }
 

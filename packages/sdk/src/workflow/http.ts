@@ -1,6 +1,6 @@
-import { ValidationError } from '@onepipe/core'
-import type { Context, Hono } from 'hono'
-import { errorJson, intParam } from '../flow/http.js'
+import { NotFoundError, ValidationError, type Logger } from '@onepipe/core'
+import type { Hono } from 'hono'
+import { DEFAULT_MAX_BODY_BYTES, intParam, readJson, respondError } from '../http/index.js'
 import { selectPendingSignals, selectRun } from './sql.js'
 import type { RunStatus } from './types.js'
 import { toInfo, type Workflow } from './workflow.js'
@@ -9,16 +9,6 @@ const STATUSES: readonly RunStatus[] = ['pending', 'running', 'completed', 'fail
 
 /** Workflows mounted per app, so the shared `/runs/:id` routes find a run in any of their databases. */
 const mounted = new WeakMap<object, Workflow<unknown, unknown>[]>()
-
-async function optionalJson(c: Context): Promise<unknown> {
-  const text = await c.req.text()
-  if (text.trim() === '') return undefined
-  try {
-    return JSON.parse(text) as unknown
-  } catch {
-    throw new ValidationError('request body', [{ path: '', message: 'must be JSON (Content-Type: application/json)' }])
-  }
-}
 
 /** Finds the workflow owning run `id` among those mounted on `app`. */
 async function findRun(app: object, id: string): Promise<{ wf: Workflow<unknown, unknown> } | undefined> {
@@ -34,11 +24,8 @@ async function findRun(app: object, id: string): Promise<{ wf: Workflow<unknown,
   return undefined
 }
 
-function runNotFound(id: string): Response {
-  return new Response(JSON.stringify({ error: { code: 'WORKFLOW_RUN_NOT_FOUND', message: `No workflow run "${id}"` } }), {
-    status: 404,
-    headers: { 'content-type': 'application/json; charset=utf-8' },
-  })
+function runNotFound(id: string): NotFoundError {
+  return new NotFoundError('WORKFLOW_RUN_NOT_FOUND', `No workflow run "${id}"`)
 }
 
 /**
@@ -49,11 +36,11 @@ function runNotFound(id: string): Response {
  * `POST /__onepipe/workflows/runs/{id}/signal/{signal}` (body = data),
  * `POST /__onepipe/workflows/runs/{id}/cancel`.
  */
-export function mountWorkflowRoutes(app: Hono, wf: Workflow<unknown, unknown>): void {
+export function mountWorkflowRoutes(app: Hono, wf: Workflow<unknown, unknown>, logger: Logger): void {
   const base = `/__onepipe/workflows/${wf.name}`
   app.post(`${base}/start`, async (c) => {
     try {
-      const body = await optionalJson(c)
+      const body = await readJson(c, { maxBytes: DEFAULT_MAX_BODY_BYTES, optional: true })
       if (body !== undefined && (typeof body !== 'object' || body === null || Array.isArray(body))) {
         throw new ValidationError('request body', [{ path: '', message: 'must be an object { "input": …, "workflowId"?: "…" }' }])
       }
@@ -63,7 +50,7 @@ export function mountWorkflowRoutes(app: Hono, wf: Workflow<unknown, unknown>): 
       const run = await wf.get(h.workflowId)
       return c.json({ workflowId: h.workflowId, created: h.created, status: run?.status }, h.created ? 201 : 200)
     } catch (e) {
-      return errorJson(e)
+      return respondError(c, e, logger)
     }
   })
   app.get(`${base}/runs`, async (c) => {
@@ -76,7 +63,7 @@ export function mountWorkflowRoutes(app: Hono, wf: Workflow<unknown, unknown>): 
       const runs = await wf.list({ ...(status ? { status: status as RunStatus } : {}), ...(limit !== undefined ? { limit } : {}), ...(offset !== undefined ? { offset } : {}) })
       return c.json({ runs })
     } catch (e) {
-      return errorJson(e)
+      return respondError(c, e, logger)
     }
   })
 
@@ -91,36 +78,36 @@ export function mountWorkflowRoutes(app: Hono, wf: Workflow<unknown, unknown>): 
     try {
       const id = c.req.param('id')
       const found = await findRun(app, id)
-      if (!found) return runNotFound(id)
+      if (!found) throw runNotFound(id)
       const row = await selectRun(found.wf.db, id)
-      if (!row) return runNotFound(id)
+      if (!row) throw runNotFound(id)
       const [steps, signals] = await Promise.all([found.wf.steps(id), selectPendingSignals(found.wf.db, id)])
       return c.json({ run: toInfo(row), steps, pendingSignals: signals.map((s) => ({ name: s.name, data: s.data.v, createdAt: s.created_at })) })
     } catch (e) {
-      return errorJson(e)
+      return respondError(c, e, logger)
     }
   })
   app.post(`${runs}/signal/:signal`, async (c) => {
     try {
       const id = c.req.param('id')
       const found = await findRun(app, id)
-      if (!found) return runNotFound(id)
-      await found.wf.signal(id, c.req.param('signal'), await optionalJson(c))
+      if (!found) throw runNotFound(id)
+      await found.wf.signal(id, c.req.param('signal'), await readJson(c, { maxBytes: DEFAULT_MAX_BODY_BYTES, optional: true }))
       return c.json({ workflowId: id, signal: c.req.param('signal'), queued: true }, 202)
     } catch (e) {
-      return errorJson(e)
+      return respondError(c, e, logger)
     }
   })
   app.post(`${runs}/cancel`, async (c) => {
     try {
       const id = c.req.param('id')
       const found = await findRun(app, id)
-      if (!found) return runNotFound(id)
+      if (!found) throw runNotFound(id)
       await found.wf.cancel(id)
       const run = await found.wf.get(id)
       return c.json({ workflowId: id, status: run?.status })
     } catch (e) {
-      return errorJson(e)
+      return respondError(c, e, logger)
     }
   })
 }

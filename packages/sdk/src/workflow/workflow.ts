@@ -15,6 +15,7 @@ import {
   type Database,
   type Duration,
   type Infer,
+  stderrLogger,
   type RuntimeContext,
   type StandardSchemaV1,
 } from '@onepipe/core'
@@ -392,8 +393,8 @@ export class Workflow<I = unknown, O = unknown> implements Component, RunnableWo
   }
 
   /** Mounts the workflow routes under `/__onepipe/workflows` (called by `serve()`). */
-  routes(app: unknown): void {
-    mountWorkflowRoutes(app as Hono, this as unknown as Workflow<unknown, unknown>)
+  routes(app: unknown, rt?: RuntimeContext): void {
+    mountWorkflowRoutes(app as Hono, this as unknown as Workflow<unknown, unknown>, rt?.logger ?? stderrLogger)
   }
 }
 

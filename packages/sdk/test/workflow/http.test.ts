@@ -48,7 +48,7 @@ it('starts a run (201), answers the existing run for a reused id (200), and reje
   expect(await json(post('/__onepipe/workflows/approval/start', { input: { amount: 5 }, workflowId: 'http-1' }))).toMatchObject({ status: 200, body: { created: false } })
   const bad = await json(post('/__onepipe/workflows/approval/start', { input: { amount: -3 }, workflowId: 'http-bad' }))
   expect(bad).toMatchObject({ status: 400, body: { error: { code: 'VALIDATION_FAILED', details: { issues: [{ path: 'amount' }] } } } })
-  expect(await json(post('/__onepipe/workflows/approval/start', undefined, '{nope'))).toMatchObject({ status: 400, body: { error: { code: 'VALIDATION_FAILED' } } })
+  expect(await json(post('/__onepipe/workflows/approval/start', undefined, '{nope'))).toMatchObject({ status: 400, body: { error: { code: 'INVALID_JSON' } } })
   expect(await json(post('/__onepipe/workflows/approval/start', { input: { amount: 1 }, workflowId: 7 }))).toMatchObject({ status: 400 })
   expect(await json(app.request('/__onepipe/workflows/runs/http-bad'))).toMatchObject({ status: 404, body: { error: { code: 'WORKFLOW_RUN_NOT_FOUND' } } })
 })

@@ -1,0 +1,87 @@
+import { PayloadTooLargeError, ValidationError } from '@onepipe/core'
+import type { Context } from 'hono'
+import { APIError } from './api-error.js'
+import { headerOf } from './headers.js'
+
+/**
+ * The body limit of OnePipe's own routes (`/rpc/*`, `/__onepipe/*`) unless a
+ * primitive documents another: 1 MiB.
+ */
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+
+/**
+ * Reads the request body as text, refusing more than `maxBytes` with a
+ * {@link PayloadTooLargeError} (413): a declared `Content-Length` is checked
+ * before reading, a chunked body is counted while it streams and the read
+ * stops at the limit, so an oversized body is never buffered whole.
+ *
+ * @example
+ * ```ts
+ * const text = await readBodyText(c, 64 * 1024)
+ * ```
+ */
+export async function readBodyText(c: Context, maxBytes: number): Promise<string> {
+  const declared = headerOf(c, 'content-length')
+  if (declared !== undefined && Number(declared) > maxBytes) throw new PayloadTooLargeError('request body', maxBytes, Number(declared))
+  const body = c.req.raw.body
+  if (!body) return ''
+  const reader = (body as ReadableStream<Uint8Array>).getReader()
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    size += value.byteLength
+    if (size > maxBytes) {
+      await reader.cancel().catch(() => undefined)
+      throw new PayloadTooLargeError('request body', maxBytes)
+    }
+    chunks.push(value)
+  }
+  return Buffer.concat(chunks, size).toString('utf8')
+}
+
+const JSON_TYPE = /^application\/([\w.+-]*\+)?json\b/i
+
+/**
+ * Reads a JSON body: 415 for a non-JSON content type, 400 for an empty or
+ * malformed body, 413 above `maxBytes` (when given; REST routes enforce
+ * their limit before the handler).
+ *
+ * @example
+ * ```ts
+ * const input = await readJson(c, { maxBytes: DEFAULT_MAX_BODY_BYTES })
+ * ```
+ */
+export async function readJson(c: Context, o: { maxBytes?: number; optional?: boolean } = {}): Promise<unknown> {
+  const type = headerOf(c, 'content-type') ?? ''
+  if (type && !JSON_TYPE.test(type)) {
+    throw new APIError('UNSUPPORTED_MEDIA_TYPE', `Expected a JSON body (Content-Type: application/json), got "${type}"`)
+  }
+  const text = o.maxBytes === undefined ? await c.req.text() : await readBodyText(c, o.maxBytes)
+  if (text.trim().length === 0) {
+    if (o.optional) return undefined
+    throw new APIError('BAD_REQUEST', 'The request body is empty; send a JSON document')
+  }
+  try {
+    return JSON.parse(text) as unknown
+  } catch (e) {
+    throw new APIError('INVALID_JSON', `The request body is not valid JSON: ${e instanceof Error ? e.message : String(e)}`)
+  }
+}
+
+/**
+ * Reads an optional non-negative integer query parameter, or throws a
+ * ValidationError naming it.
+ *
+ * @example
+ * ```ts
+ * const limit = intParam(c, 'limit') ?? 100
+ * ```
+ */
+export function intParam(c: Context, name: string): number | undefined {
+  const raw = c.req.query(name)
+  if (raw === undefined || raw === '') return undefined
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(Number(raw))) throw new ValidationError('query', [{ path: name, message: `must be a non-negative integer, got "${raw}"` }])
+  return Number(raw)
+}

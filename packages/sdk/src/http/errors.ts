@@ -1,0 +1,45 @@
+import { OnePipeError, stderrLogger, type Logger } from '@onepipe/core'
+import type { Context } from 'hono'
+import { requestIdOf } from './request-id.js'
+
+/**
+ * Builds a JSON error response in OnePipe's one error shape:
+ * `{ "error": { "code", "message", "details"?, "requestId" } }`, with the
+ * request id echoed in `x-request-id`.
+ *
+ * @example
+ * ```ts
+ * return errorResponse(404, 'NOT_FOUND', 'No order 7', requestId)
+ * ```
+ */
+export function errorResponse(status: number, code: string, message: string, requestId: string, details?: Record<string, unknown>, headers?: Record<string, string>): Response {
+  const body = JSON.stringify({ error: { code, message, ...(details ? { details } : {}), requestId } })
+  return new Response(body, { status, headers: { 'content-type': 'application/json; charset=utf-8', 'x-request-id': requestId, ...headers } })
+}
+
+/**
+ * The one way every OnePipe route (REST, `/rpc/*`, `/__onepipe/*`, the app's
+ * fallbacks) turns a thrown value into a response. A client error (a
+ * OnePipeError below 500) is answered as it is; anything else is logged with
+ * the request id and answered without internals: a OnePipeError keeps its
+ * code (`DB_UNAVAILABLE` tells a client to retry), any other error becomes
+ * `500 INTERNAL`.
+ *
+ * @example
+ * ```ts
+ * app.post('/rpc/charge', async (c) => {
+ *   try { return c.json(await charge(c)) } catch (e) { return respondError(c, e, logger) }
+ * })
+ * ```
+ */
+export function respondError(c: Context, e: unknown, logger: Logger = stderrLogger, requestId: string = requestIdOf(c)): Response {
+  if (e instanceof OnePipeError && e.status < 500) {
+    const headers = e.status === 413 ? { connection: 'close' } : undefined
+    return errorResponse(e.status, e.code, e.message, requestId, e.details, headers)
+  }
+  logger.error({ err: e, requestId, method: c.req.method, path: c.req.path }, 'request failed')
+  if (e instanceof OnePipeError) {
+    return errorResponse(e.status, e.code, e.retryable ? 'The service is temporarily unavailable; retry later' : 'Internal server error', requestId, undefined, e.retryable ? { 'retry-after': '1' } : undefined)
+  }
+  return errorResponse(500, 'INTERNAL', 'Internal server error', requestId)
+}
