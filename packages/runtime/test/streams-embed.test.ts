@@ -30,7 +30,7 @@ describe('serve() and the streams server', () => {
     const app = await serve({ port: 0, hostname: '127.0.0.1', flows: [streamsComponent('embedded')], streams: { port: 0, store: 'memory' }, db, handleSignals: false, logger: silent() })
     const url = process.env.ONEPIPE_STREAMS_URL
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
-    const client = new StreamsClient({ baseUrl: url })
+    const client = new StreamsClient({ url })
     await client.create('flows/embedded', { contentType: 'application/json' })
     await client.append('flows/embedded', { hello: 1 })
     expect((await fetch(`${url}/health`)).status).toBe(200)

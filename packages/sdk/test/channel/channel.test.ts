@@ -21,6 +21,7 @@ let n = 0
 const unique = (p: string) => `${p}-${++n}`
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const Payment = z.object({ orderId: z.string(), amount: z.number().positive() })
+const ById = z.object({ id: z.string() })
 const keep = <T extends { close(): Promise<void> }>(c: T) => (channels.push(c), c)
 const rows = async (name: string) =>
   (await db.query<{ n: number }>('SELECT (SELECT count(*) FROM _onepipe_channel_idempotency WHERE channel_name = $1) + (SELECT count(*) FROM _onepipe_channel_calls WHERE channel_name = $1) AS n', [name]))[0]!.n
@@ -151,8 +152,9 @@ describe('Channel timeout and retries', () => {
     let finish!: () => void
     const ch = keep(
       Channel.create(unique('stuck'))
+        .input(ById)
         .db(db)
-        .idempotency((i: { id: string }) => i.id)
+        .idempotency((i) => i.id)
         .timeout('100ms')
         .retry({ attempts: 5, delay: '10ms' })
         .handler(async () => {
@@ -214,8 +216,9 @@ describe('Channel timeout and retries', () => {
     let runs = 0
     const ch = keep(
       Channel.create(unique('released'))
+        .input(ById)
         .db(db)
-        .idempotency((i: { id: string }) => i.id)
+        .idempotency((i) => i.id)
         .retry({ attempts: 2, delay: '5ms' })
         .handler(() => {
           if (++runs <= 2) throw new TransportError('DOWN', 'down')
@@ -256,7 +259,7 @@ describe('Channel input, failures and HTTP', () => {
   it('fails closed when the database is unreachable: the handler never runs', async () => {
     const down = Database.create('down').postgres('postgres://postgres@127.0.0.1:1/nowhere').build()
     let ran = 0
-    const ch = Channel.create(unique('closed')).db(down).idempotency((i: { id: string }) => i.id).handler(() => ++ran).build()
+    const ch = Channel.create(unique('closed')).input(ById).db(down).idempotency((i) => i.id).handler(() => ++ran).build()
     await expect(ch.call({ id: 'a' })).rejects.toMatchObject({ code: 'DB_UNAVAILABLE', status: 503 })
     expect(ran).toBe(0)
     await ch.close()

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, expect, it } from 'vitest'
+import { z } from 'zod'
 import { Flow, Projection, type Database } from '@onepipe/sdk'
 import { MemoryStreamStore, StreamsClient, UnbrokenServer } from '@onepipe/streams'
 import { testDatabase } from '@onepipe/testing'
@@ -16,12 +17,12 @@ afterAll(async () => {
 })
 
 it('folds a flow kept in the streams server, with its state in the database', async () => {
-  const clicks = Flow.create('clicks').streams(client).build()
+  const clicks = Flow.create('clicks').schema(z.object({ page: z.string() })).streams(client).build()
   const perPage = Projection.create('clicks-per-page')
     .from(clicks)
     .initial(0)
     .reduce((n) => n + 1)
-    .keyBy((c: { page: string }) => c.page)
+    .keyBy((c) => c.page)
     .snapshot({ every: 3 })
     .db(db)
     .build()

@@ -53,7 +53,8 @@ describe('steps and replay', () => {
     const hit = (k: string) => (calls[k] = (calls[k] ?? 0) + 1)
     const wf = Workflow.create(uid('loop'))
       .db(db)
-      .define(async (ctx, input: { items: number[] }) => {
+      .input(z.object({ items: z.array(z.number()) }))
+      .define(async (ctx, input) => {
         bodyRuns++
         const first = await ctx.step('first', () => {
           hit('first')
@@ -150,7 +151,8 @@ describe('durable time', () => {
   it('sleepUntil waits for an absolute date; the run timeout fails a run that sleeps past it', async () => {
     const wf = Workflow.create(uid('until'))
       .db(db)
-      .define(async (ctx, at: string) => {
+      .input(z.string())
+      .define(async (ctx, at) => {
         await ctx.sleepUntil(new Date(at))
         return 'woke'
       })
@@ -441,11 +443,13 @@ describe('signals, children, parallel, emit', () => {
     const flow = { name: 'events', append: async (d: unknown) => void appended.push(d) }
     const child = Workflow.create(uid('child'))
       .db(db)
-      .define(async (ctx, x: number) => ctx.step('double', () => x * 2))
+      .input(z.number())
+      .define(async (ctx, x) => ctx.step('double', () => x * 2))
       .build()
     const parent = Workflow.create(uid('parent'))
       .db(db)
-      .define(async (ctx, x: number) => {
+      .input(z.number())
+      .define(async (ctx, x) => {
         const [a, b, c] = await ctx.parallel([() => ctx.step('p', () => x + 1), () => ctx.step('p', () => x + 2), ctx.step('q', () => x + 3)])
         await ctx.emit(flow, { sum: a + b + c })
         const d = await ctx.child(child, a)
@@ -489,7 +493,8 @@ describe('engine and component', () => {
 
   it('attach(rt) uses rt.db when .db() was not given and detach() stops the engine', async () => {
     const wf = Workflow.create(uid('attached'))
-      .define(async (ctx, x: number) => ctx.step('s', () => x + 1))
+      .input(z.number())
+      .define(async (ctx, x) => ctx.step('s', () => x + 1))
       .build()
     const ac = new AbortController()
     await wf.attach({ instanceId: 'test', db, cache: undefined as never, logger: silentLogger, signal: ac.signal })
