@@ -5,7 +5,7 @@ import { registerPrimitive } from '../manifest/index.js'
 import { pgliteDriver, postgresDriver, type Driver, type DriverQueryable } from './drivers.js'
 import { mapDbError } from './errors.js'
 import { ident, isIdent } from './ident.js'
-import { loadMigrations, ONEPIPE_SQL_DIR, runMigrations, type MigrationResult } from './migrate.js'
+import { inlineMigration, loadMigrations, ONEPIPE_SQL_DIR, runMigrations, type Migration, type MigrationResult } from './migrate.js'
 import type { DatabaseKind, NotifyHandler, Queryable } from './types.js'
 
 /** How a {@link Database} connects. Built by {@link DatabaseBuilder}. */
@@ -23,6 +23,25 @@ export interface DatabaseOptions {
   migrate: boolean
   /** Extra migration folders applied after OnePipe's own, each with its own numbering. */
   migrationDirs: { dir: string; source: string }[]
+  /** Migrations given as SQL text with `.migration()`, applied with the folders' under their source. */
+  inlineMigrations: Migration[]
+}
+
+/** Databases built in this process and not yet closed, for `onepipe migrate <entry>`. */
+const built = new Set<Database>()
+
+/**
+ * The databases built (and not closed) in this process, in build order. The
+ * CLI loads an app entry without starting it and migrates each of these.
+ *
+ * @example
+ * ```ts
+ * await import('./dist/main.js') // with ONEPIPE_MANIFEST_ONLY=1
+ * for (const db of builtDatabases()) await db.ready()
+ * ```
+ */
+export function builtDatabases(): Database[] {
+  return [...built]
 }
 
 function wrapQueryable(q: DriverQueryable, name: string): Queryable {
@@ -131,7 +150,10 @@ export class Database implements Queryable {
     this.#ready ??= (async () => {
       const driver = await this.#connect()
       if (!this.options.migrate) return { applied: [], alreadyApplied: [] }
-      const migrations = [{ dir: ONEPIPE_SQL_DIR, source: 'onepipe' }, ...this.options.migrationDirs].flatMap((d) => loadMigrations(d.dir, d.source))
+      const migrations = orderMigrations([
+        ...[{ dir: ONEPIPE_SQL_DIR, source: 'onepipe' }, ...this.options.migrationDirs].flatMap((d) => loadMigrations(d.dir, d.source)),
+        ...this.options.inlineMigrations,
+      ])
       try {
         return await runMigrations(driver, this.schema, migrations)
       } catch (e) {
@@ -252,10 +274,28 @@ export class Database implements Queryable {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    built.delete(this)
     const d = this.#driver
     this.#driver = undefined
     if (d) await (await d.catch(() => undefined))?.close()
   }
+}
+
+/**
+ * All migrations in the order they apply: OnePipe's first, then each other
+ * source in the order it was first given, by number within a source. One
+ * number twice within a source (a folder and an inline migration, say) is
+ * refused rather than guessed.
+ */
+function orderMigrations(all: Migration[]): Migration[] {
+  const sources = [...new Set(all.map((m) => m.source))]
+  const seen = new Set<string>()
+  for (const m of all) {
+    const key = `${m.source}:${m.id}`
+    if (seen.has(key)) throw new ConfigError('MIGRATION_DUPLICATE', `Two migrations of "${m.source}" are numbered ${m.id}; give each its own number`)
+    seen.add(key)
+  }
+  return sources.flatMap((src) => all.filter((m) => m.source === src).sort((a, b) => a.id - b.id))
 }
 
 /**
@@ -287,7 +327,7 @@ export class DatabaseBuilder {
   #o: DatabaseOptions
 
   constructor(name: string) {
-    this.#o = { name, url: undefined, dataDir: undefined, schema: undefined, max: 10, migrate: true, migrationDirs: [] }
+    this.#o = { name, url: undefined, dataDir: undefined, schema: undefined, max: 10, migrate: true, migrationDirs: [], inlineMigrations: [] }
     this.fromEnv()
   }
 
@@ -346,14 +386,47 @@ export class DatabaseBuilder {
     return this
   }
 
+  /**
+   * Also apply one migration given as SQL text: the same rules as a file
+   * (`name` is `NNNNNN_words`, numbered within `source`, append-only: never
+   * edit an applied one, add the next number), so a small app keeps its
+   * schema beside its code. Applied on first use, after OnePipe's own, in one
+   * transaction with every other pending migration.
+   *
+   * @throws ConfigError `INVALID_MIGRATION` for a bad name, `MIGRATION_DUPLICATE` for a reused number
+   *
+   * @example
+   * ```ts
+   * Database.create('main')
+   *   .migration('000001_orders', 'CREATE TABLE orders (id serial PRIMARY KEY, customer text NOT NULL)')
+   *   .migration('000002_order_notes', 'ALTER TABLE orders ADD COLUMN note text')
+   *   .build()
+   * ```
+   */
+  migration(name: string, sql: string, source = 'app'): this {
+    if (source === 'onepipe') throw new ConfigError('INVALID_MIGRATION_SOURCE', 'The migration source "onepipe" is reserved; name yours differently')
+    const m = inlineMigration(name, sql, source)
+    if (this.#o.inlineMigrations.some((x) => x.source === m.source && x.id === m.id)) {
+      throw new ConfigError('MIGRATION_DUPLICATE', `Two migrations of "${source}" are numbered ${m.id}; give each its own number`)
+    }
+    this.#o.inlineMigrations.push(m)
+    return this
+  }
+
   /** Builds the Database and records it in the manifest. */
   build(): Database {
-    const db = new Database({ ...this.#o, migrationDirs: [...this.#o.migrationDirs] })
+    const db = new Database({ ...this.#o, migrationDirs: [...this.#o.migrationDirs], inlineMigrations: [...this.#o.inlineMigrations] })
+    built.add(db)
     registerPrimitive({
       primitive: 'database',
       name: db.name,
       infrastructure: ['postgresql'],
-      config: { kind: db.kind, schema: db.schema ?? null, pool: db.options.max },
+      config: {
+        kind: db.kind,
+        schema: db.schema ?? null,
+        pool: db.options.max,
+        migrations: [...db.options.migrationDirs.map((d) => `${d.source}:${d.dir}`), ...db.options.inlineMigrations.map((m) => `${m.source}:${m.id}_${m.name}`)],
+      },
     })
     return db
   }

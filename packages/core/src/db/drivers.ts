@@ -1,6 +1,6 @@
-import { mkdirSync } from 'node:fs'
 import { PGlite } from '@electric-sql/pglite'
 import postgres from 'postgres'
+import { lockDirectory, type DirLock } from '../fs/index.js'
 import type { NotifyHandler, Row } from './types.js'
 
 /** What a driver answers for one statement. */
@@ -84,13 +84,28 @@ export function postgresDriver(o: PostgresDriverOptions): Driver {
 /**
  * Embedded PostgreSQL (PGlite, Postgres compiled to WASM) in one process.
  * Same SQL and migrations as the server; one connection, so statements queue.
+ *
+ * A folder on disk is locked for this process first: PGlite has no lock of
+ * its own, and two processes on one folder each believe they own it (both
+ * hand out the same ids, and the last to write loses the other's commits).
  */
 export async function pgliteDriver(dataDir: string | undefined, schema: string | undefined): Promise<Driver> {
-  if (dataDir && !dataDir.includes('://')) mkdirSync(dataDir, { recursive: true })
-  const pg = dataDir ? new PGlite(dataDir) : new PGlite()
-  await pg.waitReady
-  if (schema) {
-    await pg.exec(`CREATE SCHEMA IF NOT EXISTS "${schema}"; SET search_path TO "${schema}"`)
+  const onDisk = dataDir !== undefined && !dataDir.includes('://')
+  const lock: DirLock | undefined = onDisk
+    ? await lockDirectory(dataDir, {
+        code: 'DB_DIR_LOCKED',
+        what: 'embedded database',
+        hint: 'Stop the other process, give this one its own folder with ONEPIPE_DATA_DIR, or set DATABASE_URL so that several processes share one PostgreSQL.',
+      })
+    : undefined
+  let pg: PGlite
+  try {
+    pg = dataDir ? new PGlite(dataDir) : new PGlite()
+    await pg.waitReady
+    if (schema) await pg.exec(`CREATE SCHEMA IF NOT EXISTS "${schema}"; SET search_path TO "${schema}"`)
+  } catch (e) {
+    await lock?.release()
+    throw e
   }
   type Tx = Parameters<Parameters<PGlite['transaction']>[0]>[0]
   const wrap = (q: PGlite | Tx): DriverQueryable => ({
@@ -115,7 +130,11 @@ export async function pgliteDriver(dataDir: string | undefined, schema: string |
       }
     },
     async close() {
-      await pg.close()
+      try {
+        await pg.close()
+      } finally {
+        await lock?.release()
+      }
     },
   }
 }

@@ -5,8 +5,19 @@ const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EP
 
 /**
  * An error reported by PostgreSQL for a statement. `sqlState` is the
- * five-character SQLSTATE (`23505` unique violation…); serialization failures
- * and deadlocks are retryable, everything else is not.
+ * five-character SQLSTATE. The class decides what it means to a caller, as
+ * PostgREST maps them:
+ *
+ * - `22…` data exception (a NUL in text, a number out of range, a string too
+ *   long): code `DB_INVALID_VALUE`, status 400. The value can never be stored.
+ * - `23…` integrity violation (unique, foreign key, check, not null): code
+ *   `DB_CONSTRAINT`, status 409.
+ * - serialization failure, deadlock, lock timeout, too many connections,
+ *   shutdown: code `DB_ERROR`, status 503, retryable.
+ * - anything else (syntax, missing table, permissions): code `DB_ERROR`,
+ *   status 500, a fault in the code or the schema.
+ *
+ * Only the retryable ones are ever retried.
  *
  * @example
  * ```ts
@@ -18,9 +29,12 @@ export class DatabaseError extends OnePipeError {
   readonly sqlState: string | undefined
   readonly constraint: string | undefined
   constructor(message: string, sqlState: string | undefined, constraint: string | undefined, cause: unknown) {
-    super('DB_ERROR', message, {
-      status: 500,
-      retryable: sqlState !== undefined && RETRYABLE_STATES.has(sqlState),
+    const retryable = sqlState !== undefined && RETRYABLE_STATES.has(sqlState)
+    const cls = sqlState?.slice(0, 2)
+    const [code, status] = cls === '22' ? ['DB_INVALID_VALUE', 400] : cls === '23' ? ['DB_CONSTRAINT', 409] : ['DB_ERROR', retryable ? 503 : 500]
+    super(code, message, {
+      status,
+      retryable,
       details: { sqlState, ...(constraint ? { constraint } : {}) },
       cause,
     })

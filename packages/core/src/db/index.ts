@@ -1,5 +1,5 @@
-export { assertDatabase, Database, DatabaseBuilder, type DatabaseOptions } from './database.js'
+export { assertDatabase, builtDatabases, Database, DatabaseBuilder, type DatabaseOptions } from './database.js'
 export { DatabaseError } from './errors.js'
 export { ident, isIdent } from './ident.js'
-export { loadMigrations, ONEPIPE_SQL_DIR, type Migration, type MigrationResult } from './migrate.js'
+export { inlineMigration, loadMigrations, ONEPIPE_SQL_DIR, type Migration, type MigrationResult } from './migrate.js'
 export type { DatabaseKind, NotifyHandler, Queryable, Row } from './types.js'

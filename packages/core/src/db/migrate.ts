@@ -50,6 +50,24 @@ export function loadMigrations(dir: string, source = 'onepipe'): Migration[] {
 }
 
 /**
+ * A migration given as SQL text rather than a file; `name` follows the file
+ * rule without `.sql` (`000001_orders`).
+ *
+ * @throws ConfigError `INVALID_MIGRATION` when the name does not follow it or the SQL is empty
+ *
+ * @example
+ * ```ts
+ * const m = inlineMigration('000001_orders', 'CREATE TABLE orders (id serial PRIMARY KEY)', 'app')
+ * ```
+ */
+export function inlineMigration(name: string, sql: string, source: string): Migration {
+  const m = /^(\d{6})_([a-z0-9_]+)$/.exec(name)
+  if (!m) throw new ConfigError('INVALID_MIGRATION', `Migration name "${name}" must look like 000001_create_orders (six digits, an underscore, lower-case words)`)
+  if (typeof sql !== 'string' || sql.trim() === '') throw new ConfigError('INVALID_MIGRATION', `Migration "${name}" has no SQL`)
+  return { source, id: Number(m[1]), name: m[2] ?? '', sql, checksum: createHash('sha256').update(sql).digest('hex') }
+}
+
+/**
  * Applies every pending migration in one transaction under a
  * transaction-scoped advisory lock keyed by schema, so N processes starting
  * at once migrate exactly once and a failed migration leaves nothing half

@@ -1,6 +1,6 @@
-import { mkdir, open, readFile, readdir, rename, unlink } from 'node:fs/promises'
+import { mkdir, readdir, rename, unlink } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { ConfigError, OnePipeError, TransportError } from '@onepipe/core'
+import { lockDirectory, OnePipeError, TransportError, type DirLock } from '@onepipe/core'
 import {
   type ReadOptions,
   type ReadResult,
@@ -29,9 +29,6 @@ export interface RecoveryReport {
   truncatedBytes: number
 }
 
-const LOCK = 'LOCK'
-/** Directories locked by stores of THIS process. */
-const lockedHere = new Set<string>()
 
 function ioError(action: string, dir: string, cause: unknown): TransportError {
   const message = cause instanceof Error ? cause.message : String(cause)
@@ -55,7 +52,7 @@ function ioError(action: string, dir: string, cause: unknown): TransportError {
  * - **Recovery**: on open each log is scanned once and cut after its last
  *   valid COMMIT (torn or corrupt tail); creations and resets go through a
  *   temp file + fsync + rename, so they are atomic too.
- * - One process per directory (a `LOCK` file with the owner's pid).
+ * - One process per directory (a `LOCK` file naming the holder; see `lockDirectory`).
  *
  * @example
  * ```ts
@@ -75,7 +72,7 @@ export class FileStreamStore implements StreamStore {
   #ready: Promise<void> | undefined
   readonly #budget: CacheBudget
   #closed = false
-  #locked = false
+  #lock: DirLock | undefined
   #recovered: RecoveryReport[] = []
 
   constructor(options: FileStoreOptions = {}) {
@@ -110,7 +107,7 @@ export class FileStreamStore implements StreamStore {
 
   async #open(): Promise<void> {
     await mkdir(this.dir, { recursive: true })
-    await this.#lock()
+    this.#lock = await lockDirectory(this.dir, { code: 'STREAMS_DIR_LOCKED', what: 'streams directory', hint: 'Give each streams server its own --dir, or use the Redis or PostgreSQL store to share streams between processes.' })
     for (const name of await readdir(this.dir)) {
       if (name.endsWith(TMP_SUFFIX)) {
         // A creation or reset that never reached its rename: never acknowledged.
@@ -127,31 +124,6 @@ export class FileStreamStore implements StreamStore {
       if (opened.truncated > 0) this.#recovered.push({ path: opened.log.path, truncatedBytes: opened.truncated })
       this.#logs.set(opened.log.path, opened.log)
     }
-  }
-
-  async #lock(): Promise<void> {
-    const file = join(this.dir, LOCK)
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        const fh = await open(file, 'wx')
-        await fh.writeFile(String(process.pid))
-        await fh.close()
-        this.#locked = true
-        lockedHere.add(this.dir)
-        return
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-      }
-      const owner = Number((await readFile(file, 'utf8').catch(() => '')).trim())
-      // Our own pid in a lock we do not hold: left by an earlier process that had the same pid (containers restart as pid 1).
-      const ours = owner === process.pid && !lockedHere.has(this.dir)
-      if (Number.isInteger(owner) && owner > 0 && !ours && isAlive(owner)) {
-        throw new ConfigError('STREAMS_DIR_LOCKED', `Streams directory ${this.dir} is in use by process ${owner}; give each server its own --dir.`, { dir: this.dir, pid: owner })
-      }
-      // The owner died (e.g. kill -9): its lock is stale.
-      await unlink(file).catch(() => undefined)
-    }
-    throw new ConfigError('STREAMS_DIR_LOCKED', `Could not lock streams directory ${this.dir}.`, { dir: this.dir })
   }
 
   async head(path: string): Promise<StreamMeta | undefined> {
@@ -222,18 +194,6 @@ export class FileStreamStore implements StreamStore {
     for (const log of this.#logs.values()) await log.close()
     this.#logs.clear()
     this.#watchers.clear()
-    if (this.#locked) {
-      await unlink(join(this.dir, LOCK))
-      lockedHere.delete(this.dir)
-    }
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
+    await this.#lock?.release()
   }
 }

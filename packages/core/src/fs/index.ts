@@ -1,0 +1,1 @@
+export { lockDirectory, type DirLock } from './lock.js'
