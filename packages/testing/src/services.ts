@@ -4,7 +4,8 @@ import { Database, MemoryCache, RedisCache, type Cache } from '@onepipe/core'
 
 /**
  * Which backends tests run against: `real` (PostgreSQL + Redis, the default)
- * or `embedded` (PGlite + memory). Set with `ONEPIPE_TEST_BACKEND`.
+ * or `embedded` (PGlite + memory). Set with `ONEPIPE_TEST_BACKEND`; any other
+ * value is an error, so a typo cannot run one suite while CI reports another.
  *
  * @example
  * ```ts
@@ -12,7 +13,10 @@ import { Database, MemoryCache, RedisCache, type Cache } from '@onepipe/core'
  * ```
  */
 export function testBackend(): 'real' | 'embedded' {
-  return process.env.ONEPIPE_TEST_BACKEND === 'embedded' ? 'embedded' : 'real'
+  const v = process.env.ONEPIPE_TEST_BACKEND
+  if (v === undefined || v === '' || v === 'real') return 'real'
+  if (v === 'embedded') return 'embedded'
+  throw new Error(`ONEPIPE_TEST_BACKEND must be "real" or "embedded", not "${v}"`)
 }
 
 /** The PostgreSQL server tests use (`TEST_DATABASE_URL`, else local trust auth). */
