@@ -1,4 +1,4 @@
-import { OnePipeError, stderrLogger, type Logger } from '@onepipe/core'
+import { DatabaseError, OnePipeError, stderrLogger, type Logger } from '@onepipe/core'
 import type { Context } from 'hono'
 import { requestIdOf } from './request-id.js'
 
@@ -34,6 +34,9 @@ export function errorResponse(status: number, code: string, message: string, req
  */
 export function respondError(c: Context, e: unknown, logger: Logger = stderrLogger, requestId: string = requestIdOf(c)): Response {
   if (e instanceof OnePipeError && e.status < 500) {
+    // A value the database refused is the client's to fix, but may also be a
+    // handler's bug (a division by zero): keep a trace of it.
+    if (e instanceof DatabaseError) logger.warn({ err: e, requestId, method: c.req.method, path: c.req.path }, 'the database refused a value')
     const headers = e.status === 413 ? { connection: 'close' } : undefined
     return errorResponse(e.status, e.code, e.message, requestId, e.details, headers)
   }

@@ -28,8 +28,14 @@ export interface RouteOptions<B extends Schema | undefined = undefined, Q extend
   body?: B
   query?: Q
   params?: P
-  /** Documents the 200 response in OpenAPI. */
+  /** Documents the success response in OpenAPI. */
   response?: Schema
+  /**
+   * The status of a success (default 200): a plain value the handler returns
+   * is sent with it, and OpenAPI documents it (`201` for a route that
+   * creates, `202` for one that queues work).
+   */
+  status?: 200 | 201 | 202
   summary?: string
   description?: string
   tags?: string[]
@@ -182,11 +188,11 @@ export class RESTBuilder {
 }
 
 /** Turns whatever a handler returned into a Response. */
-function toResponse(value: unknown, requestId: string): Response {
+function toResponse(value: unknown, requestId: string, status: number): Response {
   if (value instanceof Response) return value
   if (value === undefined || value === null) return new Response(null, { status: 204, headers: { 'x-request-id': requestId } })
-  if (typeof value === 'string') return new Response(value, { status: 200, headers: { 'content-type': 'text/plain; charset=utf-8', 'x-request-id': requestId } })
-  return new Response(JSON.stringify(value), { status: 200, headers: { 'content-type': 'application/json; charset=utf-8', 'x-request-id': requestId } })
+  if (typeof value === 'string') return new Response(value, { status, headers: { 'content-type': 'text/plain; charset=utf-8', 'x-request-id': requestId } })
+  return new Response(JSON.stringify(value), { status, headers: { 'content-type': 'application/json; charset=utf-8', 'x-request-id': requestId } })
 }
 
 /**
@@ -283,7 +289,8 @@ export class RestApi implements Component {
     const deps = { db: this.#db, cache: this.#cache, logger: this.#logger }
     const plain = !s.auth && !o.params && !o.query && !o.body
     const NONE = { hasBody: false }
-    const done = (out: unknown, requestId: string): Response => toResponse(out, requestId)
+    const status = r.options.status ?? 200
+    const done = (out: unknown, requestId: string): Response => toResponse(out, requestId, status)
     const slow = async (c: Context, requestId: string): Promise<Response> => {
       try {
         let user: AuthUser | undefined

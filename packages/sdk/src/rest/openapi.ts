@@ -13,7 +13,7 @@ export interface RouteDoc {
   path: string
   tag: string
   secured: boolean
-  options: { body?: StandardSchemaV1 | undefined; query?: StandardSchemaV1 | undefined; params?: StandardSchemaV1 | undefined; response?: StandardSchemaV1 | undefined; summary?: string; description?: string; tags?: string[] }
+  options: { body?: StandardSchemaV1 | undefined; query?: StandardSchemaV1 | undefined; params?: StandardSchemaV1 | undefined; response?: StandardSchemaV1 | undefined; status?: number; summary?: string; description?: string; tags?: string[] }
 }
 
 type JsonSchemaCapable = { '~standard': { jsonSchema?: { input(o: { target: string }): Record<string, unknown>; output(o: { target: string }): Record<string, unknown> } } }
@@ -57,9 +57,12 @@ export function buildOpenApi(info: OpenApiInfo, routes: RouteDoc[]): Record<stri
       ...(r.options.description ? { description: r.options.description } : {}),
       parameters: [...pathParams, ...queryParams],
       responses: {
-        '200': { description: 'Success', content: { 'application/json': { schema: jsonSchema(r.options.response, 'output') } } },
+        [String(r.options.status ?? 200)]: { description: 'Success', content: { 'application/json': { schema: jsonSchema(r.options.response, 'output') } } },
         '400': { $ref: '#/components/responses/Error' },
-        ...(r.secured ? { '401': { $ref: '#/components/responses/Error' } } : {}),
+        ...(r.secured ? { '401': { $ref: '#/components/responses/Error' }, '403': { $ref: '#/components/responses/Error' } } : {}),
+        ...(pathParams.length > 0 ? { '404': { $ref: '#/components/responses/Error' } } : {}),
+        ...(r.options.body ? { '413': { $ref: '#/components/responses/Error' }, '415': { $ref: '#/components/responses/Error' } } : {}),
+        '500': { $ref: '#/components/responses/Error' },
       },
       ...(r.options.body ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(r.options.body, 'input') } } } } : {}),
       ...(r.secured ? { security: [{ bearer: [] }] } : {}),
@@ -80,7 +83,8 @@ export function buildOpenApi(info: OpenApiInfo, routes: RouteDoc[]): Record<stri
             'application/json': {
               schema: {
                 type: 'object',
-                properties: { error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' }, details: { type: 'object' }, requestId: { type: 'string' } }, required: ['code', 'message'] } },
+                properties: { error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' }, details: { type: 'object' }, requestId: { type: 'string' } }, required: ['code', 'message', 'requestId'] } },
+                required: ['error'],
               },
             },
           },
