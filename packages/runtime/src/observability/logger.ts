@@ -1,9 +1,11 @@
-import type { Logger } from '@onepipe/core'
+import { ConfigError, type Logger } from '@onepipe/core'
 import { pino, type Logger as Pino } from 'pino'
 
 /**
  * The process logger: structured JSON lines on stdout (pino), level from
  * `LOG_LEVEL` (default `info`).
+ *
+ * @throws ConfigError `INVALID_LOG_LEVEL` naming the accepted levels, for a level pino does not know
  *
  * @example
  * ```ts
@@ -12,8 +14,13 @@ import { pino, type Logger as Pino } from 'pino'
  * ```
  */
 export function createLogger(options: { level?: string; base?: Record<string, unknown> } = {}): Logger & { pino: Pino } {
+  const level = options.level ?? (process.env.LOG_LEVEL || 'info')
+  const known = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+  if (!known.includes(level)) {
+    throw new ConfigError('INVALID_LOG_LEVEL', `${options.level === undefined ? 'LOG_LEVEL' : 'The log level'} "${level}" is not a level; use one of ${known.join(', ')}`)
+  }
   const p = pino({
-    level: options.level ?? process.env.LOG_LEVEL ?? 'info',
+    level,
     base: { pid: process.pid, ...options.base },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
