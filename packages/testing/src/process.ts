@@ -14,8 +14,9 @@ export interface NodeProcess {
 }
 
 /**
- * Starts `node file args…` with extra env, capturing its output, for
- * multi-process and crash tests.
+ * Starts `node file args…` with extra env (an `undefined` value unsets a
+ * variable) in `options.cwd`, capturing its output, for multi-process and
+ * crash tests.
  *
  * @example
  * ```ts
@@ -24,8 +25,14 @@ export interface NodeProcess {
  * p.kill('SIGKILL')
  * ```
  */
-export function spawnNode(file: string, args: string[] = [], env: Record<string, string> = {}): NodeProcess {
-  const child = spawn(process.execPath, [file, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+export function spawnNode(file: string, args: string[] = [], env: Record<string, string | undefined> = {}, options: { cwd?: string } = {}): NodeProcess {
+  const merged: NodeJS.ProcessEnv = { ...process.env }
+  // An undefined value removes the variable, e.g. { DATABASE_URL: undefined } for the embedded default.
+  for (const [k, v] of Object.entries(env)) {
+    if (v === undefined) delete merged[k]
+    else merged[k] = v
+  }
+  const child = spawn(process.execPath, [file, ...args], { env: merged, stdio: ['ignore', 'pipe', 'pipe'], ...(options.cwd ? { cwd: options.cwd } : {}) })
   let out = ''
   const waiters: { re: RegExp; resolve: (l: string) => void }[] = []
   const onData = (d: Buffer) => {
