@@ -7,7 +7,7 @@ const embedded = process.env.ONEPIPE_TEST_BACKEND === 'embedded'
 
 export default defineConfig({
   test: {
-    include: ['packages/*/test/**/*.test.ts', 'examples/*/test/**/*.test.ts'],
+    include: ['packages/*/test/**/*.test.ts', 'examples/*/test/**/*.test.ts', 'test/**/*.test.ts'],
     exclude: ['**/node_modules/**', '**/dist/**', ...(embedded ? ['**/*.multi.test.ts', '**/*.real.test.ts'] : [])],
     setupFiles: ['./test/setup/leaks.ts'],
     testTimeout: 30_000,
