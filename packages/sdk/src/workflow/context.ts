@@ -7,6 +7,12 @@
 // executor sees the run parked once no step is in flight, and gives the lease
 // up until the wake time. Parking (instead of throwing) means a body's own
 // try/catch can never swallow a suspension and carry on.
+//
+// A new sleep is recorded by the statement that parks the run (see
+// `parkRun`), not before it: recorded first and parked in a second
+// statement, the run was visible in between as sleeping (its sleep step and
+// wake time stored) yet still owned and running with no wake time, and a
+// crash there left it to the stale-lease takeover instead of its wake time.
 import {
   ConfigError,
   DatabaseError,
@@ -28,6 +34,7 @@ import {
   insertWaiting,
   timeoutWaiting,
   type Lease,
+  type PendingSleep,
   type PendingStep,
   type RunRow,
   type StepRow,
@@ -90,6 +97,12 @@ export class Execution implements WorkflowContext {
   // next side effect never starts before they are durable), so the last
   // step and the run's completion share one commit.
   #pending: PendingStep[] = []
+  // Sleeps this execution is parked on, recorded with the park itself; `at`
+  // (performance.now() at the call) keeps the wake time counted from the
+  // call even when a parallel branch's step delays the park. An execution
+  // that loses its lease before parking records none of them: like a step
+  // whose result was not recorded, the sleep starts over on the next owner.
+  #sleeps: { step_name: string; ms: number; at: number }[] = []
   #flushChain: Promise<boolean> = Promise.resolve(true)
   #onParked: (() => void) | undefined
   /** Resolves once the run is parked (suspended or stopped) with no step in flight. */
@@ -185,8 +198,18 @@ export class Execution implements WorkflowContext {
     return this.#pending.splice(0)
   }
 
+  /** Sleeps not recorded yet, for the statement that parks the run (each with the time left from now). */
+  takeSleeps(): PendingSleep[] {
+    const now = performance.now()
+    return this.#sleeps.splice(0).map((s) => ({ step_name: s.step_name, ms: s.ms - (now - s.at) }))
+  }
+
   #suspend(wakeAtMs: number | null): Promise<never> {
     this.#wakes.push(wakeAtMs)
+    return this.#parkHere()
+  }
+
+  #parkHere(): Promise<never> {
     this.#suspended = true
     this.#checkParked()
     return never()
@@ -292,6 +315,12 @@ export class Execution implements WorkflowContext {
     let wake = (this.#steps.get(stepId)?.result as { v?: number } | null)?.v
     if (wake === undefined) {
       if (!(await this.#gate())) return never()
+      if (ms > 0) {
+        // Parks at once; the engine records this sleep in the statement that gives the lease up.
+        this.#sleeps.push({ step_name: stepId, ms, at: performance.now() })
+        return this.#parkHere()
+      }
+      // Nothing to wait for: recorded now (the step ids of a replay stay the same) and the body goes on.
       const w = await this.#write(`sleep ${stepId}`, () => insertSleep(this.#host.db, this.lease, stepId, ms))
       if (w === STOP) return never()
       wake = w

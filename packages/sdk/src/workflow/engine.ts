@@ -14,7 +14,7 @@ import {
   type SerializedError,
 } from '@onepipe/core'
 import { Execution, type ExecutionHost } from './context.js'
-import { claimDue, claimStale, finishRun, heartbeat, releaseRun, retryTransient, selectSteps, type RunRow, type StepRow } from './sql.js'
+import { claimDue, claimStale, finishRun, heartbeat, parkRun, releaseRun, retryTransient, selectSteps, type RunRow, type StepRow } from './sql.js'
 import type { ChildWorkflow, ResolvedRetry, RunStatus } from './types.js'
 
 /** How a run ended in this process (or that it was handed back to the database). */
@@ -367,9 +367,12 @@ export class WorkflowEngine implements ExecutionHost {
       return { final: false }
     }
     const wakeAtMs = reason === 'shutdown' ? 0 : exec.wakeAtMs
-    if (!(await exec.flush())) return { final: false }
-    const r = await releaseRun(this.db, exec.lease, wakeAtMs, exec.seenSeq)
+    const steps = await exec.takePending()
+    if (!steps) return { final: false }
+    // Finished steps, new sleeps and the release share one commit (like a run's last step and its completion).
+    const r = await parkRun(this.db, exec.lease, { steps, sleeps: exec.takeSleeps(), wakeAtMs, seenSeq: exec.seenSeq })
     if (r) this.#armWake(r.wakeAtMs - exec.dbNow())
+    else this.logger.warn({ workflowId: exec.workflowId, fence: exec.lease.fence }, 'workflow park refused: the run was cancelled or another process owns it now')
     return { final: false }
   }
 

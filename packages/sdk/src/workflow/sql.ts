@@ -268,6 +268,52 @@ export async function releaseRun(q: Queryable, l: Lease, wakeAtMs: number | null
   return row ? { wakeAtMs: Number(row.wake_ms) } : undefined
 }
 
+/** A sleep to record when its run parks: the wake time is `now() + ms` on the database clock. */
+export interface PendingSleep {
+  step_name: string
+  ms: number
+}
+
+/**
+ * Parks a run in one statement: records its last finished steps and the
+ * sleeps it is parked on, and gives the lease up until the earliest wake
+ * time (those sleeps, `wakeAtMs` of its other waits in epoch ms, null for
+ * none, and the run's deadline). A signal or child completion since the
+ * claim (`signal_seq` moved) makes it due at once, so no wake-up is lost.
+ * One statement, so nobody sees a recorded sleep on a run that still looks
+ * owned and busy, and a cancel or takeover lands before or after the park,
+ * never between the sleep and the release. The run is released only when
+ * every row was recorded; undefined when refused (lease lost, cancelled).
+ */
+export async function parkRun(q: Queryable, l: Lease, p: { steps: PendingStep[]; sleeps: PendingSleep[]; wakeAtMs: number | null; seenSeq: number }): Promise<{ wakeAtMs: number } | undefined> {
+  const [row] = await q.query<{ wake_ms: number | null }>(
+    `WITH lease AS (SELECT workflow_id FROM _onepipe_workflows WHERE workflow_id = $1 AND fence = $2 AND owner = $3 AND status = 'running' FOR NO KEY UPDATE),
+     sleeps AS (
+       SELECT s.step_name, now() + s.ms ${MS} AS wake_at, floor(extract(epoch FROM now() + s.ms ${MS}) * 1000)::float8 AS v
+       FROM jsonb_to_recordset($5::jsonb) AS s(step_name text, ms float8)),
+     ins AS (
+       INSERT INTO _onepipe_workflow_steps (id, workflow_id, step_name, status, result, error, attempts, fence, wake_at)
+       SELECT $1 || '/' || s.step_name, lease.workflow_id, s.step_name, s.status, s.result, s.error, s.attempts, $2, NULL::timestamptz FROM lease, ${STEP_SET}
+       UNION ALL
+       SELECT $1 || '/' || z.step_name, lease.workflow_id, z.step_name, 'completed', jsonb_build_object('v', z.v), NULL, 1, $2, z.wake_at FROM lease, sleeps z
+       ON CONFLICT (workflow_id, step_name) DO NOTHING
+       RETURNING step_name),
+     run AS (
+       UPDATE _onepipe_workflows w SET owner = NULL, heartbeat_at = NULL, updated_at = now(),
+         wake_at = CASE WHEN w.signal_seq = $7
+                        THEN LEAST(COALESCE(to_timestamp($6::float8 / 1000), 'infinity'::timestamptz),
+                                   COALESCE((SELECT to_timestamp(min(v) / 1000) FROM sleeps), 'infinity'::timestamptz),
+                                   COALESCE(w.deadline_at, 'infinity'::timestamptz))
+                        ELSE now() END
+       FROM lease
+       WHERE w.workflow_id = lease.workflow_id AND (SELECT count(*) FROM ins) = $8
+       RETURNING extract(epoch FROM w.wake_at)::float8 * 1000 AS wake_ms)
+     SELECT (SELECT wake_ms FROM run) AS wake_ms`,
+    [l.id, l.fence, l.owner, p.steps, p.sleeps, p.wakeAtMs, p.seenSeq, p.steps.length + p.sleeps.length],
+  )
+  return row?.wake_ms === null || row?.wake_ms === undefined ? undefined : { wakeAtMs: Number(row.wake_ms) }
+}
+
 /**
  * Ends a run (completed or failed) under its lease, recording its last
  * steps in the same statement, and wakes a waiting parent; a cancelled run

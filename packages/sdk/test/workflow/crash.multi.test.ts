@@ -5,7 +5,7 @@
 import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest'
 import type { Database } from '@onepipe/sdk'
-import { spawnNode, testDatabase, type NodeProcess } from '@onepipe/testing'
+import { spawnNode, testDatabase, waitFor, type NodeProcess } from '@onepipe/testing'
 // @ts-expect-error -- a plain JS fixture shared with the worker processes
 import { apps } from './fixtures/apps.mjs'
 
@@ -54,39 +54,40 @@ async function effects(run?: string): Promise<{ run_id: string; step: string; pi
   return db.query('SELECT run_id, step, pid FROM effects WHERE ($1::text IS NULL OR run_id = $1) ORDER BY at', [run ?? null])
 }
 
-async function until<T>(fn: () => Promise<T | undefined | false>, ms: number, what: string): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = await fn()
-    if (v) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await sleep(50)
-  }
-}
+// Deadlines are generous: they only bound how long a broken test hangs.
+const until = <T>(fn: () => Promise<T>, timeoutMs: number, what: string) => waitFor(fn, { timeoutMs, what, intervalMs: 50 })
 
-it('(a) kill -9 during ctx.sleep("3s"), restart 5 s later: the run resumes and finishes; the step before the sleep ran once', { timeout: 40_000 }, async () => {
+it('(a) kill -9 during ctx.sleep("3s"), restart once its wake time passed: the run resumes and finishes without sleeping again; the step before the sleep ran once', { timeout: 60_000 }, async () => {
   const p1 = await startWorker()
   const h = await wf.napper.start(undefined, { workflowId: 'nap-1' })
-  await until(async () => (await db.query(`SELECT 1 FROM _onepipe_workflow_steps WHERE workflow_id = 'nap-1' AND step_name = '$sleep'`)).length > 0, 10_000, 'the sleep to be recorded')
-  const [slept] = await db.query<{ wake_at: Date; owner: string | null }>(`SELECT wake_at, owner FROM _onepipe_workflows WHERE workflow_id = 'nap-1'`)
-  expect(slept!.owner).toBeNull() // parked in the database, no process holds it
+  // Parked in the database: no process holds it, and the recorded sleep names the run's wake time.
+  const slept = await until(
+    async () => (await db.query<{ wake_at: Date; fence: number; v: number }>(
+      `SELECT w.wake_at, w.fence, (s.result->>'v')::float8 AS v FROM _onepipe_workflows w JOIN _onepipe_workflow_steps s USING (workflow_id)
+       WHERE w.workflow_id = 'nap-1' AND s.step_name = '$sleep' AND w.owner IS NULL AND w.wake_at IS NOT NULL`,
+    ))[0],
+    20_000,
+    'the run to park on its sleep',
+  )
+  expect(slept.wake_at.getTime()).toBe(slept.v)
   p1.kill('SIGKILL')
   await p1.exited
-  await sleep(5000)
-  const restartedAt = Date.now()
+  await until(async () => (await db.query<{ due: boolean }>(`SELECT now() > $1::timestamptz AS due`, [slept.wake_at]))[0]!.due, 20_000, 'the wake time to pass')
   await startWorker()
-  expect(await h.result('10s')).toBe('rested')
-  const tookMs = Date.now() - restartedAt
-  const [run] = await db.query<{ status: string; completed_at: Date }>(`SELECT status, completed_at FROM _onepipe_workflows WHERE workflow_id = 'nap-1'`)
+  expect(await h.result('30s')).toBe('rested')
+  const [run] = await db.query<{ status: string; completed_at: Date; fence: number }>(`SELECT status, completed_at, fence FROM _onepipe_workflows WHERE workflow_id = 'nap-1'`)
   expect(run!.status).toBe('completed')
-  expect(run!.completed_at.getTime()).toBeGreaterThanOrEqual(slept!.wake_at.getTime())
-  expect(tookMs).toBeLessThan(2500) // the wake time had passed: it did not sleep 3 s again
+  expect(run!.completed_at.getTime()).toBeGreaterThanOrEqual(slept.wake_at.getTime())
+  // The wake time had passed: the restarted worker's one claim ran the run to the end. A sleep
+  // started over would have parked it again and needed another claim (fence 3).
+  expect(Number(run!.fence)).toBe(Number(slept.fence) + 1)
+  expect(await db.query(`SELECT (result->>'v')::float8 AS v FROM _onepipe_workflow_steps WHERE workflow_id = 'nap-1' AND step_name LIKE '$sleep%'`)).toEqual([{ v: slept.v }])
   const rows = await effects('nap-1')
   expect(rows.filter((r) => r.step === 'before')).toHaveLength(1)
   expect(rows.filter((r) => r.step === 'after')).toHaveLength(1)
 })
 
-it('(b) 200 runs over 3 processes, one killed mid-step: every run completes; each step ran once, except at most once more for a step executing at the kill', { timeout: 60_000 }, async () => {
+it('(b) 200 runs over 3 processes, one killed mid-step: every run completes; each step ran once, except at most once more for a step executing at the kill', { timeout: 150_000 }, async () => {
   const workers = [await startWorker(), await startWorker(), await startWorker()]
   const ids: string[] = []
   for (let i = 0; i < 200; i++) {
@@ -94,8 +95,9 @@ it('(b) 200 runs over 3 processes, one killed mid-step: every run completes; eac
     ids.push((await wf.batch.start({ ms }, { workflowId: `batch-${i}` })).workflowId)
   }
   const victim = workers[1]!
-  // Kill once the victim is in the middle of several runs.
-  await until(async () => (await db.query('SELECT 1 FROM effects WHERE pid = $1', [victim.pid])).length >= 20, 20_000, 'the victim to be mid-run')
+  // Kill once the victim is in the middle of several runs and every run has an owner, so the runs it holds are counted before the kill.
+  await until(async () => (await db.query('SELECT 1 FROM effects WHERE pid = $1', [victim.pid])).length >= 20, 60_000, 'the victim to be mid-run')
+  await until(async () => (await db.query(`SELECT 1 FROM _onepipe_workflows WHERE workflow_name = 'batch' AND status = 'pending'`)).length === 0, 60_000, 'every run to be claimed')
   const [held] = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM _onepipe_workflows WHERE owner = $1', [`p${victim.pid}`])
   victim.kill('SIGKILL')
   await victim.exited
@@ -104,7 +106,7 @@ it('(b) 200 runs over 3 processes, one killed mid-step: every run completes; eac
   await until(async () => {
     const [r] = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM _onepipe_workflows WHERE workflow_name = 'batch' AND status = 'completed'`)
     return r!.n === 200
-  }, 40_000, 'all 200 runs to complete')
+  }, 90_000, 'all 200 runs to complete')
 
   const rows = await db.query<{ run_id: string; step: string; n: number; pids: number[] }>(
     `SELECT run_id, step, count(*)::int AS n, array_agg(pid ORDER BY at) AS pids FROM effects WHERE run_id LIKE 'batch-%' GROUP BY run_id, step`,
@@ -131,16 +133,16 @@ it('(b) 200 runs over 3 processes, one killed mid-step: every run completes; eac
   console.log(`(b) victim held ${held!.n} runs at the kill; ${twice.length} in-flight steps ran again; all other ${600 - twice.length} steps ran exactly once`)
 })
 
-it('(c) a paused owner (SIGSTOP past the lease) is resumed: its late step result is refused', { timeout: 40_000 }, async () => {
+it('(c) a paused owner (SIGSTOP past the lease) is resumed: its late step result is refused', { timeout: 60_000 }, async () => {
   const p1 = await startWorker()
   const h = await wf.pausable.start(undefined, { workflowId: 'pause-1' })
   await p1.waitFor(/STEP-STARTED/)
   p1.kill('SIGSTOP')
   const p2 = await startWorker()
-  const out = (await h.result('20s')) as { pid: number }
+  const out = (await h.result('30s')) as { pid: number }
   expect(out.pid).toBe(p2.pid) // taken over after the lease went stale
   p1.kill('SIGCONT')
-  await p1.waitFor(/refused/, 10_000)
+  await p1.waitFor(/refused/, 20_000)
   const steps = await db.query<{ step_name: string; result: { v: number }; fence: number }>(`SELECT step_name, result, fence FROM _onepipe_workflow_steps WHERE workflow_id = 'pause-1'`)
   expect(steps).toHaveLength(1)
   expect(steps[0]!.result.v).toBe(p2.pid)
@@ -151,13 +153,13 @@ it('(c) a paused owner (SIGSTOP past the lease) is resumed: its late step result
   expect((await effects('pause-1')).map((e) => e.pid)).toEqual([p1.pid, p2.pid])
 })
 
-it('(d) cancel from another process stops a run mid-step before its next step; the finishing step cannot overwrite the cancelled status', { timeout: 30_000 }, async () => {
+it('(d) cancel from another process stops a run mid-step before its next step; the finishing step cannot overwrite the cancelled status', { timeout: 60_000 }, async () => {
   const p1 = await startWorker()
   const h = await wf.cancellable.start(undefined, { workflowId: 'cancel-1' })
   await p1.waitFor(/ONE-STARTED/)
   await h.cancel()
-  await expect(h.result('5s')).rejects.toMatchObject({ code: 'WORKFLOW_CANCELLED' })
-  await p1.waitFor(/refused/, 10_000) // step one finished after the cancel: its result was refused
+  await expect(h.result('20s')).rejects.toMatchObject({ code: 'WORKFLOW_CANCELLED' })
+  await p1.waitFor(/refused/, 20_000) // step one finished after the cancel: its result was refused
   await sleep(300)
   const [run] = await db.query<{ status: string }>(`SELECT status FROM _onepipe_workflows WHERE workflow_id = 'cancel-1'`)
   expect(run!.status).toBe('cancelled')
@@ -165,7 +167,7 @@ it('(d) cancel from another process stops a run mid-step before its next step; t
   expect(await db.query(`SELECT step_name FROM _onepipe_workflow_steps WHERE workflow_id = 'cancel-1'`)).toEqual([])
 })
 
-it('(e) under serve(): a run started over HTTP survives kill -9 of its app mid-step; a new app recovers it at start-up with no recover() call', { timeout: 40_000 }, async () => {
+it('(e) under serve(): a run started over HTTP survives kill -9 of its app mid-step; a new app recovers it at start-up with no recover() call', { timeout: 60_000 }, async () => {
   const serveApp = fileURLToPath(new URL('./fixtures/serve-app.mjs', import.meta.url))
   const env = { DATABASE_URL: url ?? '', SCHEMA: schema, ONEPIPE_WORKFLOW_HEARTBEAT: '300ms', ONEPIPE_WORKFLOW_STALE_AFTER: '1500ms', ONEPIPE_WORKFLOW_POLL: '200ms', LOG_LEVEL: 'warn' }
   const a1 = spawnNode(serveApp, [], env)
@@ -177,7 +179,7 @@ it('(e) under serve(): a run started over HTTP survives kill -9 of its app mid-s
     body: JSON.stringify({ workflowId: 'served-1', input: { ms: { a: 50, b: 4000, c: 50 } } }),
   })
   expect(res.status).toBe(201)
-  await until(async () => (await effects('served-1')).some((e) => e.step === 'b'), 10_000, 'step b to start')
+  await until(async () => (await effects('served-1')).some((e) => e.step === 'b'), 20_000, 'step b to start')
   a1.kill('SIGKILL')
   await a1.exited
   const a2 = spawnNode(serveApp, [], env)
@@ -186,7 +188,7 @@ it('(e) under serve(): a run started over HTTP survives kill -9 of its app mid-s
   const run = await until(async () => {
     const body = (await (await fetch(`http://127.0.0.1:${port2}/__onepipe/workflows/runs/served-1`)).json()) as { run: { status: string }; steps: { stepId: string }[] }
     return body.run.status === 'completed' && body
-  }, 20_000, 'the run to complete on the new app')
+  }, 30_000, 'the run to complete on the new app')
   expect(run.steps.map((s) => s.stepId)).toEqual(['a', 'b', 'c'])
   const counts = (await effects('served-1')).reduce<Record<string, number>>((m, e) => ({ ...m, [e.step]: (m[e.step] ?? 0) + 1 }), {})
   expect(counts).toEqual({ a: 1, b: 2, c: 1 }) // b was executing at the kill: the one step allowed to run again
