@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest'
 import { spawnNode } from '@onepipe/testing'
 import { StreamsClient } from '../src/index.js'
 
-const bin = fileURLToPath(new URL('../dist/bin.js', import.meta.url))
+// The committed bin npm links (it loads dist/bin.js), as users run it.
+const bin = fileURLToPath(new URL('../bin/onepipe-streams.js', import.meta.url))
 
 describe('onepipe-streams bin', () => {
   it('serves the protocol with the chosen store and stops cleanly on SIGTERM', async () => {
@@ -54,9 +55,23 @@ describe('onepipe-streams bin', () => {
     }
   })
 
-  it('refuses an unknown store kind with a clear message', async () => {
+  it('refuses an unknown store kind as a usage error (exit 2) listing the kinds', async () => {
     const p = spawnNode(bin, ['serve', '--port', '0', '--store', 'nope'])
-    expect(await p.exited).toBe(1)
-    expect(p.output()).toMatch(/Unknown streams store "nope"; use one of: memory/)
+    expect(await p.exited).toBe(2)
+    expect(p.output()).toMatch(/option '--store <kind>' argument 'nope' is invalid\. Allowed choices are memory, file, redis, postgres/)
+    expect(p.output()).toMatch(/Usage: onepipe-streams serve/)
+  })
+
+  it('takes the port from ONEPIPE_STREAMS_PORT and names that variable when it is not a number', async () => {
+    const p = spawnNode(bin, ['serve'], { ONEPIPE_STREAMS_PORT: 'abc' })
+    expect(await p.exited).toBe(2)
+    expect(p.output()).toMatch(/option '--port <n>' value 'abc' from env 'ONEPIPE_STREAMS_PORT' is invalid/)
+  })
+
+  it('--help prints the usage and starts nothing', async () => {
+    const p = spawnNode(bin, ['serve', '--help'])
+    expect(await p.exited).toBe(0)
+    expect(p.output()).toMatch(/^Usage: onepipe-streams serve \[options\]/)
+    expect(p.output()).not.toMatch(/listening/)
   })
 })
