@@ -1,1 +1,3 @@
-export { readManifest } from './manifest.js'
+export { loadEntry, readManifest } from './manifest.js'
+export { migrateDefault, migrateEntry, type DatabaseMigration, type MigrateDefaultOptions, type OnMigrated } from './migrate.js'
+export { createProgram } from './program.js'

@@ -1,11 +1,38 @@
+import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { getManifest, type Manifest } from '@onepipe/core'
+import { ConfigError, getManifest, OnePipeError, type Manifest } from '@onepipe/core'
 
 /**
- * Loads an app entry file with `ONEPIPE_MANIFEST_ONLY=1`, so `serve()` and
- * every `build()` register themselves without opening ports or connecting,
- * and returns the manifest they recorded.
+ * Imports an app entry file with `ONEPIPE_MANIFEST_ONLY=1`, so `serve()`
+ * records the app and returns without opening a port, engines stay detached
+ * and nothing connects; every `build()` the entry runs is recorded.
+ *
+ * @throws ConfigError `ENTRY_NOT_FOUND` when the file is missing, `ENTRY_FAILED` when importing it
+ *   throws something other than a OnePipeError (which is rethrown as is)
+ *
+ * @example
+ * ```ts
+ * await loadEntry('examples/shop/dist/main.js')
+ * console.log(builtDatabases().map((db) => db.name)) // ['shop']
+ * ```
+ */
+export async function loadEntry(entry: string): Promise<void> {
+  const file = resolve(entry)
+  if (!existsSync(file)) throw new ConfigError('ENTRY_NOT_FOUND', `No app entry at ${file}; pass the compiled entry file, e.g. dist/main.js (build the app first)`)
+  process.env.ONEPIPE_MANIFEST_ONLY = '1'
+  try {
+    await import(pathToFileURL(file).href)
+  } catch (e) {
+    // The app's own errors (a bad DATABASE_URL…) keep their code; anything else gets one.
+    if (e instanceof OnePipeError) throw e
+    throw new ConfigError('ENTRY_FAILED', `Loading ${file} failed: ${e instanceof Error ? e.message : String(e)}`)
+  }
+}
+
+/**
+ * Loads an app entry without starting it (see {@link loadEntry}) and
+ * returns the manifest its `build()`s and `serve()` recorded.
  *
  * @example
  * ```ts
@@ -13,7 +40,6 @@ import { getManifest, type Manifest } from '@onepipe/core'
  * ```
  */
 export async function readManifest(entry: string): Promise<Manifest> {
-  process.env.ONEPIPE_MANIFEST_ONLY = '1'
-  await import(pathToFileURL(resolve(entry)).href)
+  await loadEntry(entry)
   return getManifest()
 }
