@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Cache } from '@onepipe/core'
-import { testCache } from '@onepipe/testing'
+import { testCache, waitFor } from '@onepipe/testing'
 
 describe('Cache', () => {
   let cache: Cache
@@ -18,11 +18,14 @@ describe('Cache', () => {
     expect(await cache.del('k')).toBe(false)
   })
 
-  it('expires a key after its TTL', async () => {
-    await cache.set('short', 1, { ttlMs: 50 })
-    expect(await cache.get('short')).toBe(1)
-    await new Promise((r) => setTimeout(r, 120))
-    expect(await cache.get('short')).toBeUndefined()
+  it('keeps a key for its TTL and drops it once the TTL ran out', async () => {
+    // A long TTL: present right after set, however slow the machine.
+    await cache.set('long', 1, { ttlMs: 600_000 })
+    expect(await cache.get('long')).toBe(1)
+    // A short TTL: gone once it ran out (waited for, not slept for).
+    await cache.set('short', 2, { ttlMs: 50 })
+    await waitFor(async () => (await cache.get('short')) === undefined, { what: 'the 50 ms key to expire' })
+    expect(await cache.get('long')).toBe(1)
   })
 
   it('increments atomically', async () => {
@@ -34,10 +37,15 @@ describe('Cache', () => {
     const got: string[] = []
     const stop = await cache.subscribe('ch', (m) => got.push(m))
     await cache.publish('ch', 'one')
-    for (let i = 0; i < 50 && got.length < 1; i++) await new Promise((r) => setTimeout(r, 10))
+    await waitFor(() => got.length >= 1, { what: 'the first message' })
     await stop()
+    // A probe subscribed after the stop: once it has 'two', a handler still subscribed would have it too.
+    const probe: string[] = []
+    const stopProbe = await cache.subscribe('ch', (m) => probe.push(m))
     await cache.publish('ch', 'two')
-    await new Promise((r) => setTimeout(r, 50))
+    await waitFor(() => probe.length >= 1, { what: 'the probe to receive the second message' })
+    await stopProbe()
+    expect(probe).toEqual(['two'])
     expect(got).toEqual(['one'])
   })
 })

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { assertDatabase, Database, DatabaseError, TransportError, ConfigError, getManifest } from '@onepipe/core'
-import { testDatabase } from '@onepipe/testing'
+import { testDatabase, waitFor } from '@onepipe/testing'
 
 describe('Database', () => {
   let db: Database
@@ -46,7 +46,7 @@ describe('Database', () => {
     const got: string[] = []
     const stop = await db.listen('ping', (p) => got.push(p))
     await db.notify('ping', 'hello')
-    for (let i = 0; i < 50 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 20))
+    await waitFor(() => got.length > 0, { what: 'the notification' })
     await stop()
     expect(got).toEqual(['hello'])
   })
