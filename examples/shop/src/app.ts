@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url'
-import { APIError, Database, Lifecycle, REST, type Flow, type Workflow } from '@onepipe/sdk'
+import { APIError, Database, Lifecycle, REST, type Flow, type Projection, type Signal, type Workflow } from '@onepipe/sdk'
 import type { OrderEvent } from './fulfilment.js'
+import type { OrderCounts } from './live.js'
 import { z } from 'zod'
 
 /** The shop's own numbered migrations (its tables), applied after OnePipe's. */
@@ -11,8 +12,14 @@ export function createDb(): Database {
   return Database.create('shop').migrations(SHOP_SQL_DIR, 'shop').build()
 }
 
-const Item = z.object({ sku: z.string().min(1), qty: z.number().int().positive(), priceCents: z.number().int().nonnegative() })
-const NewOrder = z.object({ customer: z.string().min(1).max(200), items: z.array(Item).min(1).max(100) })
+// The schemas refuse what the tables cannot hold, so bad input is a 400 that
+// names the field rather than a database error: text without control
+// characters (PostgreSQL text holds no NUL), and bounds that keep the largest
+// order (100 items × 1,000 × 10,000,000 cents) far inside bigint and exact in a
+// JavaScript number.
+const Text = (max: number) => z.string().min(1).max(max).regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters')
+const Item = z.object({ sku: Text(64), qty: z.number().int().positive().max(1000), priceCents: z.number().int().nonnegative().max(10_000_000) })
+const NewOrder = z.object({ customer: Text(200), items: z.array(Item).min(1).max(100) })
 const StatusChange = z.object({ status: z.enum(['pending', 'paid', 'shipped', 'cancelled']) })
 const ListQuery = z.object({
   status: z.enum(['pending', 'paid', 'shipped', 'cancelled']).optional(),
@@ -31,10 +38,12 @@ interface OrderRow {
   updated_at: Date
 }
 
-/** What placing an order sets in motion (absent in tests of the API alone). */
+/** What placing an order sets in motion and what the API reads (absent in tests of the API alone). */
 export interface OrderHooks {
   events?: Flow<OrderEvent>
   fulfil?: Workflow<{ orderId: number }, unknown>
+  counts?: Projection<OrderCounts, OrderEvent>
+  open?: Signal<boolean>
 }
 
 /** Orders CRUD: create, list (keyset pagination), get, change status, delete. */
@@ -43,7 +52,8 @@ export function createOrdersApi(db: Database, hooks: OrderHooks = {}) {
     .basePath('/api/orders')
     .db(db)
     .openapi({ title: 'Shop', version: '1.0.0' })
-    .post('/', { body: NewOrder, summary: 'Place an order' }, async (ctx) => {
+    .post('/', { body: NewOrder, status: 201, summary: 'Place an order' }, async (ctx) => {
+      if (hooks.open && !(await hooks.open.get())) throw new APIError('UNAVAILABLE', 'The shop is closed for now; place the order again later')
       const input = await ctx.body()
       const total = input.items.reduce((s, i) => s + i.qty * i.priceCents, 0)
       const [row] = await ctx.db.query<OrderRow>('INSERT INTO orders (customer, items, total_cents) VALUES ($1, $2::jsonb, $3) RETURNING *', [input.customer, input.items, total])
@@ -58,6 +68,7 @@ export function createOrdersApi(db: Database, hooks: OrderHooks = {}) {
       const rows = await ctx.db.query<OrderRow>('SELECT * FROM orders WHERE id > $1 AND ($2::text IS NULL OR status = $2) ORDER BY id LIMIT $3', [after, status ?? null, limit])
       return { orders: rows, next: rows.length === limit ? rows[rows.length - 1]?.id : null }
     })
+    .get('/stats', { summary: 'Orders placed, paid and shipped' }, async () => (await hooks.counts?.get()) ?? { placed: 0, paid: 0, shipped: 0 })
     .get('/:id', { params: IdParams, summary: 'Get one order' }, async (ctx) => {
       const [row] = await ctx.db.query<OrderRow>('SELECT * FROM orders WHERE id = $1', [ctx.params.id])
       return row ?? ctx.notFound(`No order ${ctx.params.id}`)

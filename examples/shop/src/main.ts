@@ -14,6 +14,8 @@ if (app.url) {
       `  Orders API   ${app.url}/api/orders`,
       `  Order events ${app.url}/__onepipe/flows/order-events/stream   (live, SSE)`,
       `  Fulfilment   ${app.url}/__onepipe/workflows/fulfil-order/runs`,
+      `  Order counts ${app.url}/api/orders/stats   (a projection of the events)`,
+      `  Shop open    ${app.url}/__onepipe/signals/shop-open   (a signal; PUT false to close, /stream to watch)`,
       `  Payments     ${app.url}/rpc/charge-payment   (idempotent RPC)`,
       `  OpenAPI      ${app.url}/openapi.json`,
       `  Health       ${app.url}/health   Ready ${app.url}/ready   Metrics ${app.url}/metrics`,

@@ -1,6 +1,7 @@
 import type { Database } from '@onepipe/sdk'
 import { createLifecycle, createOrdersApi } from './app.js'
 import { createChargePayment, createDailyReport, createFulfilOrder, createOrderEvents } from './fulfilment.js'
+import { createOrderCounts, createShopOpen } from './live.js'
 
 /**
  * Every primitive of the shop, wired together, as `serve()` options: the
@@ -10,10 +11,14 @@ export function createShop(db: Database) {
   const events = createOrderEvents(db)
   const charge = createChargePayment(db)
   const fulfil = createFulfilOrder(db, events, charge)
+  const counts = createOrderCounts(db, events)
+  const open = createShopOpen(db)
   return {
     db,
-    rest: [createOrdersApi(db, { events, fulfil })],
+    rest: [createOrdersApi(db, { events, fulfil, counts, open })],
     flows: [events],
+    projections: [counts],
+    signals: [open],
     channels: [charge],
     workflows: [fulfil],
     cron: [createDailyReport(db)],
