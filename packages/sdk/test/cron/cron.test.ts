@@ -16,7 +16,8 @@ afterAll(async () => {
 })
 
 const iso = (ds: Date[]) => ds.map((d) => d.toISOString())
-const fast = { ttlMs: 1200, renewMs: 400 }
+// Renewed every second, but a TTL no loaded machine outlives by accident: these tests never want a failover.
+const fast = { ttlMs: 10_000, renewMs: 1_000 }
 let n = 0
 const jobName = (p: string) => `${p}-${++n}`
 const track = (c: Cron) => (running.push(c), c)
@@ -109,7 +110,7 @@ describe('cron scheduling', () => {
       ),
     )
     await Promise.all(jobs.map((j) => j.start()))
-    await until(() => seen.length >= 4, 8000)
+    await until(() => seen.length >= 4)
     await Promise.all(jobs.map((j) => j.stop()))
     const ticks = seen.map((s) => s.scheduled)
     expect(new Set(ticks).size).toBe(ticks.length)
@@ -138,18 +139,25 @@ describe('cron scheduling', () => {
       `INSERT INTO _onepipe_cron_executions (execution_id, job_name, scheduled_time, kind, status) VALUES ('seed', $1, date_trunc('minute', now()) - interval '10 minutes', 'scheduled', 'completed')`,
       [name],
     )
-    const [{ now }] = (await db.query<{ now: Date }>('SELECT date_trunc(\'minute\', now()) AS now')) as [{ now: Date }]
+    const minute = async () => (await db.query<{ now: Date }>("SELECT date_trunc('minute', now()) AS now"))[0]!.now.getTime()
+    const before = await minute()
     await job.start()
-    await until(() => ran.length >= 3, 5000)
+    await until(() => ran.length >= 3)
     await new Promise((r) => setTimeout(r, 300))
     await job.stop()
-    const expected = [2, 1, 0].map((m) => new Date(now.getTime() - m * 60_000).toISOString())
-    // A minute boundary during the test may add the next regular tick; the catch-up itself is exactly 3.
-    expect(ran.filter((r) => r.at <= expected[2]!)).toEqual([
-      { at: expected[0], kind: 'catch_up' },
-      { at: expected[1], kind: 'catch_up' },
-      { at: expected[2], kind: 'scheduled' },
+    const after = await minute()
+    // The catch-up runs the 3 newest ticks due at start, the newest as the regular tick. A
+    // minute boundary during the test moves them by a minute and may add later regular ticks.
+    const newest = new Date(ran[2]!.at).getTime()
+    expect(newest).toBeGreaterThanOrEqual(before)
+    expect(newest).toBeLessThanOrEqual(after)
+    const iso1 = (t: number) => new Date(t).toISOString()
+    expect(ran.slice(0, 3)).toEqual([
+      { at: iso1(newest - 120_000), kind: 'catch_up' },
+      { at: iso1(newest - 60_000), kind: 'catch_up' },
+      { at: iso1(newest), kind: 'scheduled' },
     ])
+    expect(ran.slice(3).every((r) => r.kind === 'scheduled' && r.at > iso1(newest))).toBe(true)
   })
 
   it('without catch-up, ticks missed during downtime are skipped', async () => {
@@ -160,6 +168,8 @@ describe('cron scheduling', () => {
     await upsertJob(db, name, '0 0 1 1 *', undefined)
     await db.execute(`UPDATE _onepipe_cron_jobs SET created_at = now() - interval '2 years' WHERE job_name = $1`, [name])
     await job.start()
+    // It looks at due ticks right after taking the lease; the margin after that can only let a wrong run show.
+    await until(async () => (await db.query(`SELECT 1 FROM _onepipe_cron_locks WHERE job_name = $1 AND expires_at > now()`, [name])).length === 1)
     await new Promise((r) => setTimeout(r, 300))
     await job.stop()
     expect(ran).toEqual([])
@@ -170,6 +180,8 @@ describe('cron scheduling', () => {
       let active = 0
       let peak = 0
       let runs = 0
+      let secondStarted!: () => void
+      const second = new Promise<void>((r) => (secondStarted = r))
       const job = track(
         Cron.create(jobName(`overlap-${overlap}`))
           .schedule('* * * * * *')
@@ -181,13 +193,18 @@ describe('cron scheduling', () => {
             active++
             runs++
             peak = Math.max(peak, active)
-            await new Promise((r) => setTimeout(r, 1600))
+            if (runs === 2) secondStarted()
+            // The first run lasts until the second starts: with overlap that is the next tick;
+            // without, the second can only start after 2.5 s (two ticks later) when this one gives up.
+            let t: NodeJS.Timeout | undefined
+            if (runs === 1) await Promise.race([second, new Promise((r) => (t = setTimeout(r, overlap ? 20_000 : 2_500)))])
+            clearTimeout(t)
             active--
           })
           .build(),
       )
       await job.start()
-      await until(() => runs >= 2, 6000)
+      await until(() => runs >= 2)
       await job.stop()
       return peak
     }
@@ -257,7 +274,7 @@ describe('cron scheduling', () => {
 
   it('a clean stop hands the lease over at once, not at the next look of the other instances', async () => {
     const name = jobName('handover')
-    const slow = { ttlMs: 20_000, renewMs: 5_000 }
+    const slow = { ttlMs: 120_000, renewMs: 60_000 }
     const rt = (id: string): RuntimeContext => ({ instanceId: id, db, cache: undefined as never, logger: silentLogger, signal: new AbortController().signal })
     const make = () => track(Cron.create(name).schedule('0 0 1 1 *').lease(slow).handler(() => {}).build())
     const holder = async () => (await db.query<{ locked_by: string }>('SELECT locked_by FROM _onepipe_cron_locks WHERE job_name = $1 AND expires_at > now()', [name]))[0]?.locked_by
@@ -266,10 +283,12 @@ describe('cron scheduling', () => {
     await until(async () => (await holder()) === 'a')
     const b = make()
     await b.attach(rt('b'))
+    // A head start for b's first (failed) look at the lease. Were b to look only after a left,
+    // it would take the free lease directly: the test would pass without the hand-over, never fail.
     await new Promise((r) => setTimeout(r, 100))
     await a.detach()
-    // b would otherwise look again only after its 5 s renew interval.
-    await until(async () => (await holder()) === 'b', 2000)
+    // b's next look of its own is a minute away: only a's wake-up can hand the lease over within the wait.
+    await until(async () => (await holder()) === 'b')
     await b.detach()
   })
 
@@ -301,28 +320,31 @@ describe('cron scheduling', () => {
   it('as a Component: attach() ticks on the runtime database, detach() waits for the run within the shutdown timeout', async () => {
     let started = 0
     let aborted = false
+    let finished = false
+    let release!: () => void
+    const held = new Promise<void>((r) => (release = r))
     const job = Cron.create(jobName('component'))
       .schedule('* * * * * *')
       .lease(fast)
       .shutdownTimeout(300)
       .handler(async (ctx) => {
         started++
-        // Ignores the abort on purpose: detach must still return in bounded time.
+        // Ignores the abort on purpose and only ends when the test lets it: detach must return anyway.
         ctx.signal.addEventListener('abort', () => (aborted = true))
-        await new Promise((r) => setTimeout(r, 3000))
+        await held
+        finished = true
       })
       .build()
-    expect(job.kind).toBe('cron')
     const rt: RuntimeContext = { instanceId: 'test-instance', db, cache: undefined as never, logger: silentLogger, signal: new AbortController().signal }
     await job.attach(rt)
-    await until(() => started === 1, 4000)
-    const t0 = Date.now()
+    await until(() => started === 1)
+    // The run never ends by itself, so detach() returning at all means its wait was bounded by the shutdown timeout.
     await job.detach()
-    // Well before the run's 3 s: the wait was bounded by the shutdown timeout.
-    expect(Date.now() - t0).toBeLessThan(2000)
+    expect(finished).toBe(false)
     expect(aborted).toBe(true)
     const [h] = await job.history({ limit: 1 })
     expect(h).toMatchObject({ instanceId: 'test-instance', status: 'running' })
-    await new Promise((r) => setTimeout(r, 3000))
+    release()
+    await until(() => finished)
   })
 })

@@ -71,7 +71,7 @@ describe('Projection', () => {
     const runners = [make(), make(), make()]
     await Promise.all(runners.map((r) => r.start()))
     await Promise.all(Array.from({ length: 200 }, (_, i) => sales.append({ sku: 's', qty: i })))
-    await until(async () => (await runners[0]!.status()).lastOffset === 200, 15_000)
+    await until(async () => (await runners[0]!.status()).lastOffset === 200)
     expect(await runners[1]!.get()).toEqual({ count: 200, sum: (199 * 200) / 2 })
     expect((await runners[2]!.status()).eventCount).toBe(200)
     await Promise.all(runners.map((r) => r.stop()))
