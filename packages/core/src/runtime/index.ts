@@ -20,7 +20,16 @@ export interface RuntimeContext {
   db: Database
   cache: CacheLike
   logger: Logger
-  /** Aborted when the process begins to shut down. */
+  /**
+   * Aborted the moment shutdown starts, before in-flight requests drain.
+   * Every long-lived response (SSE, long-poll, WebSocket) must end when it
+   * aborts: its client then reconnects to another instance while ordinary
+   * requests finish, and the drain does not wait on a connection that never
+   * ends. `sseResponse(next, { signal: rt.signal, … })` does this; a
+   * long-poll answers what it has (e.g. 204); a WebSocket closes with 1001
+   * (going away). Whatever is still open at the drain deadline is cut and
+   * reported, so the shutdown hooks always run.
+   */
   signal: AbortSignal
 }
 
@@ -33,13 +42,29 @@ export interface RuntimeContext {
  * - `attach(rt)`: start engines (executors, schedulers, listeners); called
  *   once after the database is migrated, before the port opens.
  * - `routes(app, rt)`: add HTTP routes to the Hono app (`/__onepipe/…`,
- *   `/rpc/…`); auth for those prefixes is applied by `serve()`.
+ *   `/rpc/…`); auth for those prefixes is applied by `serve()`. A route that
+ *   keeps its response open (SSE, long-poll, WebSocket) ends it when
+ *   `rt.signal` aborts (see {@link RuntimeContext.signal}).
  * - `detach()`: stop engines and wait for in-flight work; called on shutdown
- *   after the HTTP server stopped accepting, before shutdown hooks.
+ *   after the HTTP server drained, before shutdown hooks, within a share of
+ *   the Lifecycle timeout (a detach still running then is reported and left
+ *   behind so the hooks still run).
  *
  * @example
  * ```ts
  * const ticker: Component = { kind: 'custom', name: 'ticker', async attach(rt) { rt.logger.info('up') } }
+ * // A long-lived route: its SSE stream ends the moment shutdown starts.
+ * const clock: Component = {
+ *   kind: 'custom',
+ *   name: 'clock',
+ *   routes(app, rt) {
+ *     const tick = async () => {
+ *       await sleep(1000)
+ *       return { data: new Date().toISOString() }
+ *     }
+ *     ;(app as Hono).get('/clock', () => sseResponse(tick, { onClose() {}, signal: rt.signal }))
+ *   },
+ * }
  * ```
  */
 export interface Component {

@@ -295,7 +295,7 @@ export class Flow<T = unknown> implements Component {
 
   /** Mounts `/__onepipe/flows/{name}/events` and `/stream` (called by `serve()`). */
   routes(app: unknown, rt?: RuntimeContext): void {
-    mountFlowRoutes(app as Hono, this, rt?.logger ?? stderrLogger)
+    mountFlowRoutes(app as Hono, this, rt?.logger ?? stderrLogger, rt?.signal)
   }
 }
 

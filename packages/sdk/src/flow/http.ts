@@ -7,9 +7,9 @@ import { DEFAULT_MAX_BODY_BYTES, intParam, readJson, respondError, sseResponse }
  * The flow's HTTP surface for the app's own clients:
  * `GET|POST /__onepipe/flows/{name}/events` and `GET …/stream` (SSE, `id:` is
  * the offset; `Last-Event-ID` or `?offset=` resumes after it; otherwise the
- * stream starts at the head).
+ * stream starts at the head). Streams end when `shutdown` aborts.
  */
-export function mountFlowRoutes(app: Hono, flow: Flow<unknown>, logger: Logger): void {
+export function mountFlowRoutes(app: Hono, flow: Flow<unknown>, logger: Logger, shutdown?: AbortSignal): void {
   const base = `/__onepipe/flows/${flow.name}`
   app.get(`${base}/events`, async (c) => {
     try {
@@ -41,7 +41,7 @@ export function mountFlowRoutes(app: Hono, flow: Flow<unknown>, logger: Logger):
           const r = await it.next()
           return r.done ? undefined : { id: String(r.value.offset), data: JSON.stringify(r.value) }
         },
-        { onClose: () => ac.abort() },
+        { onClose: () => ac.abort(), ...(shutdown ? { signal: shutdown } : {}) },
       )
     } catch (e) {
       return respondError(c, e, logger)

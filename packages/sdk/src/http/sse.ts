@@ -5,6 +5,22 @@ export interface SseMessage {
   data: string
 }
 
+/** Options of {@link sseResponse}. */
+export interface SseResponseOptions {
+  /** Called once when the stream ends, whoever ended it: release what feeds `next()` here. */
+  onClose: () => void
+  /**
+   * Ends the stream cleanly when it aborts. Pass the runtime's `rt.signal`:
+   * `serve()` aborts it the moment shutdown starts, so the client sees a
+   * normal end of stream and reconnects (to another instance) instead of
+   * holding the drain open until the budget runs out.
+   */
+  signal?: AbortSignal
+  /** Interval of `: keep-alive` comments (default 15 s). */
+  heartbeatMs?: number
+  headers?: Record<string, string>
+}
+
 const enc = new TextEncoder()
 
 function frame(m: SseMessage): Uint8Array {
@@ -21,25 +37,41 @@ function frame(m: SseMessage): Uint8Array {
  * previous one, so a slow client holds one message (plus socket buffers) in
  * memory and the rest waits in the store. Heartbeat comments keep proxies
  * from closing an idle stream and are skipped while the client is behind.
+ * The stream ends when `next()` returns `undefined`, the client goes away,
+ * or `signal` aborts.
  *
  * @example
  * ```ts
- * return sseResponse(async () => ({ id: '1', data: '{}' }), { onClose: () => ac.abort() })
+ * // In a Component's routes(app, rt):
+ * return sseResponse(async () => ({ id: '1', data: '{}' }), { onClose: () => ac.abort(), signal: rt.signal })
  * ```
  */
-export function sseResponse(next: () => Promise<SseMessage | undefined>, o: { onClose: () => void; heartbeatMs?: number; headers?: Record<string, string> }): Response {
+export function sseResponse(next: () => Promise<SseMessage | undefined>, o: SseResponseOptions): Response {
   let timer: NodeJS.Timeout | undefined
   let closed = false
+  let end: (() => void) | undefined
   const close = () => {
     if (closed) return
     closed = true
     if (timer) clearInterval(timer)
+    if (end) o.signal?.removeEventListener('abort', end)
     o.onClose()
   }
   const body = new ReadableStream<Uint8Array>(
     {
       start(controller) {
         controller.enqueue(enc.encode(': ok\n\n'))
+        end = () => {
+          if (closed) return
+          close()
+          // Frames already queued are still delivered, then the stream ends normally.
+          controller.close()
+        }
+        if (o.signal?.aborted) {
+          end()
+          return
+        }
+        o.signal?.addEventListener('abort', end, { once: true })
         timer = setInterval(() => {
           if (!closed && (controller.desiredSize ?? 0) > 0) controller.enqueue(enc.encode(': keep-alive\n\n'))
         }, o.heartbeatMs ?? 15_000)

@@ -9,8 +9,9 @@ import { mergeObject, type Signal } from './signal.js'
  * `GET …/stream` is SSE with the current value first, then each change
  * (`id:` is the version). A client that reads slowly gets the latest value
  * when it catches up, never a backlog: only one value is held for it.
+ * Streams end when `shutdown` aborts.
  */
-export function mountSignalRoutes(app: Hono, signal: Signal<unknown>, logger: Logger): void {
+export function mountSignalRoutes(app: Hono, signal: Signal<unknown>, logger: Logger, shutdown?: AbortSignal): void {
   const path = `/__onepipe/signals/${signal.name}`
   app.get(path, async (c) => {
     try {
@@ -62,6 +63,7 @@ export function mountSignalRoutes(app: Hono, signal: Signal<unknown>, logger: Lo
             wake?.()
             void stop()
           },
+          ...(shutdown ? { signal: shutdown } : {}),
         },
       )
     } catch (e) {

@@ -315,7 +315,7 @@ export class Signal<T = unknown> implements Component {
 
   /** Mounts `GET|PUT|PATCH /__onepipe/signals/{name}` and `/stream` (called by `serve()`). */
   routes(app: unknown, rt?: RuntimeContext): void {
-    mountSignalRoutes(app as Hono, this, rt?.logger ?? stderrLogger)
+    mountSignalRoutes(app as Hono, this, rt?.logger ?? stderrLogger, rt?.signal)
   }
 }
 
