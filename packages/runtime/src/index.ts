@@ -1,3 +1,3 @@
-export { serve, type App, type ServeOptions } from './serve/index.js'
+export { serve, type App, type ServeOptions, type ServeShutdownReport } from './serve/index.js'
 export { createLogger } from './observability/logger.js'
 export { createMetrics, HttpStats, type HttpMetrics } from './observability/metrics.js'

@@ -2,6 +2,7 @@ import { Cache, Database, getManifest, newInstanceId, registerPrimitive, type Co
 import { Lifecycle, type LifecycleManager, type ShutdownReport } from '@onepipe/sdk'
 import { serve as nodeServe, type ServerType } from '@hono/node-server'
 import type { Hono } from 'hono'
+import { setMaxListeners } from 'node:events'
 import type { Server } from 'node:http'
 import { createApp, instrument, type FetchHandler, type HttpState } from '../http/app.js'
 import { createLogger } from '../observability/logger.js'
@@ -11,6 +12,19 @@ import type { ServeOptions } from './options.js'
 import { embedStreams, needsStreams } from './streams.js'
 
 export type { ServeOptions }
+
+/**
+ * What a shutdown did: the hooks' report, plus what the budget cut short
+ * before them (requests still running at the drain deadline, connections
+ * closed under them, engines that did not detach in time). Nothing cut, no
+ * hook failed, not timed out: a clean stop (exit code 0 under signals).
+ */
+export interface ServeShutdownReport extends ShutdownReport {
+  /** One line per thing the budget cut short; empty when everything completed. */
+  cut: string[]
+  /** Shutdown hooks that never started because the budget ran out. */
+  notRun: string[]
+}
 
 /** A running OnePipe app. */
 export interface App {
@@ -23,8 +37,12 @@ export interface App {
   url: string
   port: number
   instanceId: string
-  /** Stop accepting, drain, detach engines, run hooks; resolves with what ran. */
-  shutdown(reason?: string): Promise<ShutdownReport>
+  /**
+   * Stop accepting, end long-lived responses, drain, detach engines, run
+   * hooks, all within the Lifecycle timeout; resolves with what ran and
+   * what was cut.
+   */
+  shutdown(reason?: string): Promise<ServeShutdownReport>
 }
 
 function allComponents(o: ServeOptions): Component[] {
@@ -35,6 +53,15 @@ function allComponents(o: ServeOptions): Component[] {
  * Serves an app: HTTP on `port` with every primitive's routes, engines
  * attached, `/health`, `/ready`, `/metrics`, `/version`, `/openapi.json`,
  * and graceful shutdown on SIGTERM/SIGINT.
+ *
+ * Shutdown, within the Lifecycle timeout: `rt.signal` aborts, so every
+ * long-lived response (SSE, long-poll) ends at once and its client
+ * reconnects elsewhere; new requests get 503; in-flight requests finish
+ * until the drain deadline (`timeout(t, { drain })`, default half of `t`),
+ * after which open connections are closed; engines detach in reverse order
+ * (at most half of what is left) and the embedded streams server stops;
+ * then the shutdown hooks run with the rest. Anything cut is logged and
+ * makes the exit code 1.
  *
  * With `ONEPIPE_MANIFEST_ONLY=1` (set by `onepipe manifest`) it records the
  * app in the manifest and starts nothing.
@@ -53,6 +80,8 @@ export async function serve(options: ServeOptions): Promise<App> {
   const instanceId = newInstanceId()
   const logger = options.logger ?? createLogger({ base: { instance: instanceId } })
   const ac = new AbortController()
+  // Every open SSE stream and long-poll listens on it: no listener cap warning.
+  setMaxListeners(0, ac.signal)
   let db = options.db
   let ownDb = false
   const cache = options.cache ?? Cache.fromEnv()
@@ -116,37 +145,31 @@ export async function serve(options: ServeOptions): Promise<App> {
   logger.info({ url, components: components.map((c) => `${c.kind}:${c.name}`) }, 'OnePipe app listening')
   options.onListen?.({ url, port })
 
-  let shuttingDown: Promise<ShutdownReport> | undefined
-  const shutdown = (reason = 'shutdown'): Promise<ShutdownReport> => {
+  let shuttingDown: Promise<ServeShutdownReport> | undefined
+  const shutdown = (reason = 'shutdown'): Promise<ServeShutdownReport> => {
     shuttingDown ??= (async () => {
-      const budget = lifecycle.timeoutMs
-      const deadline = Date.now() + budget
-      logger.info({ reason, inFlight: state.inFlight }, 'shutting down: draining requests')
+      const t0 = Date.now()
+      const end = t0 + lifecycle.timeoutMs
+      const cut: string[] = []
+      logger.info({ reason, inFlight: state.inFlight, timeoutMs: lifecycle.timeoutMs, drainMs: lifecycle.drainMs }, 'shutting down: draining requests')
       state.draining = true
+      // Long-lived responses end now rather than at the drain deadline: their
+      // clients reconnect to another instance while ordinary requests finish.
       ac.abort()
-      const http = server as Server
-      let isClosed = false
-      const closed = new Promise<void>((resolve) =>
-        http.close(() => {
-          isClosed = true
-          resolve()
-        }),
-      )
-      await waitIdle(state, deadline - Date.now())
-      // Handlers are done, but their responses may still be flushing: let every
-      // socket end by itself (responses carry Connection: close while draining),
-      // dropping idle keep-alive sockets as they appear, until the deadline.
-      while (!isClosed && Date.now() < deadline) {
-        http.closeIdleConnections()
-        await Promise.race([closed, new Promise((r) => setTimeout(r, 50))])
-      }
-      http.closeAllConnections()
-      await closed
+      const left = await drain(server as Server, state, t0 + lifecycle.drainMs)
+      if (left) cut.push(`${left.requests} request(s) still running and ${left.connections} connection(s) still open at the drain deadline (${lifecycle.drainMs}ms) were closed`)
+
+      // Engines get at most half of what is left, so the hooks always keep the other half.
+      const stopBy = Date.now() + Math.max(0, end - Date.now()) / 2
       for (const c of [...attached].reverse()) {
-        await c.detach?.().catch((err: unknown) => logger.error({ err, component: `${c.kind}:${c.name}` }, 'detach failed'))
+        const what = `${c.kind}:${c.name}`
+        const done = await settledBy(c.detach && (() => c.detach?.()), stopBy, (err) => logger.error({ err, component: what }, 'detach failed'))
+        if (!done) cut.push(`${what} was still detaching when its share of the budget ran out`)
       }
-      await heartbeat?.stop()
-      await streams?.stop().catch((err: unknown) => logger.error({ err }, 'embedded streams server did not stop cleanly'))
+      if (!(await settledBy(heartbeat && (() => heartbeat.stop()), stopBy, (err) => logger.error({ err }, 'instance heartbeat did not stop cleanly')))) cut.push('the instance heartbeat did not stop in time')
+      // After the engines: they may still read or write streams while they detach.
+      if (!(await settledBy(streams && (() => streams.stop()), stopBy, (err) => logger.error({ err }, 'embedded streams server did not stop cleanly')))) cut.push('the embedded streams server did not stop in time')
+
       const closers = lifecycle.with({
         hooks: [
           // Only what serve() created itself: a database or cache the app passed in is the app's to close.
@@ -154,27 +177,43 @@ export async function serve(options: ServeOptions): Promise<App> {
           ...(options.cache ? [] : [{ name: 'onepipe:cache', fn: () => cache.close(), priority: 1000 }]),
         ],
       })
-      const report = await closers.runShutdown(Math.max(0, deadline - Date.now()))
+      const hooks = await closers.runShutdown(Math.max(0, end - Date.now()))
+      const ran = hooks.hooks.map((h) => h.name)
+      const report: ServeShutdownReport = { ...hooks, cut, notRun: closers.hooks.map((h) => h.name).filter((n) => !ran.includes(n)) }
       for (const h of report.hooks) if (!h.ok) logger.error({ hook: h.name, error: h.error }, 'shutdown hook failed')
-      logger.info({ hooks: report.hooks.map((h) => h.name), timedOut: report.timedOut }, 'shutdown complete')
+      if (report.cut.length > 0 || report.timedOut) logger.error({ cut: report.cut, hooksNotRun: report.notRun, timeoutMs: lifecycle.timeoutMs }, 'shutdown cut short by its budget')
+      logger.info({ hooks: ran, timedOut: report.timedOut, ms: Date.now() - t0 }, 'shutdown complete')
+      process.off('SIGTERM', onSignal)
+      process.off('SIGINT', onSignal)
       return report
     })()
     return shuttingDown
   }
 
+  let exiting = false
+  const onSignal = (sig: NodeJS.Signals) => {
+    // One stop often arrives twice (npm forwards SIGINT/SIGTERM to the app,
+    // and a terminal's Ctrl-C reaches the app directly too). The first starts
+    // the shutdown; a repeat must not kill it halfway: the budget bounds it.
+    if (exiting) return
+    exiting = true
+    void shutdown(sig).then(
+      (r) => process.exit(clean(r) ? 0 : 1),
+      () => process.exit(1),
+    )
+  }
   if (options.handleSignals ?? true) {
-    const onSignal = (sig: NodeJS.Signals) => {
-      void shutdown(sig).then(
-        (r) => process.exit(r.timedOut || r.hooks.some((h) => !h.ok) ? 1 : 0),
-        () => process.exit(1),
-      )
-    }
-    process.once('SIGTERM', onSignal)
-    process.once('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
+    process.on('SIGINT', onSignal)
   }
 
   const request = async (path: string, init?: RequestInit) => fetch(new Request(new URL(path, 'http://localhost'), init))
   return { app, fetch, request, url, port, instanceId, shutdown }
+}
+
+/** Whether a shutdown completed everything it had to. */
+function clean(r: ServeShutdownReport): boolean {
+  return !r.timedOut && r.cut.length === 0 && r.hooks.every((h) => h.ok)
 }
 
 function waitIdle(state: HttpState, ms: number): Promise<void> {
@@ -190,6 +229,68 @@ function waitIdle(state: HttpState, ms: number): Promise<void> {
   })
 }
 
+/**
+ * Stops the server accepting and waits, until `by` (epoch ms), for in-flight
+ * handlers to answer and every connection to end; then closes what is left
+ * and says how much that was.
+ */
+async function drain(http: Server, state: HttpState, by: number): Promise<{ requests: number; connections: number } | undefined> {
+  let isClosed = false
+  const closed = new Promise<void>((resolve) =>
+    http.close(() => {
+      isClosed = true
+      resolve()
+    }),
+  )
+  await waitIdle(state, by - Date.now())
+  // Handlers are done, but their responses may still be flushing: let every
+  // socket end by itself (responses carry Connection: close while draining),
+  // dropping idle keep-alive sockets (and those of ended SSE streams) as they
+  // appear, until the deadline.
+  while (!isClosed && Date.now() < by) {
+    http.closeIdleConnections()
+    await Promise.race([closed, sleep(50)])
+  }
+  let left: { requests: number; connections: number } | undefined
+  if (!isClosed) {
+    http.closeIdleConnections()
+    const connections = await new Promise<number>((resolve) => http.getConnections((err, n) => resolve(err ? 0 : n)))
+    if (connections > 0 || state.inFlight > 0) left = { requests: state.inFlight, connections }
+    http.closeAllConnections()
+  }
+  await closed
+  return left
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+/**
+ * Waits for `p` until `by` (epoch ms): true when it settled (a rejection is
+ * handed to `onError`), false when it was still running then. A late one
+ * keeps running; the shutdown just stops waiting for it.
+ */
+async function settledBy(run: (() => Promise<unknown> | undefined) | undefined, by: number, onError: (err: unknown) => void): Promise<boolean> {
+  if (!run) return true
+  let t: NodeJS.Timeout | undefined
+  const settled = Promise.resolve().then(run).then(
+    () => true,
+    (err: unknown) => {
+      onError(err)
+      return true
+    },
+  )
+  const late = new Promise<boolean>((resolve) => {
+    t = setTimeout(() => resolve(false), Math.max(0, by - Date.now()))
+  })
+  try {
+    return await Promise.race([settled, late])
+  } finally {
+    clearTimeout(t)
+  }
+}
+
 function listen(fetch: FetchHandler, port: number, hostname: string): Promise<{ server: ServerType; port: number }> {
   return new Promise((resolve, reject) => {
     const server = nodeServe({ fetch: fetch, port, hostname }, (info) => resolve({ server, port: info.port }))
@@ -198,7 +299,7 @@ function listen(fetch: FetchHandler, port: number, hostname: string): Promise<{ 
 }
 
 function manifestOnly(): App {
-  const report: ShutdownReport = { hooks: [], timedOut: false }
+  const report: ServeShutdownReport = { hooks: [], timedOut: false, cut: [], notRun: [] }
   return {
     app: undefined as never,
     fetch: () => new Response(null, { status: 503 }),

@@ -58,6 +58,7 @@ export class LifecycleBuilder {
   #checks: HealthCheck[] = []
   #hooks: ShutdownHook[] = []
   #timeoutMs = 30_000
+  #drainMs: number | undefined
 
   /** Adds a readiness check; `/ready` is 503 while any check fails or exceeds `timeout`. */
   healthCheck(name: string, fn: HealthCheckFn, options: { timeout?: Duration } = {}): this {
@@ -72,15 +73,28 @@ export class LifecycleBuilder {
     return this
   }
 
-  /** The whole shutdown (drain + hooks) must end within this time (default 30s). */
-  timeout(t: Duration): this {
+  /**
+   * The whole shutdown must end within `t` (default 30s), shared so the
+   * hooks always get to run: draining HTTP (in-flight requests) takes at
+   * most `drain` (default half of `t`), detaching engines at most half of
+   * what is left then, and the hooks everything after that.
+   *
+   * @example
+   * ```ts
+   * Lifecycle.create().timeout('20s', { drain: '15s' }) // slow uploads; hooks keep ≥ 2.5s
+   * ```
+   */
+  timeout(t: Duration, options: { drain?: Duration } = {}): this {
     this.#timeoutMs = parseDuration(t)
+    this.#drainMs = options.drain === undefined ? undefined : parseDuration(options.drain)
     return this
   }
 
   build(): LifecycleManager {
-    registerPrimitive({ primitive: 'lifecycle', name: 'lifecycle', infrastructure: ['none'], config: { checks: this.#checks.map((c) => c.name), hooks: this.#hooks.map((h) => h.name), timeoutMs: this.#timeoutMs } })
-    return new LifecycleManager([...this.#checks], [...this.#hooks], this.#timeoutMs)
+    const drainMs = this.#drainMs ?? Math.floor(this.#timeoutMs / 2)
+    if (drainMs > this.#timeoutMs) throw new ConfigError('LIFECYCLE_DRAIN_TOO_LONG', `The drain (${drainMs}ms) must fit in the shutdown timeout (${this.#timeoutMs}ms); the hooks run after it`)
+    registerPrimitive({ primitive: 'lifecycle', name: 'lifecycle', infrastructure: ['none'], config: { checks: this.#checks.map((c) => c.name), hooks: this.#hooks.map((h) => h.name), timeoutMs: this.#timeoutMs, drainMs } })
+    return new LifecycleManager([...this.#checks], [...this.#hooks], this.#timeoutMs, drainMs)
   }
 }
 
@@ -100,17 +114,21 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 export class LifecycleManager {
   readonly checks: readonly HealthCheck[]
   readonly hooks: readonly ShutdownHook[]
+  /** The whole shutdown's budget. */
   readonly timeoutMs: number
+  /** The most of it the HTTP drain may take (the rest is for engines and hooks). */
+  readonly drainMs: number
 
-  constructor(checks: HealthCheck[], hooks: ShutdownHook[], timeoutMs: number) {
+  constructor(checks: HealthCheck[], hooks: ShutdownHook[], timeoutMs: number, drainMs = Math.floor(timeoutMs / 2)) {
     this.checks = checks
     this.hooks = hooks
     this.timeoutMs = timeoutMs
+    this.drainMs = Math.min(drainMs, timeoutMs)
   }
 
   /** A copy with more checks/hooks (serve() adds its own for the database and cache). */
   with(extra: { checks?: HealthCheck[]; hooks?: ShutdownHook[] }): LifecycleManager {
-    return new LifecycleManager([...this.checks, ...(extra.checks ?? [])], [...this.hooks, ...(extra.hooks ?? [])], this.timeoutMs)
+    return new LifecycleManager([...this.checks, ...(extra.checks ?? [])], [...this.hooks, ...(extra.hooks ?? [])], this.timeoutMs, this.drainMs)
   }
 
   /** Runs every check in parallel, each bounded by its timeout. */
