@@ -215,13 +215,18 @@ export function streamsApp(handle: (req: StreamRequest) => Promise<Reply>): Hono
  * A Node `request` listener running the handler straight on
  * IncomingMessage/ServerResponse: no WHATWG Request/Response per call.
  * Streamed bodies (SSE) are written with socket backpressure: the next chunk
- * is pulled only after the previous one drained.
+ * is pulled only after the previous one drained. Once `shutdown` aborted,
+ * replies close their connection so no client reuses it.
  */
-export function nodeListener(handle: (req: StreamRequest) => Promise<Reply>): (req: IncomingMessage, res: ServerResponse) => void {
+export function nodeListener(handle: (req: StreamRequest) => Promise<Reply>, shutdown?: () => AbortSignal): (req: IncomingMessage, res: ServerResponse) => void {
   return (incoming, res) => {
+    const write = (r: Reply) => {
+      if (shutdown?.().aborted) r.headers.connection = 'close'
+      return writeReply(res, r)
+    }
     handle(StreamRequest.fromNode(incoming, res)).then(
-      (r) => writeReply(res, r),
-      (err: unknown) => writeReply(res, errorReply(err)),
+      (r) => write(r),
+      (err: unknown) => write(errorReply(err)),
     ).catch((err: unknown) => {
       console.error('[onepipe streams] failed to write a response', err)
       res.destroy()

@@ -39,6 +39,13 @@ export interface UnbrokenServerOptions {
   subscriptions?: boolean
   /** Whether `stop()` also closes the store. Default true. */
   ownsStore?: boolean
+  /**
+   * How long `stop()` lets responses under way be written before it drops
+   * their connections: long-polls answer and SSE streams end at once when
+   * the server stops, so this is only for them to reach the socket (and for
+   * a request already being handled to finish). Default 1 000 ms.
+   */
+  stopGraceMs?: number
 }
 
 /**
@@ -74,6 +81,7 @@ export class UnbrokenServer {
     positive('sseLifetimeMs', options.sseLifetimeMs)
     positive('maxBodyBytes', options.maxBodyBytes)
     positive('maxReadBytes', options.maxReadBytes)
+    positive('stopGraceMs', options.stopGraceMs)
     this.#options = options
     this.engine = new StreamEngine(options.store)
     this.#subscriptions = options.subscriptions === false ? undefined : new Subscriptions(this.engine)
@@ -100,7 +108,7 @@ export class UnbrokenServer {
   async start(): Promise<{ url: string; port: number }> {
     if (this.#server) throw new ConfigError('STREAMS_STARTED', 'UnbrokenServer is already started')
     const host = this.#options.host ?? '127.0.0.1'
-    const server = createServer({ keepAliveTimeout: 65_000 }, nodeListener(this.#handle))
+    const server = createServer({ keepAliveTimeout: 65_000 }, nodeListener(this.#handle, () => this.#shutdown.signal))
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
       server.listen(this.#options.port ?? 9999, host, () => {
@@ -122,7 +130,13 @@ export class UnbrokenServer {
     return { url: this.#url, port }
   }
 
-  /** Stops listening, drops open connections (SSE, long-polls) and closes the store. */
+  /**
+   * Stops listening and ends every live response at once: a waiting
+   * long-poll answers 204 and an SSE stream ends normally, so clients see a
+   * clean end (and resume from their offset elsewhere) rather than a reset.
+   * Connections still open after `stopGraceMs` are dropped; then the store
+   * is closed.
+   */
   async stop(): Promise<void> {
     clearInterval(this.#sweep)
     this.#sweep = undefined
@@ -132,10 +146,22 @@ export class UnbrokenServer {
     this.#server = undefined
     this.#url = undefined
     if (server) {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve())
-        server.closeAllConnections()
-      })
+      let isClosed = false
+      const closed = new Promise<void>((resolve) =>
+        server.close(() => {
+          isClosed = true
+          resolve()
+        }),
+      )
+      const until = Date.now() + (this.#options.stopGraceMs ?? 1000)
+      // A live response ends a few ticks after the abort (one last read, then
+      // the write): close each connection as soon as it is idle.
+      while (!isClosed && Date.now() < until) {
+        server.closeIdleConnections()
+        await Promise.race([closed, new Promise<void>((resolve) => setTimeout(resolve, 10))])
+      }
+      server.closeAllConnections()
+      await closed
     }
     if (this.#options.ownsStore !== false) await this.#options.store.close()
   }
