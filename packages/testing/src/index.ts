@@ -1,3 +1,3 @@
 export { testDatabase, testCache, testBackend, postgresUrl, redisUrl, requireService, uniqueName } from './services.js'
-export { spawnNode, type NodeProcess } from './process.js'
+export { spawnCommand, spawnNode, type NodeProcess } from './process.js'
 export { waitFor, type WaitForOptions } from './wait.js'

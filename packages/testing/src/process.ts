@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 
-/** A real child `node` process started by {@link spawnNode}. */
+/** A real child process started by {@link spawnNode} or {@link spawnCommand}. */
 export interface NodeProcess {
   child: ChildProcess
   pid: number
@@ -26,13 +26,30 @@ export interface NodeProcess {
  * ```
  */
 export function spawnNode(file: string, args: string[] = [], env: Record<string, string | undefined> = {}, options: { cwd?: string } = {}): NodeProcess {
+  return spawnCommand(process.execPath, [file, ...args], env, options)
+}
+
+/**
+ * Starts any program (no shell; found on `PATH`) like {@link spawnNode}:
+ * same env rules, same captured output. `pid` is the program's own, so a
+ * test can signal it exactly as an operator would (`kill -TERM` of `npm`).
+ *
+ * @example
+ * ```ts
+ * const npm = spawnCommand('npm', ['start'], { PORT: '0', DATABASE_URL: undefined }, { cwd: repoRoot })
+ * await npm.waitFor(/listening/)
+ * npm.kill('SIGTERM')
+ * expect(await npm.exited).toBe(0)
+ * ```
+ */
+export function spawnCommand(command: string, args: string[] = [], env: Record<string, string | undefined> = {}, options: { cwd?: string } = {}): NodeProcess {
   const merged: NodeJS.ProcessEnv = { ...process.env }
   // An undefined value removes the variable, e.g. { DATABASE_URL: undefined } for the embedded default.
   for (const [k, v] of Object.entries(env)) {
     if (v === undefined) delete merged[k]
     else merged[k] = v
   }
-  const child = spawn(process.execPath, [file, ...args], { env: merged, stdio: ['ignore', 'pipe', 'pipe'], ...(options.cwd ? { cwd: options.cwd } : {}) })
+  const child = spawn(command, args, { env: merged, stdio: ['ignore', 'pipe', 'pipe'], ...(options.cwd ? { cwd: options.cwd } : {}) })
   let out = ''
   const waiters: { re: RegExp; resolve: (l: string) => void }[] = []
   const onData = (d: Buffer) => {
@@ -47,7 +64,14 @@ export function spawnNode(file: string, args: string[] = [], env: Record<string,
   }
   child.stdout?.on('data', onData)
   child.stderr?.on('data', onData)
-  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, sig) => resolve(code ?? sig ?? -1)))
+  const exited = new Promise<number | string>((resolve) => {
+    child.once('exit', (code, sig) => resolve(code ?? sig ?? -1))
+    // A program that could not start (not on PATH) never exits: report it as its end.
+    child.on('error', (err) => {
+      out += `\n${err.message}\n`
+      if (child.pid === undefined) resolve(err.message)
+    })
+  })
   return {
     child,
     pid: child.pid ?? -1,
