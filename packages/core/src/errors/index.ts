@@ -1,3 +1,5 @@
+import { recordable, safeString } from './record.js'
+
 /**
  * One error model for all of OnePipe.
  *
@@ -57,20 +59,26 @@ export interface ValidationIssue {
 }
 
 /**
- * Input did not match its schema. Carries every failing field path.
+ * A value did not match its schema, or cannot be stored as it is. Carries
+ * every failing field path. Never retried. A caller's input is a 400
+ * `VALIDATION_FAILED`; a value the app itself produced (a step or handler
+ * result) keeps the same type with `status: 500` and its own code, since the
+ * client cannot fix it.
  *
  * @example
  * ```ts
  * throw new ValidationError('order', [{ path: 'qty', message: 'Expected number' }])
+ * throw new ValidationError('result of step "charge"', issues, { code: 'INVALID_RESULT', status: 500 })
  * ```
  */
 export class ValidationError extends OnePipeError {
   readonly issues: ValidationIssue[]
-  constructor(subject: string, issues: ValidationIssue[]) {
+  constructor(subject: string, issues: ValidationIssue[], options: { code?: string; status?: number } = {}) {
     const first = issues[0]
     const where = first ? ` at "${first.path || '(root)'}": ${first.message}` : ''
-    super('VALIDATION_FAILED', `Invalid ${subject}${where}. Fix the value and send it again.`, {
-      status: 400,
+    const fix = (options.status ?? 400) < 500 ? 'Fix the value and send it again.' : 'Change the code that produces it.'
+    super(options.code ?? 'VALIDATION_FAILED', `Invalid ${subject}${where}. ${fix}`, {
+      status: options.status ?? 400,
       details: { issues },
     })
     this.issues = issues
@@ -206,29 +214,60 @@ export function isRetryable(err: unknown): boolean {
 }
 
 /**
- * Serializes any thrown value to a plain object that can be stored and later
- * rebuilt with {@link deserializeError}, keeping code and retryability.
+ * Serializes any thrown value to a plain object that can always be stored
+ * and later rebuilt with {@link deserializeError}, keeping name, message,
+ * code, retryability and details. A thrown non-`Error` keeps its fields too:
+ * `throw { code: 'CARD_DECLINED', reason: 'expired' }` records code
+ * `CARD_DECLINED` and details `{ reason: 'expired' }` (not "[object Object]"),
+ * and so does an object without a prototype. Strings are made storable (NUL
+ * and lone surrogates escaped, long ones cut), so recording a failure never
+ * fails in turn.
  *
  * @example
  * ```ts
  * await db.query('UPDATE t SET error = $1', [JSON.stringify(serializeError(e))])
+ * serializeError({ code: 'CARD_DECLINED', reason: 'expired' })
+ * // { name: 'Error', code: 'CARD_DECLINED', message: 'CARD_DECLINED', status: 500, retryable: true, details: { reason: 'expired' } }
  * ```
  */
 export function serializeError(err: unknown): SerializedError {
   if (err instanceof OnePipeError) {
     return {
-      name: err.name,
-      code: err.code,
-      message: err.message,
+      name: safeString(err.name),
+      code: safeString(err.code),
+      message: safeString(err.message),
       status: err.status,
       retryable: err.retryable,
-      ...(err.details === undefined ? {} : { details: err.details }),
+      ...(err.details === undefined ? {} : { details: recordable(err.details) as Record<string, unknown> }),
     }
   }
   if (err instanceof Error) {
-    return { name: err.name, code: 'UNCAUGHT', message: err.message, status: 500, retryable: isRetryable(err) }
+    const own = fieldsOf(err, ['name', 'message', 'stack', 'code', 'cause'])
+    const c = (err as { code?: unknown }).code
+    const code = typeof c === 'string' && c !== '' ? c : 'UNCAUGHT'
+    return { name: safeString(err.name), code: safeString(code), message: safeString(err.message), status: 500, retryable: isRetryable(err), ...(own ? { details: own } : {}) }
   }
-  return { name: 'Error', code: 'UNCAUGHT', message: String(err), status: 500, retryable: true }
+  if (typeof err === 'object' && err !== null) {
+    const o = err as Record<string, unknown>
+    const str = (k: string) => (typeof o[k] === 'string' && o[k] !== '' ? (o[k] as string) : undefined)
+    const code = str('code')
+    const message = str('message') ?? str('reason') ?? code ?? 'a non-Error value was thrown'
+    const own = fieldsOf(o, ['name', 'message', 'code'])
+    return { name: safeString(str('name') ?? 'Error'), code: safeString(code ?? 'UNCAUGHT'), message: safeString(message), status: 500, retryable: true, ...(own ? { details: own } : {}) }
+  }
+  return { name: 'Error', code: 'UNCAUGHT', message: safeString(typeof err === 'symbol' ? err.toString() : String(err)), status: 500, retryable: true }
+}
+
+/** The storable own fields of a thrown object, except `skip`; undefined when none. */
+function fieldsOf(o: object, skip: string[]): Record<string, unknown> | undefined {
+  const out: Record<string, unknown> = {}
+  let any = false
+  for (const k of Object.keys(o)) {
+    if (skip.includes(k)) continue
+    out[k] = (o as Record<string, unknown>)[k]
+    any = true
+  }
+  return any ? (recordable(out) as Record<string, unknown>) : undefined
 }
 
 /** A stored error: see {@link serializeError}. */
@@ -259,3 +298,5 @@ export function deserializeError(s: SerializedError): OnePipeError {
   e.name = s.name
   return e
 }
+
+export { recordable }
