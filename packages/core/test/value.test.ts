@@ -20,7 +20,7 @@ describe('the value rule: round-trips exactly or is refused naming the path', ()
     ['a NUL', ['a\u0000b'], '0'],
     ['undefined at the top', undefined, ''],
     ['undefined in an array', [1, undefined], '1'],
-    // eslint-disable-next-line no-sparse-arrays
+     
     ['a sparse array', [1, , 3], '1'],
     ['an object with toJSON', { v: { toJSON: () => 1 } }, 'v'],
   ]

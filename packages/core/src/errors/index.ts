@@ -249,7 +249,7 @@ export function serializeError(err: unknown): SerializedError {
   }
   if (typeof err === 'object' && err !== null) {
     const o = err as Record<string, unknown>
-    const str = (k: string) => (typeof o[k] === 'string' && o[k] !== '' ? (o[k] as string) : undefined)
+    const str = (k: string) => (typeof o[k] === 'string' && o[k] !== '' ? (o[k]) : undefined)
     const code = str('code')
     const message = str('message') ?? str('reason') ?? code ?? 'a non-Error value was thrown'
     const own = fieldsOf(o, ['name', 'message', 'code'])
