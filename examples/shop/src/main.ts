@@ -6,7 +6,7 @@ const db = createDb()
 const app = await serve({ port: Number(process.env.PORT ?? 3000), ...createShop(db) })
 
 if (app.url) {
-  const where = db.kind === 'pglite' ? 'embedded PGlite in .onepipe/db' : 'PostgreSQL (DATABASE_URL)'
+  const where = db.kind === 'pglite' ? `embedded PGlite in ${db.options.dataDir ?? 'memory'}` : 'PostgreSQL (DATABASE_URL)'
   process.stdout.write(
     [
       '',

@@ -286,7 +286,7 @@ export class RestApi implements Component {
     const needsAuth = s.auth !== undefined && r.options.auth !== false
     const roles = typeof r.options.auth === 'object' ? r.options.auth.roles : undefined
     const o = r.options
-    const deps = { db: this.#db, cache: this.#cache, logger: this.#logger }
+    const deps = { db: this.#db, cache: this.#cache, logger: this.#logger, shutdown: () => this.#rt?.signal }
     const plain = !s.auth && !o.params && !o.query && !o.body
     const NONE = { hasBody: false }
     const status = r.options.status ?? 200

@@ -34,6 +34,12 @@ export interface RestContext<P = Record<string, string>, Q = Record<string, stri
   requestId: string
   /** The raw Fetch request. */
   req: Request
+  /**
+   * Aborted when the client goes away or the app begins to shut down: pass it
+   * to fetch() and database calls, and end a long-lived response (SSE,
+   * long-poll) when it fires, so shutdown never waits on it.
+   */
+  signal: AbortSignal
   /** The Hono context, for anything OnePipe does not wrap. */
   hono: Context
   /** The JSON body (validated by the route's `body` schema if it has one). */
@@ -63,6 +69,8 @@ export interface ContextDeps {
   db: () => Database
   cache: () => CacheLike
   logger: Logger
+  /** serve()'s shutdown signal, when running under serve(). */
+  shutdown: () => AbortSignal | undefined
 }
 
 type Form = Record<string, FormValue | FormValue[]>
@@ -123,6 +131,11 @@ class Ctx implements RestContext {
   }
   get req(): Request {
     return this.hono.req.raw
+  }
+  // Built on first use: most handlers never need it.
+  get signal(): AbortSignal {
+    const down = this.#deps.shutdown()
+    return down ? AbortSignal.any([down, this.hono.req.raw.signal]) : this.hono.req.raw.signal
   }
 
   async body<T>(): Promise<T> {
