@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import {
   assertDatabase,
+  encodeValue,
   ConfigError,
   isRetryable,
   parseDuration,
@@ -17,7 +18,6 @@ import {
 import type { StreamsClient } from '@onepipe/streams'
 import type { Hono } from 'hono'
 import { mountFlowRoutes } from './http.js'
-import { checkJson } from './json.js'
 import { pause, pullEvents } from './pull.js'
 import { PgFlowStore } from './pg-store.js'
 import { streamsFlowStore } from './streams-store.js'
@@ -120,8 +120,7 @@ export class Flow<T = unknown> implements Component {
   async #validate(data: unknown): Promise<unknown> {
     const subject = `event for flow "${this.name}"`
     const value = this.#c.schema ? await validate(this.#c.schema, data, subject) : data
-    if (value === undefined) throw new ValidationError(subject, [{ path: '', message: 'an event must be a JSON value, got undefined' }])
-    checkJson(value, subject)
+    encodeValue(value, { subject })
     return value
   }
 

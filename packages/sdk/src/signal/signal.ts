@@ -1,5 +1,6 @@
 import {
   assertDatabase,
+  encodeValue,
   ConfigError,
   ConflictError,
   isRetryable,
@@ -16,7 +17,6 @@ import {
   type StandardSchemaV1,
 } from '@onepipe/core'
 import type { Hono } from 'hono'
-import { checkJson } from '../flow/json.js'
 import type { Unsubscribe } from '../flow/types.js'
 import { mountSignalRoutes } from './http.js'
 import { cacheStore, PgSignalStore, type SignalChange, type SignalStore, type VersionedValue } from './stores.js'
@@ -93,8 +93,7 @@ export class Signal<T = unknown> implements Component {
   async #check(value: unknown): Promise<T> {
     const subject = `value of signal "${this.name}"`
     const v = this.#c.schema ? await validate(this.#c.schema, value, subject) : value
-    if (v === undefined) throw new ValidationError(subject, [{ path: '', message: 'a signal value must be a JSON value, got undefined' }])
-    checkJson(v, subject)
+    encodeValue(v, { subject })
     return v as T
   }
 
