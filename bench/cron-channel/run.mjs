@@ -1,19 +1,24 @@
 // bench/cron-channel: Channel calls over HTTP (autocannon, 50 connections)
 // beside a bare Hono handler doing the same work (validate + one INSERT),
-// with and without idempotency, in one server process; then cron fire
+// with and without idempotency, in one server process; then how fast
+// concurrent duplicates of an idempotent call wake once the first finishes
+// (the NOTIFY path; the fallback re-check is every 2 s); then cron fire
 // lateness (actual − scheduled, database clock) of an every-second Cron
 // beside croner's own in-process timer, over the same ticks.
 import { randomUUID } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import { Cron as Croner } from 'croner'
-import { Cron, Database } from '@onepipe/sdk'
+import { z } from 'zod'
+import { Channel, Cron, Database } from '@onepipe/sdk'
 import { printTable, startServer } from '../lib/report.mjs'
 
 const DURATION = Number(process.env.BENCH_SECONDS ?? 5)
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50)
 const TICKS = Number(process.env.BENCH_TICKS ?? 20)
+const DUP_ROUNDS = Number(process.env.BENCH_DUP_ROUNDS ?? 10)
+const DUPLICATES = 19
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 const SCHEMA = `bench_cc_${randomUUID().slice(0, 8)}`
 
@@ -63,6 +68,42 @@ try {
   await server.stop()
 }
 
+// Duplicate wake-up: the first call holds its key until a duplicate waits on it; the
+// figure is the time from its handler returning to the last duplicate getting the result.
+const Charge = z.object({ orderId: z.string(), amount: z.number() })
+const dupWake = []
+for (let r = 0; r < DUP_ROUNDS; r++) {
+  const name = `dup-${r}`
+  let release
+  const held = new Promise((res) => (release = res))
+  let started = false
+  let finishedAt = 0
+  const owner = Channel.create(name).input(Charge).db(admin).idempotency((i) => i.orderId).handler(async () => {
+    started = true
+    await held
+    finishedAt = performance.now()
+    return { ok: true }
+  }).build()
+  // A second object of the same channel stands in for another instance.
+  const other = Channel.create(name).input(Charge).db(admin).idempotency((i) => i.orderId).handler(() => ({ ok: false })).build()
+  const first = owner.call({ orderId: 'k', amount: 1 })
+  while (!started) await new Promise((res) => setTimeout(res, 5))
+  const dups = Array.from({ length: DUPLICATES }, (_, i) => (i % 2 ? other : owner).call({ orderId: 'k', amount: 1 }).then(() => performance.now()))
+  for (;;) {
+    const [row] = await admin.query('SELECT waiters FROM _onepipe_channel_idempotency WHERE channel_name = $1 AND idempotency_key = $2', [name, 'k'])
+    if (row?.waiters) break
+    await new Promise((res) => setTimeout(res, 5))
+  }
+  // Let the other duplicates reach their wait too.
+  await new Promise((res) => setTimeout(res, 50))
+  release()
+  await first
+  const ends = await Promise.all(dups)
+  dupWake.push(Math.max(...ends) - finishedAt)
+  await owner.close()
+  await other.close()
+}
+
 // Cron lateness: OnePipe's scheduler (lease, fenced claim INSERT, database clock) and croner's bare timer tick together.
 const onepipe = []
 const bare = []
@@ -96,6 +137,9 @@ for (const v of variants.slice(1)) {
   rows.push({ name: `${v.name}: p99`, ours: mean(r.p99), peer: mean(base.p99), unit: 'ms', higherIsBetter: false })
 }
 printTable(`bench/cron-channel — HTTP (autocannon, ${CONNECTIONS} connections, ${ROUNDS}×${DURATION}s per variant), work = validate + 1 INSERT, node ${process.version}`, 'bare Hono', rows)
+console.log(
+  `\nidempotent duplicates (${DUPLICATES} waiting on 2 channel objects, ${DUP_ROUNDS} rounds): first call's handler returned → last duplicate answered, p50 ${pct(dupWake, 50).toFixed(1)} ms, max ${Math.max(...dupWake).toFixed(1)} ms (the waiters' own re-check is every 2000 ms)`,
+)
 printTable(
   `cron fire lateness over ${TICKS} every-second ticks (OnePipe: ctx.actualTime − scheduledTime on the database clock, after the lease check and claim INSERT; croner: callback time − the second)`,
   'croner timer',

@@ -2,7 +2,7 @@ import { Hono } from 'hono'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { Channel, Database, IdempotencyConflictError, silentLogger, TerminalError, TimeoutError, TransportError, ValidationError, type RuntimeContext } from '@onepipe/sdk'
-import { testDatabase } from '@onepipe/testing'
+import { testDatabase, waitFor } from '@onepipe/testing'
 import { retryDelay } from '@onepipe/core'
 import { pruneCalls, sweepExpired } from '../../src/channel/store.js'
 
@@ -23,6 +23,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const Payment = z.object({ orderId: z.string(), amount: z.number().positive() })
 const ById = z.object({ id: z.string() })
 const keep = <T extends { close(): Promise<void> }>(c: T) => (channels.push(c), c)
+const expired = async (name: string, key: string) =>
+  (await db.query<{ gone: boolean }>('SELECT expires_at <= now() AS gone FROM _onepipe_channel_idempotency WHERE channel_name = $1 AND idempotency_key = $2', [name, key]))[0]?.gone === true
 const rows = async (name: string) =>
   (await db.query<{ n: number }>('SELECT (SELECT count(*) FROM _onepipe_channel_idempotency WHERE channel_name = $1) + (SELECT count(*) FROM _onepipe_channel_calls WHERE channel_name = $1) AS n', [name]))[0]!.n
 
@@ -57,45 +59,83 @@ describe('Channel idempotency', () => {
     expect(h).toMatchObject({ idempotencyKey: 'o2', status: 'completed', attempts: 1 })
   })
 
-  it('concurrent duplicates wait for the first call and are woken by its notification, not a poll', async () => {
-    const { ch, charges, name } = payments(undefined, { delayMs: 300 })
+  it('concurrent duplicates wait for the first call and are woken by its notification', async () => {
+    const name = unique('pay')
+    let release!: () => void
+    const held = new Promise<void>((r) => (release = r))
+    const charges: number[] = []
+    const ch = keep(
+      Channel.create(name)
+        .input(Payment)
+        .db(db)
+        .idempotency((i) => i.orderId)
+        .handler(async (i) => (charges.push(i.amount), await held, { chargeId: 'first' }))
+        .build(),
+    )
     // Another object of the same channel stands in for another instance.
     const other = keep(Channel.create(name).input(Payment).db(db).idempotency((i) => i.orderId).handler(() => ({ chargeId: 'never' })).build())
-    const t0 = Date.now()
-    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? other : ch).call({ orderId: 'same', amount: 10 })))
-    expect(charges).toHaveLength(1)
-    for (const r of results) expect(r).toEqual(results[0])
-    // Waiters re-check the row only every 2 s by themselves; finishing well before that means the NOTIFY woke them.
-    expect(Date.now() - t0).toBeLessThan(1500)
+    const notes: string[] = []
+    const unlisten = await db.listen('onepipe_channel', (p) => notes.push(p))
+    const first = ch.call({ orderId: 'same', amount: 10 })
+    await waitFor(() => charges.length === 1, { what: 'the first call to claim the key' })
+    const duplicates = Promise.all(Array.from({ length: 19 }, (_, i) => (i % 2 ? other : ch).call({ orderId: 'same', amount: 10 })))
+    // The first call holds the key until a duplicate has registered as waiting for it.
+    const waiting = async () => (await db.query<{ waiters: boolean }>('SELECT waiters FROM _onepipe_channel_idempotency WHERE channel_name = $1 AND idempotency_key = $2', [name, 'same']))[0]?.waiters
+    await waitFor(waiting, { what: 'a duplicate to wait for the key' })
+    release()
+    const results = [await first, ...(await duplicates)]
+    expect(charges).toEqual([10])
+    for (const r of results) expect(r).toEqual({ chargeId: 'first' })
+    // Finishing the key notified its waiters once (how fast they wake is measured in bench/cron-channel).
+    const mine = () => notes.filter((n) => n.startsWith(`${name}\t`))
+    await waitFor(() => mine().length > 0, { what: 'the notification of the finished key' })
+    expect(mine()).toEqual([`${name}\tsame`])
+    await unlisten()
   })
 
   it('the same key with different input is an IdempotencyConflictError (409), while pending and after', async () => {
-    const { ch, charges } = payments(undefined, { delayMs: 200 })
+    let release!: () => void
+    const held = new Promise<void>((r) => (release = r))
+    const charges: number[] = []
+    const ch = keep(
+      Channel.create(unique('conflict'))
+        .input(Payment)
+        .db(db)
+        .idempotency((i) => i.orderId)
+        .handler(async (i) => (charges.push(i.amount), await held, { ok: true }))
+        .build(),
+    )
     const first = ch.call({ orderId: 'k', amount: 1 })
-    await sleep(50)
+    // Pending: the first call's handler is running (and holds until released).
+    await waitFor(() => charges.length === 1, { what: 'the first call to claim the key' })
     const during = await ch.call({ orderId: 'k', amount: 2 }).catch((e: unknown) => e)
     expect(during).toBeInstanceOf(IdempotencyConflictError)
     expect(during).toMatchObject({ status: 409, code: 'IDEMPOTENCY_CONFLICT' })
+    release()
     await first
     await expect(ch.call({ orderId: 'k', amount: 3 })).rejects.toBeInstanceOf(IdempotencyConflictError)
-    expect(charges).toHaveLength(1)
+    expect(charges).toEqual([1])
   })
 
   it('replays the stored result only until the key expires', async () => {
-    const { ch, charges } = payments(undefined, { ttl: '300ms' })
-    await ch.call({ orderId: 'e', amount: 1 })
-    await ch.call({ orderId: 'e', amount: 1 })
+    // Within its TTL (an hour): replayed, however slow the machine.
+    const { ch, charges, name } = payments(undefined, { ttl: '1h' })
+    const first = await ch.call({ orderId: 'e', amount: 1 })
+    expect(await ch.call({ orderId: 'e', amount: 1 })).toEqual(first)
     expect(charges).toHaveLength(1)
-    await sleep(400)
-    // Expired: the key is free again, even for different input.
-    await ch.call({ orderId: 'e', amount: 2 })
-    expect(charges).toHaveLength(2)
+    // Past its TTL (300 ms, waited for on the database clock): the key is free again, even for different input.
+    const short = payments(name, { ttl: '300ms' })
+    await short.ch.call({ orderId: 'f', amount: 1 })
+    await waitFor(() => expired(name, 'f'), { what: 'the 300 ms key to expire' })
+    await short.ch.call({ orderId: 'f', amount: 2 })
+    expect(short.charges.map((c) => c.amount)).toEqual([1, 2])
   })
 
   it('the sweep deletes expired keys and old history only', async () => {
-    const { ch, name } = payments(undefined, { ttl: '200ms' })
-    await ch.call({ orderId: 's1', amount: 1 })
-    await sleep(250)
+    const { ch, name } = payments(undefined, { ttl: '1h' })
+    const short = payments(name, { ttl: '200ms' })
+    await short.ch.call({ orderId: 's1', amount: 1 })
+    await waitFor(() => expired(name, 's1'), { what: 'the 200 ms key to expire' })
     await ch.call({ orderId: 's2', amount: 1 })
     expect(await sweepExpired(db, name)).toBe(1)
     await db.execute(`UPDATE _onepipe_channel_calls SET created_at = now() - interval '8 days' WHERE channel_name = $1 AND idempotency_key = 's1'`, [name])
@@ -110,7 +150,9 @@ describe('Channel idempotency', () => {
     const dying = keep(Channel.create(name).input(Payment).db(db).idempotency((i) => i.orderId, { lease: '300ms' }).handler(async () => (await blocked, { by: 'dying' })).build())
     const survivor = keep(Channel.create(name).input(Payment).db(db).idempotency((i) => i.orderId, { lease: '300ms' }).handler(() => ({ by: 'survivor' })).build())
     const orphan = dying.call({ orderId: 'd', amount: 1 })
-    await sleep(50)
+    await waitFor(async () => (await db.query(`SELECT 1 FROM _onepipe_channel_idempotency WHERE channel_name = $1 AND status = 'pending'`, [name])).length === 1, {
+      what: 'the dying call to claim the key',
+    })
     // The owner stops renewing as a dead process would: its lease runs out.
     await db.execute(`UPDATE _onepipe_channel_idempotency SET owner = 'dead-process', lease_expires_at = now() - interval '1 second' WHERE channel_name = $1`, [name])
     expect(await survivor.call({ orderId: 'd', amount: 1 })).toEqual({ by: 'survivor' })
