@@ -1,9 +1,11 @@
 // bench/flow: Flow append throughput and append→subscriber latency on
 // PostgreSQL, beside pgbench one-row INSERT commits/s on the same database in
-// the same run. Usage: node bench/flow/run.mjs  (DATABASE_URL, default
+// the same run; then the append rate while an SSE client of the flow lags
+// (reads nothing) and what the serving process holds for it. Usage: node bench/flow/run.mjs  (DATABASE_URL, default
 // postgres://postgres@127.0.0.1:5432/postgres; BENCH_SECONDS, default 10).
 import { execFileSync } from 'node:child_process'
 import { fork } from 'node:child_process'
+import { request } from 'node:http'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -72,6 +74,14 @@ function startSubscriber() {
   })
 }
 
+function startSseServer() {
+  const child = fork(fileURLToPath(new URL('./sse-server.mjs', import.meta.url)), { env: { ...process.env, DATABASE_URL: URL_, SCHEMA: schema, FLOW: 'bench' } })
+  return new Promise((resolve, reject) => {
+    child.once('message', (m) => resolve({ child, port: m.port }))
+    child.once('exit', (c) => reject(new Error(`sse server exited ${c}`)))
+  })
+}
+
 const mean = (a) => a.reduce((x, y) => x + y, 0) / a.length
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2)
 
@@ -115,6 +125,23 @@ try {
   const steady = await report(sub)
   const steadyLat = steady.latencies.sort((a, b) => a - b)
 
+  // 4. The same appenders while an SSE client of the flow reads nothing: the rate, and the
+  //    serving process's heap + external growth after a full GC (it should hold about a page).
+  const sse = await startSseServer()
+  const memory = async () => {
+    const m = await (await fetch(`http://127.0.0.1:${sse.port}/stats`)).json()
+    return m.heapUsed + m.external
+  }
+  const memBefore = await memory()
+  const head = await flow.head()
+  const lagging = await new Promise((resolve, reject) => request(`http://127.0.0.1:${sse.port}/__onepipe/flows/bench/stream?offset=${head}`, resolve).on('error', reject).end())
+  lagging.pause()
+  const laggedRun = await appendFor(flow, SECONDS)
+  const sseGrowthMb = ((await memory()) - memBefore) / 1048576
+  lagging.destroy()
+  sse.child.send({ cmd: 'exit' })
+  await new Promise((r) => sse.child.once('exit', r))
+
   const rows = [
     [`pgbench one-row INSERT commits/s (16 clients, -j 2; rounds ${pg.map((x) => x.toFixed(0)).join(', ')})`, pgTps.toFixed(0), '1.00'],
     [`Flow.append events/s, 16 concurrent appenders (rounds ${ours.map((x) => x.toFixed(0)).join(', ')})`, appendRate.toFixed(0), (appendRate / pgTps).toFixed(2)],
@@ -123,6 +150,8 @@ try {
     ['  append→subscriber latency p50 / p99 under that load', `${pct(loadedLat, 50)} / ${pct(loadedLat, 99)} ms`, ''],
     [`Flow.append at a steady ${PACED_RATE}/s: subscriber received`, `${steady.received} / ${paced}`, steady.received === paced ? 'all' : 'MISSING'],
     ['  append→subscriber latency p50 / p99', `${pct(steadyLat, 50)} / ${pct(steadyLat, 99)} ms`, ''],
+    ['Flow.append events/s, 16 appenders, while an SSE client of the flow reads nothing', laggedRun.rate.toFixed(0), (laggedRun.rate / pgTps).toFixed(2)],
+    [`  the SSE server's heap + external growth meanwhile (${laggedRun.appended} events appended)`, `${sseGrowthMb.toFixed(1)} MB`, ''],
   ]
   console.log(`\nbench/flow — PostgreSQL ${(await admin`SHOW server_version`)[0].server_version}, ${ROUNDS}×${SECONDS}s rounds, node ${process.version} (shared machine: figures are noisy)`)
   console.log('| measure | value | ratio to pgbench |\n|---|---:|---:|')

@@ -27,12 +27,15 @@ interface Stats {
   external: number
   arrayBuffers: number
 }
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const PAD = 'x'.repeat(4000) // ~4 KB per event
-const APPEND_SECONDS = 8
-const PER_SECOND = 1000
+const TOTAL = 8000
+const BATCH = 50
 
-it('a slow SSE client (one event a second) of a flow receiving 1,000 events/s loses none, and the server memory stays bounded', { timeout: 120_000 }, async () => {
+// What the server buffers for a client that does not read is a property of
+// the server, not of the machine's speed: the test appends a fixed amount
+// while the client lags, whatever time that takes. The append rate a flow
+// sustains is measured by bench/flow.
+it('a slow SSE client of a flow receiving 8,000 events (~32 MB) while it lags loses none, and the server memory stays bounded', { timeout: 180_000 }, async () => {
   server = spawnNode(fixture, [], { DATABASE_URL: url ?? '', SCHEMA: schema, FLOW: 'firehose' })
   const port = Number((await server.waitFor(/PORT=\d+/)).slice(5))
   const stats = async (): Promise<Stats> => (await fetch(`http://127.0.0.1:${port}/stats`)).json() as Promise<Stats>
@@ -61,27 +64,17 @@ it('a slow SSE client (one event a second) of a flow receiving 1,000 events/s lo
     }
   }
 
-  // The producer: 1,000 events a second, in ticks of 50.
-  let i = 1
-  const producing = (async () => {
-    const end = Date.now() + APPEND_SECONDS * 1000
-    while (Date.now() < end) {
-      const tick = Date.now()
-      await Promise.all(Array.from({ length: PER_SECOND / 20 }, () => flow.append({ i: i++, pad: PAD })))
-      await sleep(Math.max(0, 50 - (Date.now() - tick)))
-    }
-  })()
-  // The slow consumer: one event a second while the producer runs.
+  // The producer appends in concurrent batches; the slow consumer reads one event per 1,000 appended.
   const peaks: Stats[] = []
-  for (let s = 0; s < APPEND_SECONDS; s++) {
-    await sleep(1000)
-    takeOne()
-    if (s >= 3) peaks.push(await stats())
+  let i = 1
+  while (i <= TOTAL) {
+    await Promise.all(Array.from({ length: BATCH }, () => flow.append({ i: i++, pad: PAD })))
+    if ((i - 1) % 1000 === 0) {
+      takeOne()
+      if (i - 1 >= 4000) peaks.push(await stats())
+    }
   }
-  await producing
-  const appended = i
-  expect(appended).toBeGreaterThanOrEqual(PER_SECOND * APPEND_SECONDS * 0.7)
-  expect(offsets.length).toBeLessThan(20)
+  const appended = i // the TOTAL events plus the first one
   peaks.push(await stats())
 
   // ~4 KB × 8,000 events ≈ 32 MB went into the flow while the client lagged; the server held at most a page of it.
@@ -90,7 +83,7 @@ it('a slow SSE client (one event a second) of a flow receiving 1,000 events/s lo
   expect(growth).toBeLessThan(8 * 1024 * 1024)
 
   // Now the client catches up at full speed: every event arrives, in order, none lost.
-  const drainEnd = Date.now() + 60_000
+  const drainEnd = Date.now() + 90_000
   while (offsets.length < appended && Date.now() < drainEnd) {
     if (!takeOne()) await new Promise((r) => stream.once('readable', r))
   }
