@@ -3,7 +3,9 @@ import {
   assertDatabase,
   ConfigError,
   ConflictError,
+  decodeValue,
   deserializeError,
+  encodeValue,
   isRetryable,
   OnePipeError,
   parseDuration,
@@ -181,6 +183,7 @@ export class Channel<I = unknown, O = unknown> implements Component {
    */
   async call(input: I, options: CallOptions = {}): Promise<O> {
     const value = this.#c.input ? await validate(this.#c.input, input, `input of channel "${this.name}"`) : input
+    encodeValue(value, { subject: `input of channel "${this.name}"`, allowUndefined: true })
     const idem = this.#c.idempotency
     if (!idem && options.idempotencyKey === undefined) return this.#plain(value)
     const key = this.#keyOf(value, options.idempotencyKey)
@@ -203,7 +206,7 @@ export class Channel<I = unknown, O = unknown> implements Component {
     const stats: AttemptStats = { attempts: 0, stillRunning: undefined }
     const db = this.#c.history ? this.#db : undefined
     try {
-      const out = await this.#attempts(value, undefined, stats)
+      const { value: out } = await this.#attempts(value, undefined, stats)
       if (db) await recordCall(db, { channel: this.name, status: 'completed', attempts: stats.attempts, durationMs: Math.round(performance.now() - t0), error: null })
       return out
     } catch (err) {
@@ -212,7 +215,14 @@ export class Channel<I = unknown, O = unknown> implements Component {
     }
   }
 
-  async #attempts(value: unknown, key: string | undefined, stats: AttemptStats): Promise<O> {
+  /**
+   * Runs the handler (with retries) and returns its result as stored: the
+   * JSON text (undefined for a handler that returned nothing) and the value
+   * read back from it, so the first caller sees exactly what every replay
+   * will. A result that cannot round-trip is the handler's bug: a terminal
+   * `INVALID_RESULT` (500), recorded like any other terminal failure.
+   */
+  async #attempts(value: unknown, key: string | undefined, stats: AttemptStats): Promise<{ value: O; text: string | undefined }> {
     const c = this.#c
     const out = await runAttempts(
       (signal, attempt) => Promise.resolve(c.handler(value, { channel: this.name, signal, attempt, idempotencyKey: key, db: this.#db, logger: this.#log })),
@@ -222,13 +232,17 @@ export class Channel<I = unknown, O = unknown> implements Component {
       `Channel "${this.name}"`,
       stats,
     )
-    if (!c.output) return out as O
-    try {
-      return (await validate(c.output, out, `output of channel "${this.name}"`)) as O
-    } catch (e) {
-      // The handler broke its own contract: a server bug, not the caller's input.
-      throw new OnePipeError('CHANNEL_BAD_OUTPUT', (e as Error).message, { status: 500, retryable: false, details: { issues: (e as ValidationError).issues } })
+    let result: unknown = out
+    if (c.output) {
+      try {
+        result = await validate(c.output, out, `output of channel "${this.name}"`)
+      } catch (e) {
+        // The handler broke its own contract: a server bug, not the caller's input.
+        throw new OnePipeError('CHANNEL_BAD_OUTPUT', (e as Error).message, { status: 500, retryable: false, details: { issues: (e as ValidationError).issues } })
+      }
     }
+    const text = encodeValue(result, { subject: `result of channel "${this.name}"`, code: 'INVALID_RESULT', status: 500, allowUndefined: true })
+    return { value: decodeValue<O>(text), text }
   }
 
   /** The idempotent path: claim the key, or wait for / replay its owner's outcome. */
@@ -253,7 +267,7 @@ export class Channel<I = unknown, O = unknown> implements Component {
           continue
         }
         if (row.inputHash !== hash) throw new IdempotencyConflictError(this.name, key)
-        if (row.status === 'completed') return row.result as O
+        if (row.status === 'completed') return decodeValue<O>(row.result)
         if (row.status === 'failed') throw deserializeError(row.error ?? { name: 'Error', code: 'UNKNOWN', message: 'failed', status: 500, retryable: false })
         // Pending: listen first, then ask the owner to notify, then wait (with a slow re-check as a fallback).
         await this.#waiters.ready()
@@ -299,8 +313,8 @@ export class Channel<I = unknown, O = unknown> implements Component {
     try {
       const out = await this.#attempts(value, key, stats)
       clearInterval(renew)
-      await finish({ status: 'completed', result: JSON.stringify(out ?? null), error: null })
-      return out
+      await finish({ status: 'completed', result: out.text ?? null, error: null })
+      return out.value
     } catch (err) {
       const status = isRetryable(err) ? 'released' : 'failed'
       const stray = stats.stillRunning

@@ -6,7 +6,8 @@ import type { Queryable, SerializedError } from '@onepipe/core'
 export interface KeyRow {
   inputHash: string
   status: 'pending' | 'completed' | 'failed'
-  result: unknown
+  /** The stored result as JSON text; null when the handler returned nothing. */
+  result: string | null
   error: SerializedError | null
   leaseMsLeft: number
   /** The row outlived `expires_at`: the key is free to claim again. */
@@ -19,7 +20,7 @@ interface KeyRowSql {
   claimed: boolean
   input_hash: string
   status: KeyRow['status']
-  result: unknown
+  result: string | null
   error: SerializedError | null
   lease_ms_left: number | null
   expired: boolean
@@ -43,9 +44,9 @@ export async function claimKey(
        ON CONFLICT (channel_name, idempotency_key) DO NOTHING
        RETURNING 1
      )
-     SELECT true AS claimed, NULL::text AS input_hash, NULL::text AS status, NULL::jsonb AS result, NULL::jsonb AS error, NULL::float8 AS lease_ms_left, false AS expired FROM c
+     SELECT true AS claimed, NULL::text AS input_hash, NULL::text AS status, NULL::text AS result, NULL::jsonb AS error, NULL::float8 AS lease_ms_left, false AS expired FROM c
      UNION ALL
-     SELECT false, input_hash, status, result, error, extract(epoch FROM (lease_expires_at - now())) * 1000, expires_at <= now()
+     SELECT false, input_hash, status, result::text, error, extract(epoch FROM (lease_expires_at - now())) * 1000, expires_at <= now()
      FROM _onepipe_channel_idempotency
      WHERE channel_name = $1 AND idempotency_key = $2 AND NOT EXISTS (SELECT 1 FROM c)`,
     [a.channel, a.key, a.hash, a.owner, a.leaseMs, a.ttlMs],

@@ -3,6 +3,8 @@ import {
   ConfigError,
   newInstanceId,
   serializeError,
+  encodeValue,
+  isRetryable,
   stderrLogger,
   TimeoutError,
   type Component,
@@ -363,14 +365,32 @@ export class Cron implements Component {
     let outcome: { status: 'completed' | 'failed'; output: string | null; error: object | null }
     try {
       const out = await this.#c.handler(ctx)
-      outcome = { status: 'completed', output: out === undefined ? null : JSON.stringify(out), error: null }
+      // An output that cannot round-trip is the handler's bug: the run fails with the reason, once.
+      const text = encodeValue(out, { subject: `output of cron job "${this.name}"`, code: 'INVALID_RESULT', status: 500, allowUndefined: true })
+      outcome = { status: 'completed', output: text ?? null, error: null }
     } catch (err) {
       this.#log.error({ err, job: this.name, executionId: run.executionId }, 'cron run failed')
-      const e = serializeError(err)
-      outcome = { status: 'failed', output: null, error: { code: e.code, message: e.message } }
+      outcome = { status: 'failed', output: null, error: serializeError(err) }
+    }
+    const record = async (o: typeof outcome) => {
+      // The run already happened: a transient database error is retried (within the lease) so
+      // the tick is not left looking abandoned; a permanent one is recorded as the run's failure.
+      for (let i = 0; ; i++) {
+        try {
+          return await finishExecution(db, { executionId: run.executionId, instance: this.#instance, token, ...o })
+        } catch (err) {
+          if (!isRetryable(err) || i >= 3) throw err
+          await new Promise((r) => setTimeout(r, 100 * 2 ** i))
+        }
+      }
     }
     try {
-      await finishExecution(db, { executionId: run.executionId, instance: this.#instance, token, ...outcome })
+      try {
+        await record(outcome)
+      } catch (err) {
+        if (isRetryable(err)) throw err
+        await record({ status: 'failed', output: null, error: serializeError(err) })
+      }
       if (run.kind === 'manual') await db.notify(NOTIFY, `done\t${run.executionId}`)
     } catch (err) {
       this.#log.error({ err, job: this.name, executionId: run.executionId }, 'cron: could not record the outcome of a run')

@@ -172,6 +172,8 @@ export class Flow<T = unknown> implements Component {
    * ```
    */
   subscribe(fn: (event: FlowEvent<T>) => unknown, o: FlowSubscribeOptions = {}): Unsubscribe {
+    // Checked as read() and stream() do, on every store: a bad offset never silently picks a position.
+    checkCount('offset', o.offset, Number.MAX_SAFE_INTEGER)
     const ac = new AbortController()
     let markReady!: () => void
     let failReady!: (e: unknown) => void
