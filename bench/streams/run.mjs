@@ -16,6 +16,7 @@ const TAIL = 100
 // Enough samples that p99 is not just the second-worst of a handful.
 const SSE_MESSAGES = 500
 const SSE_INTERVAL_MS = 5
+const LONG_POLLS = 200
 const here = (f) => fileURLToPath(new URL(f, import.meta.url))
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 })
 let unique = 0
@@ -165,6 +166,26 @@ async function sseLatency(port, subscribers) {
   return { p50: pct(50), p99: pct(99) }
 }
 
+/** p50/p99 time (ms) from an append to the answer of a long-poll waiting at the stream's tail. */
+async function longPollWake(port) {
+  const path = await createStream(port)
+  const latencies = []
+  for (let i = 0; i < LONG_POLLS; i++) {
+    const from = (await request(port, 'HEAD', path)).headers['stream-next-offset']
+    const poll = request(port, 'GET', `${path}?offset=${from}&live=long-poll`)
+    // Give the poll time to be waiting (one that is not yet answers at once, which only flatters no one).
+    await new Promise((r) => setTimeout(r, 5))
+    const t = performance.now()
+    await request(port, 'POST', path, MESSAGE)
+    const res = await poll
+    latencies.push(performance.now() - t)
+    if (res.status !== 200) throw new Error(`long-poll answered ${res.status}, expected the appended message`)
+  }
+  latencies.sort((a, b) => a - b)
+  const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))]
+  return { p50: pct(50), p99: pct(99) }
+}
+
 const PHASES = {
   seq: (port) => appendRate(port, 1, 1),
   c64: (port) => appendRate(port, 64, 1),
@@ -172,6 +193,7 @@ const PHASES = {
   read: (port) => tailReads(port),
   sse1: (port) => sseLatency(port, 1),
   sse50: (port) => sseLatency(port, 50),
+  lp: (port) => longPollWake(port),
 }
 
 const t0 = Date.now()
@@ -204,6 +226,8 @@ printTable(
     { name: 'SSE delivery p99, 1 subscriber', ours: a.sse1.p99, peer: b.sse1.p99, unit: 'ms', higherIsBetter: false },
     { name: 'SSE delivery p50, 50 subscribers', ours: a.sse50.p50, peer: b.sse50.p50, unit: 'ms', higherIsBetter: false },
     { name: 'SSE delivery p99, 50 subscribers', ours: a.sse50.p99, peer: b.sse50.p99, unit: 'ms', higherIsBetter: false },
+    { name: 'long-poll at the tail: append → answer p50', ours: a.lp.p50, peer: b.lp.p50, unit: 'ms', higherIsBetter: false },
+    { name: 'long-poll at the tail: append → answer p99', ours: a.lp.p99, peer: b.lp.p99, unit: 'ms', higherIsBetter: false },
   ],
 )
 console.log(`\n(total ${((Date.now() - t0) / 1000).toFixed(0)} s)`)

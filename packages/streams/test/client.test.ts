@@ -7,6 +7,7 @@ import {
   UnbrokenServer,
   type StreamBatch,
 } from '../src/index.js'
+import { waitFor } from '@onepipe/testing'
 
 describe('StreamsClient', () => {
   const store = new MemoryStreamStore()
@@ -77,8 +78,12 @@ describe('StreamsClient', () => {
     })
     const it = counting.subscribe<number>(s.name, { offset: '-1' })
     const total = 60
+    let appended = 0
     const producer = (async () => {
-      for (let i = 0; i < total; i++) await s.append(i)
+      for (let i = 0; i < total; i++) {
+        await s.append(i)
+        appended++
+      }
     })()
     const seen: number[] = []
     let batches = 0
@@ -87,9 +92,10 @@ describe('StreamsClient', () => {
       expect(r.done).toBe(false)
       batches++
       seen.push(...(r.value as StreamBatch<number>).messages)
-      // A slow consumer: while it works, nothing is fetched for it.
+      // A slow consumer: it works until the producer is two messages ahead (or done), and
+      // nothing is fetched for it meanwhile, so a backlog builds up however fast either side runs.
       const before = requests
-      await new Promise((res) => setTimeout(res, 15))
+      await waitFor(() => appended >= Math.min(total, seen.length + 2), { intervalMs: 5, what: 'the producer to get ahead' })
       expect(requests).toBe(before)
     }
     await producer

@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest'
 import { MemoryStreamStore, UnbrokenServer, createStore, storeKinds } from '../src/index.js'
+import { waitFor } from '@onepipe/testing'
 
 const dec = new TextDecoder()
 
@@ -42,36 +43,76 @@ describe('UnbrokenServer in process (app.request)', () => {
     }
   })
 
-  it('wakes a waiting long-poll from the store notification, well before its timeout', async () => {
-    await call('/v1/stream/flows/wake', { method: 'PUT', headers: { 'content-type': 'application/json' } })
-    const head = await call('/v1/stream/flows/wake', { method: 'HEAD' })
-    const tail = head.headers.get('stream-next-offset') ?? ''
-    const started = Date.now()
-    const pending = call(`/v1/stream/flows/wake?offset=${tail}&live=long-poll`)
-    await new Promise((r) => setTimeout(r, 30))
-    await call('/v1/stream/flows/wake', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"n":1}' })
-    const res = await pending
-    expect(res.status).toBe(200)
-    expect(await res.json()).toEqual([{ n: 1 }])
-    expect(res.headers.get('stream-cursor')).toMatch(/^\d+$/)
-    // The timeout is 5 s; getting data means the notification woke it.
-    expect(Date.now() - started).toBeLessThan(5_000)
+  it('wakes a waiting long-poll from the store notification, not its timeout', async () => {
+    // A store that shows when the long-poll watches it and has read it, so the append comes while it waits.
+    class Watched extends MemoryStreamStore {
+      watching = 0
+      readsWhileWatched = 0
+      override watch(path: string, listener: () => void): () => void {
+        this.watching++
+        const unwatch = super.watch(path, listener)
+        return () => {
+          this.watching--
+          unwatch()
+        }
+      }
+      override async read(path: string, options: Parameters<MemoryStreamStore['read']>[1]): ReturnType<MemoryStreamStore['read']> {
+        const r = await super.read(path, options)
+        if (this.watching > 0) this.readsWhileWatched++
+        return r
+      }
+    }
+    const watched = new Watched()
+    // The long-poll would time out only after 10 minutes: an answer within the test's deadline is the wake-up.
+    const s = new UnbrokenServer({ store: watched, longPollTimeoutMs: 600_000 })
+    try {
+      const at = (path: string, init?: RequestInit) => s.app.request(`http://streams.test${path}`, init)
+      await at('/v1/stream/flows/wake', { method: 'PUT', headers: { 'content-type': 'application/json' } })
+      const tail = (await at('/v1/stream/flows/wake', { method: 'HEAD' })).headers.get('stream-next-offset') ?? ''
+      const pending = at(`/v1/stream/flows/wake?offset=${tail}&live=long-poll`)
+      await waitFor(() => watched.watching === 1 && watched.readsWhileWatched > 0, { what: 'the long-poll to wait' })
+      await at('/v1/stream/flows/wake', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"n":1}' })
+      const res = await pending
+      expect(res.status).toBe(200)
+      expect(await res.json()).toEqual([{ n: 1 }])
+      expect(res.headers.get('stream-cursor')).toMatch(/^\d+$/)
+    } finally {
+      await s.stop()
+    }
   })
 
   it('streams SSE: data then control for catch-up, then live appends, then ends at its lifetime', async () => {
-    await call('/v1/stream/flows/sse', { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '[{"n":1},{"n":2}]' })
-    const res = await call('/v1/stream/flows/sse?offset=-1&live=sse')
-    expect(res.headers.get('content-type')).toBe('text/event-stream')
-    setTimeout(() => {
-      void call('/v1/stream/flows/sse', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"n":3}' })
-    }, 30)
-    const text = await readSse(res, '"n":3')
+    // The live part on a server whose connections outlive any slow machine; the lifetime part below uses the 300 ms one.
+    const long = new UnbrokenServer({ store: new MemoryStreamStore(), sseLifetimeMs: 600_000 })
+    let text = ''
+    try {
+      const at = (path: string, init?: RequestInit) => long.app.request(`http://streams.test${path}`, init)
+      await at('/v1/stream/flows/sse', { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '[{"n":1},{"n":2}]' })
+      const res = await at('/v1/stream/flows/sse?offset=-1&live=sse')
+      expect(res.headers.get('content-type')).toBe('text/event-stream')
+      const reader = (res.body as ReadableStream<Uint8Array>).getReader()
+      const readUntil = async (s: string) => {
+        while (!text.includes(s)) {
+          const { done, value } = await reader.read()
+          if (done) throw new Error(`the stream ended before ${s}: ${text}`)
+          text += dec.decode(value)
+        }
+      }
+      // Caught up (the control event) before the live append.
+      await readUntil('event: control')
+      await at('/v1/stream/flows/sse', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"n":3}' })
+      await readUntil('"n":3')
+      await reader.cancel()
+    } finally {
+      await long.stop()
+    }
     const events = text.split('\n\n').filter(Boolean)
     expect(events[0]).toBe('event: data\ndata:[{"n":1},{"n":2}]')
     expect(events[1]).toMatch(/^event: control\ndata:\{"streamNextOffset":"\d{16}_\d{16}","streamCursor":"\d+","upToDate":true\}$/)
     expect(events[2]).toBe('event: data\ndata:[{"n":3}]')
 
     // With no traffic the connection ends at sseLifetimeMs (300 ms here).
+    await call('/v1/stream/flows/sse', { method: 'PUT', headers: { 'content-type': 'application/json' } })
     const idle = await call('/v1/stream/flows/sse?offset=now&live=sse')
     const all = await readSse(idle, 'never-appears')
     expect(all).toContain('"upToDate":true')
