@@ -17,7 +17,8 @@ import {
   streamSeqOf,
   wantsClose,
 } from './headers.js'
-import { isJsonType, isTextType, recordsToBody } from './records.js'
+import { bodyLength, isJsonType, isTextType, recordsToBody } from './records.js'
+import { COMPRESS_THRESHOLD, compressedStream, isCompressibleType, negotiateEncoding, writeCompressed } from './compress.js'
 import { SseSession, readOrWait, sseStream } from './live.js'
 import { StreamRequest } from './request.js'
 import { errorReply, respond, type Reply } from './reply.js'
@@ -55,6 +56,21 @@ function metaHeaders(meta: StreamMeta): Headers_ {
 
 function etagOf(meta: StreamMeta, from: string, r: ReadOutcome): string {
   return `"${meta.createdAt.toString(36)}.${from}.${r.next}${r.upToDate && meta.closed ? '.c' : ''}"`
+}
+
+const ENTITY_TAG = /(?:W\/)?("[^"]*")/g
+
+/**
+ * If-None-Match against the read's tag, with the weak comparison RFC 9110
+ * §13.1.2 prescribes for it: `W/"x"` and `"x"` match, so a client holding
+ * the identity body and one holding the compressed body (weak tag) both get
+ * their 304. A list matches when any member does; `*` matches any range.
+ */
+function noneMatch(header: string | null, etag: string): boolean {
+  if (header === null) return false
+  if (header.trim() === '*') return true
+  for (const m of header.matchAll(ENTITY_TAG)) if (m[1] === etag) return true
+  return false
 }
 
 /**
@@ -158,7 +174,11 @@ export function streamsHandler(engine: StreamEngine, o: HttpOptions): (req: Stre
     const limits = limitParam === null ? defaultLimits : { maxBytes: o.maxReadBytes, maxRecords: limitOf(limitParam) }
     const cursor = () => nextCursor(url.searchParams.get('cursor'))
     if (live === 'sse') {
-      // Resolve the stream first so a missing one is a plain 404.
+      // Resolve the stream first so a missing one is a plain 404. Never
+      // compressed, whatever Accept-Encoding says: a compressor holds bytes
+      // back until it fills a block, so every event would need a sync flush
+      // (losing most of the gain on small events), and proxies that see
+      // Content-Encoding on an event stream tend to buffer it whole.
       const meta = await engine.head(path)
       const h: Headers_ = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' }
       if (!isTextType(meta.contentType)) h[H.sseEncoding] = 'base64'
@@ -180,13 +200,24 @@ export function streamsHandler(engine: StreamEngine, o: HttpOptions): (req: Stre
         return respond(204, h)
       }
     }
+    const json = isJsonType(meta.contentType)
+    const compressible = isCompressibleType(meta.contentType)
+    const coding = compressible && bodyLength(r.records, json) >= COMPRESS_THRESHOLD ? negotiateEncoding(req.headers.get('accept-encoding')) : undefined
+    // Any read of a compressible type may come back compressed once it grows
+    // past the threshold, so caches must key all of them on Accept-Encoding.
+    if (compressible) h.vary = 'Accept-Encoding'
     const etag = etagOf(meta, from, r)
-    h.etag = etag
+    // The compressed bytes are another representation of the same range: a
+    // strong tag must not name both, a weak one says "same content".
+    h.etag = coding ? `W/${etag}` : etag
     // Reads at `now` or the tail change with the next append: never cache them.
     h['cache-control'] = from === 'now' ? 'no-store' : r.upToDate ? 'no-cache' : 'public, max-age=60, stale-while-revalidate=300'
-    if (req.headers.get('if-none-match') === etag) return respond(304, h)
-    const body = recordsToBody(r.records, isJsonType(meta.contentType))
-    return respond(200, h, body)
+    // No Content-Encoding on a 304: a cache would copy it onto the stored (maybe identity) body.
+    if (noneMatch(req.headers.get('if-none-match'), etag)) return respond(304, h)
+    const body = recordsToBody(r.records, json)
+    if (!coding) return respond(200, h, body)
+    h['content-encoding'] = coding
+    return { ...respond(200, h, body), encoding: coding }
   }
 
 }
@@ -194,8 +225,12 @@ export function streamsHandler(engine: StreamEngine, o: HttpOptions): (req: Stre
 /** Turns a Reply into a WHATWG Response (in-process `app.request()`, embedding in another Hono app). */
 function toResponse(r: Reply): Response {
   const noBody = r.status === 204 || r.status === 304
-  const body = r.body instanceof SseSession ? sseStream(r.body) : r.body
+  const body = r.body instanceof SseSession ? sseStream(r.body) : r.encoding ? compressedStream(r.encoding, bytesOf(r.body)) : r.body
   return new Response(noBody ? null : body, { status: r.status, headers: r.headers })
+}
+
+function bytesOf(body: string | Uint8Array): Uint8Array {
+  return typeof body === 'string' ? Buffer.from(body) : body
 }
 
 /**
@@ -242,6 +277,13 @@ async function writeReply(res: ServerResponse, r: Reply): Promise<void> {
     return
   }
   if (!(body instanceof SseSession)) {
+    if (r.encoding && r.status !== 204 && r.status !== 304) {
+      // Chunked: the compressed length is known only once zlib is done, and
+      // the first chunks are on the wire by then.
+      res.writeHead(r.status, r.headers)
+      await writeCompressed(res, r.encoding, bytesOf(body))
+      return
+    }
     if (r.status !== 204 && r.status !== 304) r.headers['content-length'] = String(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength)
     res.writeHead(r.status, r.headers)
     res.end(body)

@@ -12,6 +12,7 @@ import type { StreamRequest } from './request.js'
 export { StreamEngine, DEFAULT_CONTENT_TYPE } from './engine.js'
 export type { CreateRequest, AppendRequest, AppendOutcome, ReadOutcome, ReadLimits, ProducerTuple } from './engine.js'
 export { STREAM_PREFIX } from './headers.js'
+export { COMPRESS_THRESHOLD, compressor, isCompressibleType, negotiateEncoding, type ContentCoding } from './compress.js'
 
 /** Options of {@link UnbrokenServer}. */
 export interface UnbrokenServerOptions {

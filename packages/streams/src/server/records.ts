@@ -60,6 +60,13 @@ export function bodyToRecords(body: Uint8Array, json: boolean): AppendRecord[] {
   return [{ data: Buffer.from(trimmed.slice(1, -1).trim()), count: value.length }]
 }
 
+/** Byte length of `recordsToBody(records, json)`, without building it. */
+export function bodyLength(records: readonly StoredRecord[], json: boolean): number {
+  let n = 0
+  for (const r of records) n += r.data.byteLength
+  return json ? n + 2 + Math.max(0, records.length - 1) : n
+}
+
 /** Payload of a response body for records read in JSON or raw mode. */
 export function recordsToBody(records: readonly StoredRecord[], json: boolean): Buffer {
   if (json) {

@@ -2,6 +2,7 @@ import { OnePipeError } from '@onepipe/core'
 import { ProducerFencedError, ProducerSequenceError, StreamClosedError } from '../stores/types.js'
 import { BASE_HEADERS, H } from './headers.js'
 import type { SseSession } from './live.js'
+import type { ContentCoding } from './compress.js'
 
 type Headers_ = Record<string, string>
 
@@ -10,6 +11,8 @@ export interface Reply {
   status: number
   headers: Headers_
   body: string | Uint8Array | SseSession
+  /** Compress `body` with this coding on the way out (the handler already set Content-Encoding). */
+  encoding?: ContentCoding
 }
 
 export function respond(status: number, headers: Headers_, body: Reply['body'] = ''): Reply {
