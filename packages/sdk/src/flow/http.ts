@@ -1,13 +1,15 @@
 import { ValidationError, type Logger } from '@onepipe/core'
 import type { Hono } from 'hono'
 import type { Flow } from './flow.js'
-import { DEFAULT_MAX_BODY_BYTES, intParam, readJson, respondError, sseResponse } from '../http/index.js'
+import { DEFAULT_MAX_BODY_BYTES, compressedJson, intParam, readJson, respondError, sseResponse } from '../http/index.js'
 
 /**
  * The flow's HTTP surface for the app's own clients:
  * `GET|POST /__onepipe/flows/{name}/events` and `GET …/stream` (SSE, `id:` is
  * the offset; `Last-Event-ID` or `?offset=` resumes after it; otherwise the
- * stream starts at the head). Streams end when `shutdown` aborts.
+ * stream starts at the head). Streams end when `shutdown` aborts. A page of
+ * events of 1 KiB or more goes out br- or gzip-compressed when the client
+ * accepts it; the SSE stream never does (see `compressedJson`).
  */
 export function mountFlowRoutes(app: Hono, flow: Flow<unknown>, logger: Logger, shutdown?: AbortSignal): void {
   const base = `/__onepipe/flows/${flow.name}`
@@ -17,7 +19,7 @@ export function mountFlowRoutes(app: Hono, flow: Flow<unknown>, logger: Logger, 
       const tail = intParam(c, 'tail')
       const limit = intParam(c, 'limit')
       const events = await flow.read({ ...(offset !== undefined ? { offset } : {}), ...(tail !== undefined ? { tail } : {}), ...(limit !== undefined ? { limit } : {}) })
-      return c.json({ events, nextOffset: events.at(-1)?.offset ?? offset ?? 0 })
+      return compressedJson(c, { events, nextOffset: events.at(-1)?.offset ?? offset ?? 0 })
     } catch (e) {
       return respondError(c, e, logger)
     }
