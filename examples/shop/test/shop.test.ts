@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Database } from '@onepipe/sdk'
 import { serve, type App } from '@onepipe/runtime'
-import { postgresUrl, testBackend, uniqueName } from '@onepipe/testing'
+import { postgresUrl, testBackend, uniqueName, waitFor } from '@onepipe/testing'
 import { SHOP_SQL_DIR } from '../src/app.js'
 import { createShop } from '../src/shop.js'
 
@@ -48,13 +48,14 @@ describe('shop example: orders CRUD through serve()', () => {
   it('placing an order starts its fulfilment: charged once, shipped, every step on the order-events flow', async () => {
     const o = (await (await post({ customer: 'dee', items: [{ sku: 'b', qty: 3, priceCents: 100 }] })).json()) as { id: number; fulfilment: string }
     expect(o.fulfilment).toBe(`/__onepipe/workflows/runs/order-${o.id}`)
-    let run: { run: { status: string; output: unknown } } | undefined
-    for (let i = 0; i < 100; i++) {
-      run = (await (await fetch(`${app.url}${o.fulfilment}`)).json()) as typeof run
-      if (run?.run.status === 'completed') break
-      await new Promise((r) => setTimeout(r, 100))
-    }
-    expect(run?.run).toMatchObject({ status: 'completed', output: { outcome: 'shipped', chargeId: `ch_${o.id}_300` } })
+    const run = await waitFor(
+      async () => {
+        const r = (await (await fetch(`${app.url}${o.fulfilment}`)).json()) as { run: { status: string; output: unknown } }
+        return r.run.status !== 'running' && r.run.status !== 'pending' && r
+      },
+      { what: 'the fulfilment run to finish', intervalMs: 100 },
+    )
+    expect(run.run).toMatchObject({ status: 'completed', output: { outcome: 'shipped', chargeId: `ch_${o.id}_300` } })
     expect(await (await fetch(`${app.url}/api/orders/${o.id}`)).json()).toMatchObject({ status: 'shipped' })
     const flow = (await (await fetch(`${app.url}/__onepipe/flows/order-events/events`)).json()) as { events: { data: { type: string; orderId: number } }[] }
     expect(flow.events.filter((e) => e.data.orderId === o.id).map((e) => e.data.type)).toEqual(['order.placed', 'order.paid', 'order.shipped'])

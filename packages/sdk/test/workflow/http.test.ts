@@ -55,9 +55,9 @@ it('starts a run (201), answers the existing run for a reused id (200), and reje
 
 it('signals a waiting run (202), shows the run with its steps, and lists runs by status', async () => {
   const h = approval.handle('http-1')
-  await expect.poll(async () => (await approval.steps('http-1')).some((s) => s.status === 'waiting'), { timeout: 5000 }).toBe(true)
+  await expect.poll(async () => (await approval.steps('http-1')).some((s) => s.status === 'waiting'), { timeout: 20_000 }).toBe(true)
   expect(await json(post('/__onepipe/workflows/runs/http-1/signal/approve', { by: 'ana' }))).toMatchObject({ status: 202, body: { queued: true } })
-  expect(await h.result('5s')).toEqual({ amount: 5, by: 'ana' })
+  expect(await h.result('20s')).toEqual({ amount: 5, by: 'ana' })
   const detail = await json(app.request('/__onepipe/workflows/runs/http-1'))
   expect(detail.status).toBe(200)
   expect(detail.body.run).toMatchObject({ workflowId: 'http-1', workflowName: 'approval', status: 'completed', output: { amount: 5, by: 'ana' } })
@@ -72,7 +72,7 @@ it('signals a waiting run (202), shows the run with its steps, and lists runs by
 it('finds runs of every mounted workflow under /runs/:id and cancels a live run; cancelling an unknown run is a 404', async () => {
   const started = await json(post('/__onepipe/workflows/echo/start', { input: 'hi' }))
   expect(started.status).toBe(201)
-  await expect(echo.result(started.body.workflowId as string, '5s')).resolves.toBe('hi')
+  await expect(echo.result(started.body.workflowId as string, '20s')).resolves.toBe('hi')
   expect(await json(app.request(`/__onepipe/workflows/runs/${started.body.workflowId as string}`))).toMatchObject({ status: 200, body: { run: { workflowName: 'echo', output: 'hi' } } })
 
   await approval.start({ amount: 9 }, { workflowId: 'http-2' })
