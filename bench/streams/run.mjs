@@ -3,9 +3,11 @@
 // server (@durable-streams/server, file-backed), each in its own process, in
 // one run, with the same 100-byte JSON messages.
 //
-// Usage: npx tsc -b packages/streams && node bench/streams/run.mjs
-// BENCH_SECONDS (default 4) sets each load phase's duration.
+// Usage: npx tsc -b packages/streams && node bench/run.mjs streams [phase ...]
+// With no phase every one runs; name some (e.g. `catchup lp`) to run only
+// those. BENCH_SECONDS (default 4) sets each load phase's duration.
 import http from 'node:http'
+import { brotliDecompressSync, gunzipSync } from 'node:zlib'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import { startServer, printTable } from '../lib/report.mjs'
@@ -17,6 +19,10 @@ const TAIL = 100
 const SSE_MESSAGES = 500
 const SSE_INTERVAL_MS = 5
 const LONG_POLLS = 200
+const CATCH_UP = 10_000
+const CATCH_UP_READS = 20
+// What clients send: none, one coding, and a browser's list.
+const ENCODINGS = ['identity', 'gzip', 'br', 'gzip, deflate, br']
 const here = (f) => fileURLToPath(new URL(f, import.meta.url))
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 })
 let unique = 0
@@ -186,6 +192,57 @@ async function longPollWake(port) {
   return { p50: pct(50), p99: pct(99) }
 }
 
+/** One GET with `accept-encoding`, the body kept exactly as it came off the socket (still compressed). */
+function rawGet(port, path, acceptEncoding) {
+  return new Promise((resolve, reject) => {
+    const headers = acceptEncoding === 'identity' ? {} : { 'accept-encoding': acceptEncoding }
+    const t = performance.now()
+    http
+      .get({ host: '127.0.0.1', port, path, agent, headers }, (res) => {
+        const chunks = []
+        res.on('data', (c) => chunks.push(c))
+        res.on('end', () => resolve({ ms: performance.now() - t, status: res.statusCode, coding: res.headers['content-encoding'] ?? 'identity', body: Buffer.concat(chunks) }))
+        res.on('error', reject)
+      })
+      .on('error', reject)
+  })
+}
+
+function decoded(r) {
+  if (r.coding === 'gzip') return gunzipSync(r.body)
+  if (r.coding === 'br') return brotliDecompressSync(r.body)
+  if (r.coding === 'deflate') throw new Error('deflate answered: not expected from either server')
+  return r.body
+}
+
+/**
+ * A catch-up read of a whole 10,000-message stream (1,010,001 bytes as
+ * identity JSON) per Accept-Encoding: the body bytes on the wire (headers
+ * and chunk framing aside), the coding the server chose, and the p50 time
+ * to the last byte over sequential reads. Every answer is decoded and must
+ * equal the identity body.
+ */
+async function catchUpRead(port) {
+  const path = await createStream(port)
+  const batch = 1000
+  // Timestamps like performance.now(): varied digits, as real messages have.
+  const messages = Array.from({ length: CATCH_UP }, (_, i) => message(12_345.678 + i * 5.123456789))
+  for (let n = 0; n < CATCH_UP; n += batch) await request(port, 'POST', path, `[${messages.slice(n, n + batch).join(',')}]`)
+  const identity = await rawGet(port, `${path}?offset=-1`, 'identity')
+  if (identity.coding !== 'identity') throw new Error(`no Accept-Encoding was answered with ${identity.coding}`)
+  if (identity.body.toString('utf8') !== `[${messages.join(',')}]`) throw new Error('the catch-up read does not return the 10,000 messages')
+  const out = {}
+  for (const ae of ENCODINGS) {
+    const first = await rawGet(port, `${path}?offset=-1`, ae)
+    if (first.status !== 200 || !decoded(first).equals(identity.body)) throw new Error(`Accept-Encoding: ${ae} did not decode to the identity body`)
+    const times = []
+    for (let i = 0; i < CATCH_UP_READS; i++) times.push((await rawGet(port, `${path}?offset=-1`, ae)).ms)
+    times.sort((x, y) => x - y)
+    out[ae] = { bytes: first.body.byteLength, coding: first.coding, p50: times[Math.floor(times.length / 2)] }
+  }
+  return out
+}
+
 const PHASES = {
   seq: (port) => appendRate(port, 1, 1),
   c64: (port) => appendRate(port, 64, 1),
@@ -194,7 +251,16 @@ const PHASES = {
   sse1: (port) => sseLatency(port, 1),
   sse50: (port) => sseLatency(port, 50),
   lp: (port) => longPollWake(port),
+  catchup: (port) => catchUpRead(port),
 }
+const chosen = process.argv.slice(2)
+for (const p of chosen) {
+  if (!(p in PHASES)) {
+    console.error(`unknown phase "${p}"; phases: ${Object.keys(PHASES).join(', ')}`)
+    process.exit(2)
+  }
+}
+const phases = chosen.length > 0 ? chosen : Object.keys(PHASES)
 
 const t0 = Date.now()
 const ours = await startServer(here('./ours-server.mjs'))
@@ -204,7 +270,8 @@ const b = {}
 try {
   // Phase by phase, OnePipe then the reference, so both see the same
   // moment of this shared machine; the idle server waits in its own process.
-  for (const [phase, run] of Object.entries(PHASES)) {
+  for (const phase of phases) {
+    const run = PHASES[phase]
     a[phase] = await run(ours.port)
     b[phase] = await run(peer.port)
     console.error(`${phase}: onepipe ${JSON.stringify(a[phase])} | durable-streams ${JSON.stringify(b[phase])}`)
@@ -214,20 +281,36 @@ try {
   await ours.stop()
   await peer.stop()
 }
-printTable(
-  `bench/streams: file store, fsync on, 100-byte JSON messages, ${SECONDS}s per load phase (shared 2-core machine: figures are noisy)`,
-  'durable-streams',
-  [
-    { name: 'sequential appends (1 connection)', ours: a.seq, peer: b.seq, unit: 'appends/s' },
-    { name: '64 concurrent appends, 1 stream', ours: a.c64, peer: b.c64, unit: 'appends/s' },
-    { name: '64 concurrent appends, 16 streams', ours: a.c64x16, peer: b.c64x16, unit: 'appends/s' },
-    { name: 'read last 100 of 100k messages', ours: a.read.rate, peer: b.read.rate, unit: 'reads/s' },
+const rows = {
+  seq: () => [{ name: 'sequential appends (1 connection)', ours: a.seq, peer: b.seq, unit: 'appends/s' }],
+  c64: () => [{ name: '64 concurrent appends, 1 stream', ours: a.c64, peer: b.c64, unit: 'appends/s' }],
+  c64x16: () => [{ name: '64 concurrent appends, 16 streams', ours: a.c64x16, peer: b.c64x16, unit: 'appends/s' }],
+  read: () => [{ name: 'read last 100 of 100k messages', ours: a.read.rate, peer: b.read.rate, unit: 'reads/s' }],
+  sse1: () => [
     { name: 'SSE delivery p50, 1 subscriber', ours: a.sse1.p50, peer: b.sse1.p50, unit: 'ms', higherIsBetter: false },
     { name: 'SSE delivery p99, 1 subscriber', ours: a.sse1.p99, peer: b.sse1.p99, unit: 'ms', higherIsBetter: false },
+  ],
+  sse50: () => [
     { name: 'SSE delivery p50, 50 subscribers', ours: a.sse50.p50, peer: b.sse50.p50, unit: 'ms', higherIsBetter: false },
     { name: 'SSE delivery p99, 50 subscribers', ours: a.sse50.p99, peer: b.sse50.p99, unit: 'ms', higherIsBetter: false },
+  ],
+  lp: () => [
     { name: 'long-poll at the tail: append → answer p50', ours: a.lp.p50, peer: b.lp.p50, unit: 'ms', higherIsBetter: false },
     { name: 'long-poll at the tail: append → answer p99', ours: a.lp.p99, peer: b.lp.p99, unit: 'ms', higherIsBetter: false },
   ],
+  catchup: () =>
+    ENCODINGS.flatMap((ae) => {
+      const [o, p] = [a.catchup[ae], b.catchup[ae]]
+      const what = `catch-up read of 10,000 messages, Accept-Encoding: ${ae} (OnePipe sends ${o.coding}, reference ${p.coding})`
+      return [
+        { name: `${what}: bytes on the wire`, ours: o.bytes, peer: p.bytes, unit: 'B', higherIsBetter: false },
+        { name: `${what}: time to last byte p50`, ours: o.p50, peer: p.p50, unit: 'ms', higherIsBetter: false },
+      ]
+    }),
+}
+printTable(
+  `bench/streams: file store, fsync on, 100-byte JSON messages, ${SECONDS}s per load phase (shared 2-core machine: figures are noisy)`,
+  'durable-streams',
+  phases.flatMap((phase) => rows[phase]()),
 )
 console.log(`\n(total ${((Date.now() - t0) / 1000).toFixed(0)} s)`)
