@@ -69,7 +69,6 @@ describe('SIGTERM with long-lived connections open', () => {
       .finally(() => (slowSettled = true))
     await proc.waitFor(/SLOW_STARTED/)
 
-    const t0 = Date.now()
     proc.kill('SIGTERM')
     // Both SSE streams end cleanly while the ordinary request is still being served.
     expect(await flowSse.ended).toBe('end')
@@ -81,12 +80,14 @@ describe('SIGTERM with long-lived connections open', () => {
     expect(await longPoll).toBe(204)
 
     expect(await proc.exited).toBe(0)
-    expect(Date.now() - t0).toBeLessThan(BUDGET_MS)
     const out = proc.output()
     expect(out).toContain('HOOK marker')
     expect(out).toContain('HOOK db closed')
     const complete = out.split('\n').find((l) => l.includes('"shutdown complete"')) ?? ''
-    expect((JSON.parse(complete) as { hooks: string[]; timedOut: boolean }).hooks).toEqual(['marker', 'db', 'onepipe:cache'])
+    const report = JSON.parse(complete) as { hooks: string[]; timedOut: boolean }
+    expect(report.hooks).toEqual(['marker', 'db', 'onepipe:cache'])
+    // Within the budget by the app's own clock: the shutdown did not run out of it.
+    expect(report.timedOut).toBe(false)
     expect(out).not.toContain('cut short')
     expect(out).not.toContain('shutdown hook failed')
   })
