@@ -228,3 +228,21 @@ describe('compressed catch-up reads', () => {
     expect(decode(again).equals(identity.body)).toBe(true)
   })
 })
+
+describe('compression: false', () => {
+  it('answers identity whatever the client accepts', async () => {
+    const server = new UnbrokenServer({ store: new MemoryStreamStore(), port: 0, compression: false })
+    const { url, port } = await server.start()
+    try {
+      const body = JSON.stringify(Array.from({ length: 100 }, (_, i) => ({ i, note: 'compressible text' })))
+      await fetch(`${url}/v1/stream/plain`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body })
+      const r = await get(port, '/v1/stream/plain?offset=-1', { 'accept-encoding': 'gzip, br' })
+      expect(r.headers['content-encoding']).toBeUndefined()
+      expect(r.headers.vary).toBeUndefined()
+      expect(r.headers.etag).toMatch(/^"/)
+      expect(r.body.toString()).toBe(body)
+    } finally {
+      await server.stop()
+    }
+  })
+})

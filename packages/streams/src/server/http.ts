@@ -32,6 +32,8 @@ export interface HttpOptions {
   sseLifetimeMs: number
   maxBodyBytes: number
   maxReadBytes: number
+  /** Compress large text reads when the client accepts br or gzip. */
+  compression: boolean
   /** Aborted when the server stops: ends every long-poll and SSE wait. */
   shutdown: () => AbortSignal
   /** The reserved `__ds/` subscription API; absent = those paths are 404. */
@@ -201,7 +203,7 @@ export function streamsHandler(engine: StreamEngine, o: HttpOptions): (req: Stre
       }
     }
     const json = isJsonType(meta.contentType)
-    const compressible = isCompressibleType(meta.contentType)
+    const compressible = o.compression && isCompressibleType(meta.contentType)
     const coding = compressible && bodyLength(r.records, json) >= COMPRESS_THRESHOLD ? negotiateEncoding(req.headers.get('accept-encoding')) : undefined
     // Any read of a compressible type may come back compressed once it grows
     // past the threshold, so caches must key all of them on Accept-Encoding.

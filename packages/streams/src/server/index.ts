@@ -38,6 +38,12 @@ export interface UnbrokenServerOptions {
    * process's memory. Default true.
    */
   subscriptions?: boolean
+  /**
+   * Compress catch-up reads of 1 KiB or more of text or JSON with br or gzip
+   * when the client's Accept-Encoding asks for it. Default true; turn it off
+   * when every client is on the same host, where it only costs CPU.
+   */
+  compression?: boolean
   /** Whether `stop()` also closes the store. Default true. */
   ownsStore?: boolean
   /**
@@ -92,6 +98,7 @@ export class UnbrokenServer {
       maxBodyBytes: options.maxBodyBytes ?? 4 * 1024 * 1024,
       maxReadBytes: options.maxReadBytes ?? 1024 * 1024,
       shutdown: () => this.#shutdown.signal,
+      compression: options.compression ?? true,
       ...(this.#subscriptions ? { subscriptions: this.#subscriptions } : {}),
     })
     this.app = streamsApp(this.#handle)
