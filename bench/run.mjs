@@ -4,7 +4,7 @@
 // server, autocannon, …) live in bench/package.json and are installed here on
 // first use, so a user's `npm install` of OnePipe never downloads them.
 import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync, readdirSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -19,7 +19,8 @@ if (!area || area === '--help' || area === '-h' || !areas.includes(area)) {
   out.write(`Usage: node bench/run.mjs <area> [args]\n\nAreas: ${areas.join(', ')}\n`)
   process.exit(area === '--help' || area === '-h' ? 0 : 2)
 }
-if (!existsSync(join(here, 'node_modules', '.package-lock.json'))) {
+const peers = Object.keys(JSON.parse(readFileSync(join(here, 'package.json'), 'utf8')).dependencies ?? {})
+if (peers.some((p) => !existsSync(join(here, 'node_modules', p, 'package.json')))) {
   process.stdout.write('bench: installing the peers in bench/package.json (once)\n')
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
   execFileSync(npm, ['install', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: here, stdio: 'inherit' })
