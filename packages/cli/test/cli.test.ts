@@ -139,7 +139,8 @@ describe('onepipe migrate <entry> on the embedded database', () => {
   })
   const env = () => ({ DATABASE_URL: undefined, ONEPIPE_DB_SCHEMA: undefined, ONEPIPE_DATA_DIR: dir })
 
-  it("applies OnePipe's migrations, the app's folder and its inline migration, then nothing on a second run", async () => {
+  // Two npx runs that each start PGlite and migrate: about 30 s on a loaded 2-core machine, the default limit.
+  it("applies OnePipe's migrations, the app's folder and its inline migration, then nothing on a second run", { timeout: 120_000 }, async () => {
     const first = await npx(['onepipe', 'migrate', app], env())
     expect(first.stderr).not.toMatch(/onepipe:/)
     expect(first.code).toBe(0)
