@@ -18,7 +18,9 @@ import {
   DatabaseError,
   TimeoutError,
   TransportError,
+  decodeValue,
   deserializeError,
+  encodeValue,
   isRetryable,
   parseDuration,
   serializeError,
@@ -60,13 +62,19 @@ export interface ExecutionHost {
 }
 
 /** Why an execution stopped before its body finished. */
-export type StopReason = 'cancelled' | 'lease-lost' | 'shutdown' | 'infra'
+export type StopReason = 'cancelled' | 'lease-lost' | 'shutdown' | 'infra' | 'failed'
 
 const never = <T>(): Promise<T> => new Promise<T>(() => undefined)
 const STOP: unique symbol = Symbol('stop')
 
-function jsonCopy<T>(v: T): T {
-  return v === undefined ? v : (JSON.parse(JSON.stringify(v)) as T)
+/**
+ * A step's result as it is stored and as every replay will see it: the
+ * first execution returns the same value as later replays. A result that
+ * cannot round-trip (a Date, NaN, a NUL…) is the step's bug: a terminal
+ * ValidationError `INVALID_RESULT`, so the step fails once and is not retried.
+ */
+function storedCopy<T>(v: T, stepId: string): T {
+  return decodeValue<T>(encodeValue(v, { subject: `result of step "${stepId}"`, code: 'INVALID_RESULT', status: 500, allowUndefined: true }))
 }
 
 function checkName(kind: string, name: string): void {
@@ -93,6 +101,7 @@ export class Execution implements WorkflowContext {
   #suspended = false
   #wakes: (number | null)[] = []
   #stop: StopReason | undefined
+  #fatal: unknown
   // Finished steps not yet written: recorded with the run's next write (the
   // next side effect never starts before they are durable), so the last
   // step and the run's completion share one commit.
@@ -132,6 +141,11 @@ export class Execution implements WorkflowContext {
 
   get stopReason(): StopReason | undefined {
     return this.#stop
+  }
+
+  /** The permanent error that stopped the execution (stop reason `failed`). */
+  get fatal(): unknown {
+    return this.#fatal
   }
 
   get suspended(): boolean {
@@ -229,9 +243,17 @@ export class Execution implements WorkflowContext {
       r = await fn()
     } catch (e) {
       if (!(e instanceof DatabaseError || e instanceof TransportError)) throw e
-      this.#host.logger.error({ err: e, workflowId: this.workflowId, what }, 'workflow write failed; the run is left for recovery')
       r = STOP
-      this.#stop ??= 'infra'
+      if (e instanceof DatabaseError && !e.retryable) {
+        // A permanent refusal (a value or constraint the database rejects) would fail the same way
+        // after every takeover: the run fails with it, once, instead of looping.
+        this.#host.logger.error({ err: e, workflowId: this.workflowId, what }, 'workflow write refused permanently; the run fails')
+        this.#fatal ??= e
+        this.#stop ??= 'failed'
+      } else {
+        this.#host.logger.error({ err: e, workflowId: this.workflowId, what }, 'workflow write failed; the run is left for recovery')
+        this.#stop ??= 'infra'
+      }
     } finally {
       this.#inflight--
     }
@@ -262,7 +284,7 @@ export class Execution implements WorkflowContext {
       for (;;) {
         attempt++
         try {
-          outcome = { ok: true, value: jsonCopy(await fn(this.signal)) }
+          outcome = { ok: true, value: storedCopy(await fn(this.signal), stepId) }
           break
         } catch (e) {
           // An abort (cancel, lost lease) is not the step's failure.

@@ -3,6 +3,7 @@
 // takes over runs whose owner went silent.
 import {
   ConfigError,
+  DatabaseError,
   TimeoutError,
   newInstanceId,
   parseDuration,
@@ -349,7 +350,14 @@ export class WorkflowEngine implements ExecutionHost {
     } else error = serializeError(outcome.error)
     const steps = await exec.takePending()
     if (!steps) return { final: false }
-    const ok = await retryTransient(() => finishRun(this.db, exec.lease, { status, output, error: error ?? null, channel: this.channel, steps }))
+    let ok: boolean | undefined
+    try {
+      ok = await retryTransient(() => finishRun(this.db, exec.lease, { status, output, error: error ?? null, channel: this.channel, steps }))
+    } catch (e) {
+      if (!(e instanceof DatabaseError) || e.retryable) throw e
+      // The database refuses this ending for good: record the refusal as the run's failure, once.
+      return this.#fail(exec, e)
+    }
     if (!ok) {
       this.logger.warn({ workflowId: exec.workflowId, fence: exec.lease.fence }, 'workflow result refused: the run was cancelled or taken over')
       return { final: false }
@@ -357,8 +365,20 @@ export class WorkflowEngine implements ExecutionHost {
     return { final: true, status, output, error }
   }
 
+  /** Ends a run as failed with `cause`, dropping steps not recorded yet (they may be what the database refuses). */
+  async #fail(exec: Execution, cause: unknown): Promise<Settled> {
+    const error = serializeError(cause)
+    const ok = await retryTransient(() => finishRun(this.db, exec.lease, { status: 'failed', output: undefined, error, channel: this.channel, steps: [] }))
+    if (!ok) return { final: false }
+    return { final: true, status: 'failed', output: undefined, error }
+  }
+
   async #park(exec: Execution): Promise<Settled> {
     const reason = exec.stopReason
+    if (reason === 'failed') {
+      await exec.takePending()
+      return this.#fail(exec, exec.fatal)
+    }
     if (reason === 'lease-lost' || reason === 'infra' || reason === 'cancelled') {
       // Steps that finished here are still offered: the fenced write refuses
       // them if the run was cancelled or another process owns it now (and
@@ -370,7 +390,13 @@ export class WorkflowEngine implements ExecutionHost {
     const steps = await exec.takePending()
     if (!steps) return { final: false }
     // Finished steps, new sleeps and the release share one commit (like a run's last step and its completion).
-    const r = await parkRun(this.db, exec.lease, { steps, sleeps: exec.takeSleeps(), wakeAtMs, seenSeq: exec.seenSeq })
+    let r: Awaited<ReturnType<typeof parkRun>>
+    try {
+      r = await parkRun(this.db, exec.lease, { steps, sleeps: exec.takeSleeps(), wakeAtMs, seenSeq: exec.seenSeq })
+    } catch (e) {
+      if (!(e instanceof DatabaseError) || e.retryable) throw e
+      return this.#fail(exec, e)
+    }
     if (r) this.#armWake(r.wakeAtMs - exec.dbNow())
     else this.logger.warn({ workflowId: exec.workflowId, fence: exec.lease.fence }, 'workflow park refused: the run was cancelled or another process owns it now')
     return { final: false }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import {
   assertDatabase,
+  encodeValue,
   ConfigError,
   ConflictError,
   NotFoundError,
@@ -192,7 +193,9 @@ export class Workflow<I = unknown, O = unknown> implements Component, RunnableWo
   }
 
   async #checkInput(input: I): Promise<unknown> {
-    return this.#c.input ? validate(this.#c.input, input, `workflow "${this.name}" input`) : input
+    const value = this.#c.input ? await validate(this.#c.input, input, `workflow "${this.name}" input`) : input
+    encodeValue(value, { subject: `workflow "${this.name}" input`, allowUndefined: true })
+    return value
   }
 
   /** @internal RunnableWorkflow */
@@ -214,7 +217,10 @@ export class Workflow<I = unknown, O = unknown> implements Component, RunnableWo
 
   /** @internal RunnableWorkflow */
   async checkOutput(value: unknown): Promise<unknown> {
-    return this.#c.output ? validate(this.#c.output, value, `workflow "${this.name}" output`) : value
+    const out = this.#c.output ? await validate(this.#c.output, value, `workflow "${this.name}" output`) : value
+    // The body's own result: a value that cannot round-trip fails the run (once), it is not the caller's input.
+    encodeValue(out, { subject: `workflow "${this.name}" output`, code: 'INVALID_RESULT', status: 500, allowUndefined: true })
+    return out
   }
 
   /** @internal RunnableWorkflow */
@@ -333,6 +339,7 @@ export class Workflow<I = unknown, O = unknown> implements Component, RunnableWo
    * ```
    */
   async signal(workflowId: string, name: string, data?: unknown): Promise<void> {
+    encodeValue(data, { subject: `data of signal "${name}"`, allowUndefined: true })
     const seq = await insertSignal(this.db, workflowId, name, data ?? null, this.#channel)
     if (seq !== undefined) return
     const row = await selectRun(this.db, workflowId)
