@@ -2,7 +2,6 @@ import {
   assertDatabase,
   encodeValue,
   ConfigError,
-  ConflictError,
   isRetryable,
   registerPrimitive,
   stderrLogger,
@@ -19,11 +18,10 @@ import {
 import type { Hono } from 'hono'
 import type { Unsubscribe } from '../flow/types.js'
 import { mountSignalRoutes } from './http.js'
+import { UpdateQueue } from './queue.js'
 import { cacheStore, PgSignalStore, type SignalChange, type SignalStore, type VersionedValue } from './stores.js'
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/
-/** Attempts of one `update` before it gives up with a ConflictError (each loses only to a write that succeeded). */
-const MAX_ATTEMPTS = 1000
 
 interface SignalConfig {
   name: string
@@ -35,13 +33,17 @@ interface SignalConfig {
 
 type Listener = (value: unknown, version: number) => void
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
 /**
  * Reactive shared state: one value per name, in Redis (`.cache()`) or
- * PostgreSQL (`.db()`). Every write is a versioned compare-and-swap, so
- * concurrent `update`s from any number of instances never lose a write, and
- * every instance's subscribers hear each change.
+ * PostgreSQL (`.db()`). Every update is applied exactly once, to the value
+ * it saw, however many instances update at once, and every instance's
+ * subscribers hear the changes. Each update takes one version.
+ *
+ * Under contention an instance does not retry each update on its own: it
+ * queues them and writes all it has queued in one compare-and-swap, so a
+ * busy signal costs one write per round per instance rather than a retry
+ * per update. One write then carries many versions, and subscribers hear
+ * its last one.
  *
  * @example
  * ```ts
@@ -60,11 +62,13 @@ export class Signal<T = unknown> implements Component {
   #listeners = new Set<Listener>()
   #unwatch: Promise<() => Promise<void>> | undefined
   #seen = 0
+  readonly #queue: UpdateQueue
 
   /** @internal Use {@link Signal.create}. */
   constructor(c: SignalConfig) {
     this.#c = c
     this.name = c.name
+    this.#queue = new UpdateQueue({ name: c.name, store: () => this.#s, initialText: () => JSON.stringify(this.#c.initial), check: (v) => this.#check(v) })
   }
 
   /**
@@ -90,11 +94,10 @@ export class Signal<T = unknown> implements Component {
     return structuredClone(this.#c.initial) as T
   }
 
-  async #check(value: unknown): Promise<T> {
+  async #check(value: unknown): Promise<{ value: T; text: string }> {
     const subject = `value of signal "${this.name}"`
     const v = this.#c.schema ? await validate(this.#c.schema, value, subject) : value
-    encodeValue(v, { subject })
-    return v as T
+    return { value: v as T, text: encodeValue(v, { subject }) }
   }
 
   /**
@@ -124,8 +127,10 @@ export class Signal<T = unknown> implements Component {
 
   /** @internal Writes unconditionally; answers the new value and version. */
   async write(value: unknown): Promise<VersionedValue<T>> {
-    const v = await this.#check(value)
-    return { value: v, version: await this.#s.write(v) }
+    const { value: v, text } = await this.#check(value)
+    const version = await this.#s.write(text)
+    this.#queue.saw(version, text)
+    return { value: v, version }
   }
 
   /**
@@ -140,23 +145,25 @@ export class Signal<T = unknown> implements Component {
     return (await this.write(value)).value
   }
 
-  /** @internal Compare-and-swap loop behind update and patch. */
-  async change(fn: (value: T) => unknown): Promise<VersionedValue<T>> {
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const cur = await this.read()
-      const next = await this.#check(await fn(cur.value))
-      const version = await this.#s.cas(cur.version, next)
-      if (version !== undefined) return { value: next, version }
-      // Lost to a write that succeeded: retry at once, then with a little jitter so contenders spread out.
-      if (attempt > 0) await sleep(Math.random() * Math.min(2 ** attempt, 20))
-    }
-    throw new ConflictError('SIGNAL_CONTENDED', `Signal "${this.name}" changed under every one of ${MAX_ATTEMPTS} update attempts; reduce write contention or retry later`)
+  /** @internal The read-modify-write behind update and patch: the value `fn` produced and the version it took. */
+  change(fn: (value: T) => unknown): Promise<VersionedValue<T>> {
+    return this.#queue.push(fn as (value: unknown) => unknown) as Promise<VersionedValue<T>>
   }
 
   /**
-   * Applies `fn` to the current value and writes the result only if no one
-   * else wrote in between (retrying otherwise), so concurrent updates on
-   * many instances all count. `fn` may run more than once: keep it pure.
+   * Applies `fn` to the current value and writes its result, exactly once,
+   * and only if no one else wrote in between; resolves with that result.
+   * Concurrent updates on any number of instances all count, in some order:
+   * each `fn` sees the value left by the update before it.
+   *
+   * `fn` must be pure: a function of the value it is given, without side
+   * effects, and quick. It may run more than once (again on a fresh value
+   * when the write it was part of lost to another instance's), but only one
+   * run's result is ever applied. This instance's other updates of the
+   * signal wait while it runs, so an async `fn` that takes over 10 s fails
+   * with a TimeoutError. When `fn` throws or returns an invalid value, that
+   * update alone fails (with its error or a ValidationError) and the value
+   * is left as it was for the next one.
    *
    * @example
    * ```ts
@@ -168,7 +175,8 @@ export class Signal<T = unknown> implements Component {
   }
 
   /**
-   * Merges `partial` into an object value (a compare-and-swap like `update`).
+   * Merges `partial` into an object value (an update like `update`, so it
+   * never loses a concurrent change).
    *
    * @example
    * ```ts

@@ -13,18 +13,27 @@ export interface SignalChange {
   hasValue: boolean
 }
 
+/** What a compare-and-swap answers: the version it wrote, or what it found instead when known. */
+export type CasResult = { ok: true; version: number } | { ok: false; current?: VersionedValue | undefined }
+
 /**
- * Where a signal's value lives. Every write bumps the version; `cas` writes
- * only when the stored version still equals `expected`, which is what lets
- * concurrent `update`s on many instances lose nothing.
+ * Where a signal's value lives. Every write moves the version forward by the
+ * number of updates it carries; `cas` writes only when the stored version
+ * still equals `expected`, which is what lets concurrent `update`s on many
+ * instances lose nothing. Values arrive as JSON text already checked by
+ * `encodeValue`.
  */
 export interface SignalStore {
   readonly kind: 'redis' | 'memory' | 'postgres'
   read(): Promise<VersionedValue | undefined>
-  /** Writes when the version is still `expected`; the new version, or undefined when someone else wrote first. */
-  cas(expected: number, value: unknown): Promise<number | undefined>
+  /**
+   * Writes `text` as version `expected + count` when the version is still
+   * `expected`; otherwise `ok: false`, with the current value when the store
+   * could read it in the same step (so a retry needs no separate read).
+   */
+  cas(expected: number, text: string, count: number): Promise<CasResult>
   /** Writes unconditionally; the new version. */
-  write(value: unknown): Promise<number>
+  write(text: string): Promise<number>
   /** Calls `fn` on every change made by any instance. */
   watch(fn: (c: SignalChange) => void): Promise<() => Promise<void>>
 }
@@ -41,14 +50,20 @@ function parseChange(message: string): SignalChange | undefined {
 
 // Compare-and-swap and publish in one atomic script, so the change notice
 // order equals the version order. ARGV[1] = expected version, or -1 for an
-// unconditional write.
+// unconditional write; ARGV[4] = how many versions the write stands for. A
+// lost swap answers the current version and value, so the caller's retry
+// costs no extra round trip.
 const CAS_SCRIPT = `
-local cur = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
-if ARGV[1] ~= '-1' and cur ~= tonumber(ARGV[1]) then return -1 end
-local nv = cur + 1
+local cur = redis.call('HMGET', KEYS[1], 'version', 'value')
+local v = tonumber(cur[1] or '0')
+if ARGV[1] ~= '-1' and v ~= tonumber(ARGV[1]) then
+  if cur[2] then return {-1, v, cur[2]} end
+  return {-1, v}
+end
+local nv = v + tonumber(ARGV[4])
 redis.call('HSET', KEYS[1], 'version', nv, 'value', ARGV[2])
 redis.call('PUBLISH', ARGV[3], '{"version":' .. nv .. ',"value":' .. ARGV[2] .. '}')
-return nv`
+return {nv}`
 
 /** A signal in Redis: a hash `{ version, value }` changed only by a Lua compare-and-swap that also publishes the change. */
 export class RedisSignalStore implements SignalStore {
@@ -69,17 +84,18 @@ export class RedisSignalStore implements SignalStore {
     return { version: Number(version), value: JSON.parse(value) as unknown }
   }
 
-  async #run(expected: number, value: unknown): Promise<number> {
-    return (await this.cache.client.eval(CAS_SCRIPT, 1, this.#key, String(expected), JSON.stringify(value), this.cache.prefix + this.#channel)) as number
+  async #run(expected: number, text: string, count: number): Promise<[number, number?, string?]> {
+    return (await this.cache.client.eval(CAS_SCRIPT, 1, this.#key, String(expected), text, this.cache.prefix + this.#channel, String(count))) as [number, number?, string?]
   }
 
-  async cas(expected: number, value: unknown): Promise<number | undefined> {
-    const v = await this.#run(expected, value)
-    return v < 0 ? undefined : v
+  async cas(expected: number, text: string, count: number): Promise<CasResult> {
+    const [v, version, value] = await this.#run(expected, text, count)
+    if (v >= 0) return { ok: true, version: v }
+    return { ok: false, current: version === undefined || value === undefined ? undefined : { version, value: JSON.parse(value) as unknown } }
   }
 
-  write(value: unknown): Promise<number> {
-    return this.#run(-1, value)
+  async write(text: string): Promise<number> {
+    return (await this.#run(-1, text, 1))[0]
   }
 
   watch(fn: (c: SignalChange) => void): Promise<() => Promise<void>> {
@@ -112,18 +128,22 @@ export class MemorySignalStore implements SignalStore {
     return v && { version: v.version, value: structuredClone(v.value) }
   }
 
-  async cas(expected: number, value: unknown): Promise<number | undefined> {
-    const cur = this.#values.get(this.name)?.version ?? 0
-    if (expected >= 0 && cur !== expected) return undefined
-    const version = cur + 1
-    const stored = JSON.parse(JSON.stringify(value)) as unknown
-    this.#values.set(this.name, { version, value: stored })
-    await this.cache.publish(this.#channel, JSON.stringify({ version, value: stored }))
-    return version
+  async #run(expected: number, text: string, count: number): Promise<CasResult> {
+    const cur = this.#values.get(this.name)
+    if (expected >= 0 && (cur?.version ?? 0) !== expected) return { ok: false }
+    const version = (cur?.version ?? 0) + count
+    this.#values.set(this.name, { version, value: JSON.parse(text) as unknown })
+    await this.cache.publish(this.#channel, `{"version":${version},"value":${text}}`)
+    return { ok: true, version }
   }
 
-  async write(value: unknown): Promise<number> {
-    return (await this.cas(-1, value)) as number
+  cas(expected: number, text: string, count: number): Promise<CasResult> {
+    return this.#run(expected, text, count)
+  }
+
+  async write(text: string): Promise<number> {
+    const r = await this.#run(-1, text, 1)
+    return r.ok ? r.version : 0
   }
 
   watch(fn: (c: SignalChange) => void): Promise<() => Promise<void>> {
@@ -143,24 +163,33 @@ function notifySql(): string {
             'value', CASE WHEN octet_length(w.value::text) > ${NOTIFY_VALUE_MAX} THEN NULL ELSE w.value END)::text)`
 }
 
-async function casUpdate(q: Queryable, name: string, value: string, channel: string, expected: number): Promise<number | undefined> {
-  const [r] = await q.query<{ version: number }>(
+// The swap and, when it loses, the value it lost to, in one statement. A
+// loser takes no lock (so costs no WAL flush). When the UPDATE waited for a
+// concurrent writer, the row it lost to is newer than this statement's
+// snapshot: then it answers no value and the caller reads.
+async function casUpdate(q: Queryable, name: string, value: string, channel: string, expected: number, count: number): Promise<CasResult> {
+  const rows = await q.query<{ ok: boolean; version: number; value: unknown }>(
     `WITH w AS (
-       UPDATE _onepipe_signals SET value = $2::text::jsonb, version = version + 1, updated_at = now()
+       UPDATE _onepipe_signals SET value = $2::text::jsonb, version = version + $5, updated_at = now()
        WHERE name = $1 AND version = $4 RETURNING version, value
-     ) SELECT w.version, ${notifySql()} IS NULL AS n FROM w`,
-    [name, value, channel, expected],
+     )
+     SELECT true AS ok, w.version, NULL::jsonb AS value, ${notifySql()} IS NULL AS n FROM w
+     UNION ALL
+     SELECT false, s.version, s.value, NULL FROM _onepipe_signals s WHERE s.name = $1 AND s.version <> $4 AND NOT EXISTS (SELECT 1 FROM w)`,
+    [name, value, channel, expected, count],
   )
-  return r?.version
+  const [r] = rows
+  if (!r) return { ok: false }
+  return r.ok ? { ok: true, version: r.version } : { ok: false, current: { version: r.version, value: r.value } }
 }
 
-async function casInsert(q: Queryable, name: string, value: string, channel: string): Promise<number | undefined> {
+async function casInsert(q: Queryable, name: string, value: string, channel: string, count: number): Promise<number | undefined> {
   const [r] = await q.query<{ version: number }>(
     `WITH w AS (
-       INSERT INTO _onepipe_signals (name, value, version) VALUES ($1, $2::text::jsonb, 1)
+       INSERT INTO _onepipe_signals (name, value, version) VALUES ($1, $2::text::jsonb, $4)
        ON CONFLICT (name) DO NOTHING RETURNING version, value
      ) SELECT w.version, ${notifySql()} IS NULL AS n FROM w`,
-    [name, value, channel],
+    [name, value, channel, count],
   )
   return r?.version
 }
@@ -177,7 +206,11 @@ async function upsert(q: Queryable, name: string, value: string, channel: string
   return r?.version ?? 0
 }
 
-/** A signal in `_onepipe_signals`: every write is a compare-and-swap on the version column, with a NOTIFY in the same statement. */
+/**
+ * A signal in `_onepipe_signals`: every write is a compare-and-swap on the
+ * version column, with a NOTIFY in the same statement (so notices arrive in
+ * commit order, which is version order).
+ */
 export class PgSignalStore implements SignalStore {
   readonly kind = 'postgres' as const
   constructor(
@@ -190,14 +223,15 @@ export class PgSignalStore implements SignalStore {
     return r
   }
 
-  cas(expected: number, value: unknown): Promise<number | undefined> {
-    const json = JSON.stringify(value)
+  async cas(expected: number, text: string, count: number): Promise<CasResult> {
     const channel = this.db.channel(PG_CHANNEL)
-    return expected === 0 ? casInsert(this.db, this.name, json, channel) : casUpdate(this.db, this.name, json, channel, expected)
+    if (expected !== 0) return casUpdate(this.db, this.name, text, channel, expected, count)
+    const version = await casInsert(this.db, this.name, text, channel, count)
+    return version === undefined ? { ok: false } : { ok: true, version }
   }
 
-  write(value: unknown): Promise<number> {
-    return upsert(this.db, this.name, JSON.stringify(value), this.db.channel(PG_CHANNEL))
+  write(text: string): Promise<number> {
+    return upsert(this.db, this.name, text, this.db.channel(PG_CHANNEL))
   }
 
   watch(fn: (c: SignalChange) => void): Promise<() => Promise<void>> {

@@ -1,19 +1,27 @@
 import { Hono } from 'hono'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { ConfigError, Signal, SignalBuilder, silentLogger, TimeoutError, ValidationError, type Cache, type Database, type RuntimeContext } from '@onepipe/sdk'
-import { testCache, testDatabase } from '@onepipe/testing'
+import { ConfigError, MemoryCache, Signal, SignalBuilder, silentLogger, TimeoutError, ValidationError, type Cache, type Database, type RuntimeContext } from '@onepipe/sdk'
+import { testBackend, testCache, testDatabase } from '@onepipe/testing'
 import { until } from '../flow/until.js'
 
 let db: Database
 let cache: Cache
-const cleanups: (() => Promise<void>)[] = []
+// The embedded default (PGlite + memory), also when the suite runs on servers.
+let pglite: Database
+const memory = new MemoryCache()
+const cleanups: (() => Promise<void>)[] = [() => memory.close()]
 beforeAll(async () => {
   const d = await testDatabase()
   const c = await testCache()
   db = d.db
   cache = c.cache
   cleanups.push(d.cleanup, c.cleanup)
+  if (testBackend() === 'real') {
+    const e = await testDatabase({ backend: 'embedded' })
+    pglite = e.db
+    cleanups.push(e.cleanup)
+  }
 })
 afterAll(async () => {
   for (const c of cleanups) await c()
@@ -23,6 +31,12 @@ let n = 0
 const backends: [string, (b: SignalBuilder<unknown>) => SignalBuilder<unknown>][] = [
   ['cache', (b) => b.cache(cache)],
   ['database', (b) => b.db(db)],
+  ...(testBackend() === 'real'
+    ? ([
+        ['memory cache (embedded default)', (b) => b.cache(memory)],
+        ['PGlite database (embedded default)', (b) => b.db(pglite)],
+      ] satisfies typeof backends)
+    : []),
 ]
 
 
@@ -47,6 +61,98 @@ describe.each(backends)('Signal on the %s', (_, store) => {
     await Promise.all(objs.flatMap((s) => Array.from({ length: 30 }, () => s.update((v) => v + 1))))
     expect(await objs[0]!.get()).toBe(90)
     expect((await objs[1]!.read()).version).toBe(90)
+  })
+
+  it('resolves each of many concurrent updates with the value its own fn produced, one version each', async () => {
+    const s = counter()
+    const values = await Promise.all(Array.from({ length: 500 }, () => s.update((v) => v + 1)))
+    expect(values.sort((a, b) => a - b)).toEqual(Array.from({ length: 500 }, (_, i) => i + 1))
+    const more = await Promise.all(Array.from({ length: 3 }, () => s.change((v) => v * 2)))
+    expect(more).toEqual([
+      { value: 1000, version: 501 },
+      { value: 2000, version: 502 },
+      { value: 4000, version: 503 },
+    ])
+    expect(await s.read()).toEqual({ value: 4000, version: 503 })
+  })
+
+  it('fails only the updater that throws or produces an invalid value; the others in its batch apply', async () => {
+    const s = settings()
+    const seen: [number, number][] = []
+    const stop = s.subscribe((v, version) => seen.push([v.size, version]))
+    await stop.ready
+    // Issued in one tick, so they are written as one batch.
+    const results = await Promise.allSettled([
+      s.update((v) => ({ ...v, size: v.size + 1 })),
+      s.update(() => {
+        throw new Error('boom')
+      }),
+      s.update((v) => ({ ...v, size: 'big' as never })),
+      s.update((v) => {
+        // Changes its argument in place, then fails: the next updater must not see it.
+        v.size = 1000
+        throw new Error('half done')
+      }),
+      s.update(async (v) => ({ ...v, size: v.size + 10 })),
+    ])
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'rejected', 'fulfilled'])
+    expect(results[0]).toEqual({ status: 'fulfilled', value: { theme: 'light', size: 13 } })
+    expect((results[1] as PromiseRejectedResult).reason).toEqual(new Error('boom'))
+    expect((results[2] as PromiseRejectedResult).reason).toBeInstanceOf(ValidationError)
+    expect((results[3] as PromiseRejectedResult).reason).toEqual(new Error('half done'))
+    expect(results[4]).toEqual({ status: 'fulfilled', value: { theme: 'light', size: 23 } })
+    expect(await s.read()).toEqual({ value: { theme: 'light', size: 23 }, version: 2 })
+    // One write for the batch: subscribers hear its last version.
+    await until(() => seen.at(-1)?.[1] === 2)
+    expect(seen).toEqual([[23, 2]])
+    await stop()
+  })
+
+  it("refuses, per updater, a result that OnePipe's value rule refuses", async () => {
+    const s = store(Signal.create(`free-${++n}`).default<unknown>(1)).build()
+    const results = await Promise.allSettled([
+      s.update(() => Number.NaN),
+      s.update((v) => (v as number) + 1),
+      s.update(() => new Date()),
+      s.update(() => undefined),
+      s.update((v) => (v as number) * 10),
+    ])
+    expect(results.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).constructor.name))).toEqual(['ValidationError', 2, 'ValidationError', 'ValidationError', 20])
+    expect(await s.read()).toEqual({ value: 20, version: 2 })
+  })
+
+  it('runs an updater again on the new value when another writer got in first, and applies only that run', async () => {
+    const name = `raced-${++n}`
+    const a = store(Signal.create(name).default(0)).build() as unknown as Signal<number>
+    const b = store(Signal.create(name).default(0)).build() as unknown as Signal<number>
+    const saw: number[] = []
+    let release = () => {}
+    const gate = new Promise<void>((r) => (release = r))
+    const updating = a.update(async (v) => {
+      saw.push(v)
+      await gate
+      return v + 1
+    })
+    await until(() => saw.length === 1)
+    await b.set(100)
+    release()
+    expect(await updating).toBe(101)
+    expect(saw).toEqual([0, 100])
+    expect(await b.read()).toEqual({ value: 101, version: 2 })
+  })
+
+  it('fails an updater only on the current value, never on one this object remembers from an earlier write', async () => {
+    const name = `remembered-${++n}`
+    const a = store(Signal.create(name).default(0)).build() as unknown as Signal<number>
+    const b = store(Signal.create(name).default(0)).build() as unknown as Signal<number>
+    expect(await a.update((v) => v + 1)).toBe(1)
+    await b.set(5)
+    const atLeast3 = (v: number) => {
+      if (v < 3) throw new Error(`too small: ${v}`)
+      return v + 1
+    }
+    expect(await a.update(atLeast3)).toBe(6)
+    expect(await b.read()).toEqual({ value: 6, version: 3 })
   })
 
   it('patches objects and validates every value, leaving the stored value unchanged on error', async () => {
