@@ -1,13 +1,15 @@
-import { PayloadTooLargeError, ValidationError } from '@onepipe/core'
+import { MAX_VALUE_BYTES, PayloadTooLargeError, ValidationError } from '@onepipe/core'
 import type { Context } from 'hono'
 import { APIError } from './api-error.js'
 import { headerOf } from './headers.js'
 
 /**
- * The body limit of OnePipe's own routes (`/rpc/*`, `/__onepipe/*`) unless a
- * primitive documents another: 1 MiB.
+ * The body limit of OnePipe's own routes (`/rpc/*`, `/__onepipe/*`): one
+ * value of {@link MAX_VALUE_BYTES} (1 MiB) plus 16 KiB for the envelope
+ * around it (`{ "input": … }`). A larger body is a 413 before it is read
+ * whole; a value over 1 MiB inside a smaller body is a 413 too.
  */
-export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+export const DEFAULT_MAX_BODY_BYTES = MAX_VALUE_BYTES + 16 * 1024
 
 /**
  * Reads the request body as text, refusing more than `maxBytes` with a
