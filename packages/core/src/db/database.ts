@@ -221,18 +221,23 @@ export class Database implements Queryable {
    * Calls `fn` with the payload of every NOTIFY on `channel` (schema-scoped).
    * Returns a function that stops listening.
    *
+   * The listening connection reconnects by itself when it is lost, but a
+   * NOTIFY sent while it was down is gone: `onReconnect` runs after each
+   * reconnect so the caller re-checks whatever it waits for (every waiter of
+   * a notification must, or it sleeps until its timeout).
+   *
    * @example
    * ```ts
-   * const stop = await db.listen('orders', (p) => console.log(p))
+   * const stop = await db.listen('orders', (p) => console.log(p), { onReconnect: () => recheckAll() })
    * await db.notify('orders', 'new')
    * await stop()
    * ```
    */
-  async listen(channel: string, fn: NotifyHandler): Promise<() => Promise<void>> {
+  async listen(channel: string, fn: NotifyHandler, options: { onReconnect?: () => void } = {}): Promise<() => Promise<void>> {
     if (!this.#isReady) await this.ready()
     const driver = await this.#connect()
     try {
-      return await driver.listen(this.channel(channel), fn)
+      return await driver.listen(this.channel(channel), fn, options.onReconnect)
     } catch (e) {
       throw mapDbError(e, this.name)
     }

@@ -19,7 +19,8 @@ export interface DriverQueryable {
 /** The engine behind a Database; one per engine kind. */
 export interface Driver extends DriverQueryable {
   transaction<T>(fn: (tx: DriverQueryable) => Promise<T>): Promise<T>
-  listen(channel: string, fn: NotifyHandler): Promise<() => Promise<void>>
+  /** `onReconnect` runs each time the listening connection was lost and listens again (never the first time). */
+  listen(channel: string, fn: NotifyHandler, onReconnect?: () => void): Promise<() => Promise<void>>
   close(): Promise<void>
 }
 
@@ -69,8 +70,14 @@ export function postgresDriver(o: PostgresDriverOptions): Driver {
     async transaction(fn) {
       return (await sql.begin((tx) => fn(wrap(tx)))) as never
     },
-    async listen(channel, fn) {
-      const sub = await sql.listen(channel, fn)
+    async listen(channel, fn, onReconnect) {
+      // postgres.js calls onlisten each time LISTEN is (re)issued: after the first, every call follows a
+      // lost connection, and NOTIFYs sent during the gap are gone.
+      let first = true
+      const sub = await sql.listen(channel, fn, () => {
+        if (first) first = false
+        else onReconnect?.()
+      })
       return async () => {
         await sub.unlisten()
       }
