@@ -39,7 +39,9 @@ const MAX_RECORDS = 2048
  *   unique, gapless and strictly increasing across processes, and records
  *   appear together with the meta that counts them;
  * - a read is one statement (one snapshot of meta and records);
- * - live wake-ups in every process through LISTEN/NOTIFY (sent at commit).
+ * - live wake-ups in every process through LISTEN/NOTIFY (sent at commit),
+ *   and a wake-up of every watcher each time the LISTEN connection comes
+ *   back after it was lost, since notices sent meanwhile never arrive.
  *
  * @example
  * ```ts
@@ -79,7 +81,9 @@ export class PostgresStreamStore extends SharedBackendStore implements StreamSto
     }
     const store = new PostgresStreamStore(db, owned)
     try {
-      store.#unlisten = await db.listen(CHANNEL, (payload) => store.onNotice(payload))
+      // A NOTIFY sent while the listening connection was down is gone: after
+      // it listens again, every waiting reader reads once more.
+      store.#unlisten = await db.listen(CHANNEL, (payload) => store.onNotice(payload), { onReconnect: () => store.wakeAll() })
     } catch (err) {
       if (owned) await db.close()
       throw err
