@@ -47,7 +47,8 @@ const MAX_RECORDS = 2048
  *   PUBLISHes the change; on a conflict the batch is decided again. Offsets
  *   are therefore unique and strictly increasing across processes;
  * - live wake-ups in every process through one pub/sub channel (and a
- *   wake-up of every watcher after a reconnect, so nothing is missed);
+ *   wake-up of every watcher once it is subscribed again after a reconnect,
+ *   so nothing is missed);
  * - expiry via a sorted set `{prefix}expiry`.
  *
  * An append is acknowledged once Redis executed the script: it is as
@@ -74,7 +75,8 @@ export class RedisStreamStore extends SharedBackendStore implements StreamStore 
     this.prefix = options.prefix ?? 'onepipe:streams:'
     this.#channel = `${this.prefix}changes`
     this.#redis = new Redis(url, { maxRetriesPerRequest: 2, lazyConnect: true })
-    this.#sub = new Redis(url, { maxRetriesPerRequest: 2, lazyConnect: true })
+    // Subscribed again by hand after a reconnect (see open), so that the wake-up follows the subscription.
+    this.#sub = new Redis(url, { maxRetriesPerRequest: 2, lazyConnect: true, autoResubscribe: false })
     this.#redis.defineCommand('streamsCommit', { numberOfKeys: 3, lua: COMMIT_SCRIPT })
     this.#redis.on('error', () => undefined)
     this.#sub.on('error', () => undefined)
@@ -96,8 +98,16 @@ export class RedisStreamStore extends SharedBackendStore implements StreamStore 
       await store.#sub.connect()
       store.#sub.on('message', (_channel: string, message: string) => store.onNotice(message))
       await store.#sub.subscribe(store.#channel)
-      // After a reconnect, notices sent meanwhile are lost: wake every watcher once.
-      store.#sub.on('ready', () => store.wakeAll())
+      // After a reconnect, notices sent meanwhile are lost: wake every watcher
+      // once. Only after subscribing again: ioredis says 'ready' before its own
+      // resubscribe, and a re-check read before the subscription is back could
+      // miss a change made in between. A failed subscribe waits for the next 'ready'.
+      store.#sub.on('ready', () => {
+        store.#sub.subscribe(store.#channel).then(
+          () => store.wakeAll(),
+          () => undefined,
+        )
+      })
     } catch (err) {
       store.#redis.disconnect()
       store.#sub.disconnect()
