@@ -1,9 +1,9 @@
 import { registerPrimitive } from '../manifest/index.js'
 import { MemoryCache } from './memory.js'
 import { RedisCache } from './redis.js'
-import type { CacheLike, MessageHandler } from './types.js'
+import type { CacheLike, MessageHandler, SubscribeOptions } from './types.js'
 
-export { MemoryCache, RedisCache, type CacheLike, type MessageHandler }
+export { MemoryCache, RedisCache, type CacheLike, type MessageHandler, type SubscribeOptions }
 
 /** A cache: {@link RedisCache} or {@link MemoryCache}. */
 export type Cache = RedisCache | MemoryCache

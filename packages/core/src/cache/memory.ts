@@ -1,4 +1,4 @@
-import type { CacheLike, MessageHandler } from './types.js'
+import type { CacheLike, MessageHandler, SubscribeOptions } from './types.js'
 
 /**
  * The in-process cache used when no `REDIS_URL` is set. Expired keys are
@@ -61,7 +61,8 @@ export class MemoryCache implements CacheLike {
     return subs.size
   }
 
-  async subscribe(channel: string, fn: MessageHandler): Promise<() => Promise<void>> {
+  /** In one process nothing is ever lost in transit: `options.onReconnect` never runs. */
+  async subscribe(channel: string, fn: MessageHandler, _options?: SubscribeOptions): Promise<() => Promise<void>> {
     let subs = this.#subs.get(channel)
     if (!subs) this.#subs.set(channel, (subs = new Set()))
     const wrapped: MessageHandler = (m) => fn(m)

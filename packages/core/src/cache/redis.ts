@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis'
 import { TransportError } from '../errors/index.js'
-import type { CacheLike, MessageHandler } from './types.js'
+import type { CacheLike, MessageHandler, SubscribeOptions } from './types.js'
 
 function unavailable(err: unknown): TransportError {
   const msg = err instanceof Error ? err.message : String(err)
@@ -18,6 +18,7 @@ export class RedisCache implements CacheLike {
   readonly client: Redis
   #sub: Redis | undefined
   #handlers = new Map<string, Set<MessageHandler>>()
+  #onReconnect = new Set<() => void>()
 
   constructor(url: string, prefix = '') {
     this.prefix = prefix
@@ -60,25 +61,80 @@ export class RedisCache implements CacheLike {
     return this.#run(() => this.client.publish(this.#k(channel), message))
   }
 
-  async subscribe(channel: string, fn: MessageHandler): Promise<() => Promise<void>> {
-    if (!this.#sub) {
-      const sub = this.client.duplicate()
-      sub.on('error', () => undefined)
-      sub.on('message', (ch: string, msg: string) => {
-        for (const h of this.#handlers.get(ch) ?? []) h(msg)
-      })
-      this.#sub = sub
-    }
-    const sub = this.#sub
+  /** The connection for pub/sub, created on the first subscribe. */
+  #subscriber(): Redis {
+    if (this.#sub) return this.#sub
+    // ioredis would subscribe again by itself after a reconnect, but it says
+    // 'ready' before it does: subscribing here instead lets the reconnect
+    // hooks run only once messages flow again, so a hook's re-check cannot
+    // fall before the subscription and miss a change made in between.
+    const sub = this.client.duplicate({ autoResubscribe: false })
+    sub.on('error', () => undefined)
+    sub.on('message', (ch: string, msg: string) => {
+      for (const h of this.#handlers.get(ch) ?? []) h(msg)
+    })
+    let connected = false
+    sub.on('ready', () => {
+      if (!connected) {
+        connected = true
+        return
+      }
+      const channels = [...this.#handlers.keys()]
+      if (channels.length === 0) return
+      // A failed subscribe is retried at the next 'ready'.
+      sub.subscribe(...channels).then(
+        () => {
+          for (const hook of [...this.#onReconnect]) {
+            try {
+              hook()
+            } catch {
+              // One hook that throws must not keep the others from re-checking.
+            }
+          }
+        },
+        () => undefined,
+      )
+    })
+    this.#sub = sub
+    return sub
+  }
+
+  /**
+   * Calls `fn` with every message published on `channel` (prefixed). The
+   * subscriber connection reconnects by itself when it is lost; messages
+   * published meanwhile are gone, so `options.onReconnect` runs once the
+   * channel is subscribed again, for the caller to re-check.
+   *
+   * @example
+   * ```ts
+   * const stop = await cache.subscribe('prices', (m) => show(JSON.parse(m)), { onReconnect: () => void reload() })
+   * await stop()
+   * ```
+   */
+  async subscribe(channel: string, fn: MessageHandler, options: SubscribeOptions = {}): Promise<() => Promise<void>> {
+    const sub = this.#subscriber()
     const ch = this.#k(channel)
     let set = this.#handlers.get(ch)
     if (!set) {
-      this.#handlers.set(ch, (set = new Set()))
-      await this.#run(() => sub.subscribe(ch))
+      const fresh = new Set<MessageHandler>()
+      this.#handlers.set(ch, fresh)
+      try {
+        await this.#run(() => sub.subscribe(ch))
+      } catch (e) {
+        // Forgotten, so that the next subscribe to this channel tries again.
+        if (fresh.size === 0) this.#handlers.delete(ch)
+        throw e
+      }
+      set = fresh
     }
     const wrapped: MessageHandler = (m) => fn(m)
     set.add(wrapped)
+    const hook = options.onReconnect
+    // Wrapped, so that one function given to two subscriptions is two hooks.
+    const ownHook = hook && (() => hook())
+    if (ownHook) this.#onReconnect.add(ownHook)
     return async () => {
+      if (ownHook) this.#onReconnect.delete(ownHook)
       set.delete(wrapped)
       if (set.size === 0) {
         this.#handlers.delete(ch)
