@@ -23,7 +23,9 @@ interface Row {
 
 /**
  * One LISTEN per Database and process, shared by every flow on it: a NOTIFY
- * names the flow, and only that flow's readers wake.
+ * names the flow, and only that flow's readers wake. When the listening
+ * connection was lost and listens again, every reader of every flow wakes:
+ * the NOTIFYs of appends made in the gap never arrive.
  */
 class Notifier {
   #handlers = new Map<string, Set<() => void>>()
@@ -34,9 +36,13 @@ class Notifier {
     let set = this.#handlers.get(flow)
     if (!set) this.#handlers.set(flow, (set = new Set()))
     set.add(fn)
-    this.#stop ??= this.db.listen(CHANNEL, (payload) => {
-      for (const h of this.#handlers.get(payload) ?? []) h()
-    })
+    this.#stop ??= this.db.listen(
+      CHANNEL,
+      (payload) => {
+        for (const h of this.#handlers.get(payload) ?? []) h()
+      },
+      { onReconnect: () => this.#wakeAll() },
+    )
     try {
       await this.#stop
     } catch (e) {
@@ -44,6 +50,10 @@ class Notifier {
       set.delete(fn)
       throw e
     }
+  }
+
+  #wakeAll(): void {
+    for (const set of [...this.#handlers.values()]) for (const h of [...set]) h()
   }
 
   async remove(flow: string, fn: () => void): Promise<void> {

@@ -1,9 +1,33 @@
-import type { Logger } from '@onepipe/core'
+import { parseDuration, type Logger } from '@onepipe/core'
 import type { FlowEvent, FlowStore } from './types.js'
 
-/** How long a live reader waits for a notice before it checks the store anyway (a missed NOTIFY costs at most this). */
+/**
+ * How long a live reader waits for a notice before it checks the store
+ * anyway. Only a safety net: a store whose notification connection was lost
+ * wakes every reader itself once it listens again.
+ */
 export const POLL_MS = 2000
 const PAGE = 500
+
+let poll: { raw: string | undefined; ms: number } | undefined
+
+/**
+ * The live readers' check interval: `ONEPIPE_FLOW_POLL` (a duration such as
+ * `500ms` or `1m`) or {@link POLL_MS}. Throws a ConfigError for a value that
+ * is not a duration, which live readers and projection runners ask for when
+ * they start.
+ *
+ * @example
+ * ```ts
+ * process.env.ONEPIPE_FLOW_POLL = '30s'
+ * pollMs() // 30000
+ * ```
+ */
+export function pollMs(): number {
+  const raw = process.env.ONEPIPE_FLOW_POLL || undefined
+  if (!poll || poll.raw !== raw) poll = { raw, ms: raw === undefined ? POLL_MS : parseDuration(raw) }
+  return poll.ms
+}
 
 /** Resolves after `ms`, or at once when `signal` aborts; never leaves a timer behind. */
 export function pause(ms: number, signal?: AbortSignal): Promise<void> {
@@ -20,7 +44,7 @@ export function pause(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 /** Waits for the next append notice, the poll interval, or the abort, whichever comes first. */
-export async function waitForAppend(store: FlowStore, signal: AbortSignal | undefined, wake = store.nextWake(), ms = POLL_MS): Promise<void> {
+export async function waitForAppend(store: FlowStore, signal: AbortSignal | undefined, wake = store.nextWake(), ms = pollMs()): Promise<void> {
   const ac = new AbortController()
   const stop = () => ac.abort()
   signal?.addEventListener('abort', stop, { once: true })
@@ -43,6 +67,7 @@ export async function* pullEvents(store: FlowStore, after: number, o: { live: bo
   let cursor = after
   let backoff = 100
   const page = o.page ?? PAGE
+  const every = o.live ? pollMs() : 0
   if (o.live) await store.listen()
   while (!o.signal?.aborted) {
     // Taken before the read so a notice arriving during it is not missed.
@@ -65,7 +90,7 @@ export async function* pullEvents(store: FlowStore, after: number, o: { live: bo
     }
     if (rows.length === page) continue
     if (!o.live) return
-    await waitForAppend(store, o.signal, wake)
+    await waitForAppend(store, o.signal, wake, every)
   }
 }
 
