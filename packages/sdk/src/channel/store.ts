@@ -146,12 +146,45 @@ export async function finishKey(q: Queryable, o: Outcome): Promise<boolean> {
   return r?.ours ?? false
 }
 
-/** Appends a history row for a call without an idempotency key. */
-export async function recordCall(q: Queryable, a: { channel: string; status: 'completed' | 'failed'; attempts: number; durationMs: number; error: SerializedError | null }): Promise<void> {
+/**
+ * Appends a history row: for a call without an idempotency key, or for a
+ * transactional call whose handler failed in a way that left its key free
+ * (the rollback took the row written with the outcome along).
+ */
+export async function recordCall(
+  q: Queryable,
+  a: { channel: string; key?: string; status: 'completed' | 'failed'; attempts: number; durationMs: number; error: SerializedError | null },
+): Promise<void> {
   await q.execute(
-    `INSERT INTO _onepipe_channel_calls (channel_name, status, attempts, duration_ms, error) VALUES ($1, $2, $3, $4, $5::jsonb)`,
-    [a.channel, a.status, a.attempts, a.durationMs, a.error],
+    `INSERT INTO _onepipe_channel_calls (channel_name, idempotency_key, status, attempts, duration_ms, error) VALUES ($1, $2, $3, $4, $5, $6::jsonb)`,
+    [a.channel, a.key ?? null, a.status, a.attempts, a.durationMs, a.error],
   )
+}
+
+const SAVEPOINT = 'onepipe_channel_handler'
+
+/**
+ * Marks where a transactional handler's writes begin, right after the claim:
+ * undoing a terminal failure back to here keeps the claimed row (and its
+ * lock), so the failure is recorded in the same transaction and no duplicate
+ * ever finds the key free in between.
+ */
+export async function markHandlerStart(tx: Queryable): Promise<void> {
+  await tx.execute(`SAVEPOINT ${SAVEPOINT}`)
+}
+
+/** Undoes a transactional handler's writes back to {@link markHandlerStart}, keeping the claim. */
+export async function undoHandler(tx: Queryable): Promise<void> {
+  await tx.execute(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`)
+}
+
+/**
+ * Bounds every later statement of the transaction (until it ends): a handler
+ * that ignores its abort inside a long statement cannot hold the transaction,
+ * its connection and the key's lock past the channel's timeout.
+ */
+export async function limitStatements(tx: Queryable, ms: number): Promise<void> {
+  await tx.query(`SELECT set_config('statement_timeout', $1, true)`, [String(Math.ceil(ms))])
 }
 
 /**

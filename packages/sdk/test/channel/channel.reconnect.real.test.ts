@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Database } from '@onepipe/sdk'
 import { testDatabase, waitFor } from '@onepipe/testing'
+import { Channel } from '../../src/channel/channel.js'
 import { KeyWaiters, NOTIFY, type WakeReason } from '../../src/channel/waiters.js'
 
 // A NOTIFY sent while the LISTEN connection is down is gone: after the
@@ -44,6 +46,50 @@ describe('Channel waiters across a lost LISTEN connection', () => {
       w.cancel()
     } finally {
       await waiters.close()
+    }
+  })
+
+  it('a duplicate whose owner finished while the listener was down gets the result right after the reconnect', async () => {
+    const name = 'reconnect-pay'
+    let ran = 0
+    // Built directly to make its re-check ten minutes: only the reconnect can wake it within the deadline.
+    const dup = new Channel<{ id: string }, unknown>({
+      name,
+      input: undefined,
+      output: undefined,
+      db,
+      idempotency: { key: (i) => (i as { id: string }).id, ttlMs: 3_600_000, leaseMs: 600_000 },
+      retry: { attempts: 1, backoff: 'fixed', delayMs: 0, maxDelayMs: 0 },
+      timeoutMs: undefined,
+      history: true,
+      transactional: false,
+      recheckMs: 600_000,
+      handler: () => ++ran,
+    })
+    try {
+      // Another instance owns the key: alive, its lease running for ten minutes.
+      const hash = createHash('sha256').update(JSON.stringify({ id: 'k' })).digest('base64url')
+      await db.execute(
+        `INSERT INTO _onepipe_channel_idempotency (channel_name, idempotency_key, input_hash, status, owner, lease_expires_at, expires_at)
+         VALUES ($1, 'k', $2, 'pending', 'elsewhere', now() + interval '10 minutes', now() + interval '1 hour')`,
+        [name, hash],
+      )
+      let answer: { value: unknown } | { error: unknown } | undefined
+      void dup.call({ id: 'k' }).then(
+        (value) => (answer = { value }),
+        (error: unknown) => (answer = { error }),
+      )
+      await waitFor(async () => (await db.query<{ waiters: boolean }>(`SELECT waiters FROM _onepipe_channel_idempotency WHERE channel_name = $1`, [name]))[0]?.waiters, {
+        what: 'the duplicate to wait for the key',
+      })
+      // The owner finishes while this instance's listener is down: its NOTIFY never arrives, so none is sent at all.
+      await db.execute(`UPDATE _onepipe_channel_idempotency SET status = 'completed', result = '{"by":"owner"}', lease_expires_at = NULL WHERE channel_name = $1`, [name])
+      expect(await killListener()).toBeGreaterThan(0)
+      await waitFor(() => answer, { what: 'the duplicate to answer after the reconnect (its own re-check is ten minutes away)' })
+      expect(answer).toEqual({ value: { by: 'owner' } })
+      expect(ran).toBe(0)
+    } finally {
+      await dup.close()
     }
   })
 })
