@@ -11,7 +11,7 @@ import {
   type RuntimeContext,
 } from '@onepipe/core'
 import type { Flow } from '../flow/flow.js'
-import { pause, waitForAppend } from '../flow/pull.js'
+import { pause, pollMs, waitForAppend } from '../flow/pull.js'
 import type { FlowEvent, Unsubscribe } from '../flow/types.js'
 import { CHANNEL, ensureStateRow, lockState, lockStateWait, resetState, selectAllEntities, selectChangedEntities, selectEntities, selectEntity, selectState, upsertEntities, writeState } from './sql.js'
 
@@ -176,13 +176,15 @@ export class Projection<S = unknown, E = unknown> implements Component {
    */
   async start(): Promise<void> {
     if (this.#runner) return
+    // Read here so that a bad ONEPIPE_FLOW_POLL fails the start, not the runner later.
+    const every = pollMs()
     await this.#prepare()
     await this.#flow.store.listen()
     const ac = new AbortController()
-    this.#runner = { ac, done: this.#run(ac.signal) }
+    this.#runner = { ac, done: this.#run(ac.signal, every) }
   }
 
-  async #run(signal: AbortSignal): Promise<void> {
+  async #run(signal: AbortSignal, every: number): Promise<void> {
     let backoff = 100
     while (!signal.aborted) {
       const wake = this.#flow.store.nextWake()
@@ -200,7 +202,7 @@ export class Projection<S = unknown, E = unknown> implements Component {
       if (step === 'stale') continue
       if (step !== 'busy' && step.applied > 0) continue
       // Caught up, or another instance is applying: wait for the next append (or its commit's notice).
-      await Promise.race([kicked, waitForAppend(this.#flow.store, signal, wake, step === 'busy' ? 100 : undefined)])
+      await Promise.race([kicked, waitForAppend(this.#flow.store, signal, wake, step === 'busy' ? 100 : every)])
     }
   }
 
@@ -378,9 +380,16 @@ export class Projection<S = unknown, E = unknown> implements Component {
     const ready = (async () => {
       if (!this.#unlisten) {
         this.#seenVersion = (await this.status()).version
-        this.#unlisten ??= this.#db.listen(CHANNEL, (name) => {
-          if (name === this.name) this.#onCommit()
-        })
+        // Commits made while the listening connection was down are not
+        // announced again: once it is back, read the state as if announced
+        // (nothing is delivered when the version did not move).
+        this.#unlisten ??= this.#db.listen(
+          CHANNEL,
+          (name) => {
+            if (name === this.name) this.#onCommit()
+          },
+          { onReconnect: () => this.#onCommit() },
+        )
       }
       await this.#unlisten
     })()
