@@ -34,7 +34,12 @@ export interface SignalStore {
   cas(expected: number, text: string, count: number): Promise<CasResult>
   /** Writes unconditionally; the new version. */
   write(text: string): Promise<number>
-  /** Calls `fn` on every change made by any instance. */
+  /**
+   * Calls `fn` on every change made by any instance, and with the value as
+   * read anew each time a lost notification connection is back (changes in
+   * the gap were never announced; an unchanged version is for the caller
+   * to drop).
+   */
   watch(fn: (c: SignalChange) => void): Promise<() => Promise<void>>
 }
 
@@ -45,6 +50,43 @@ function parseChange(message: string): SignalChange | undefined {
     return { version: m.version, value: m.value, hasValue: 'value' in m }
   } catch {
     return undefined
+  }
+}
+
+/**
+ * Watches changes with `listen`, and once a lost notification connection is
+ * back (`listen` calls its `recheck` then) reads the value and hands it on
+ * as a change: what was written in the gap was never announced. The signal
+ * drops it unless its version is newer than the last one it saw. A read that
+ * fails is tried again, with backoff, while the watch lasts.
+ */
+async function watchWithRecheck(
+  read: () => Promise<VersionedValue | undefined>,
+  fn: (c: SignalChange) => void,
+  listen: (onChange: (c: SignalChange) => void, recheck: () => void) => Promise<() => Promise<void>>,
+): Promise<() => Promise<void>> {
+  let live = true
+  const recheck = async () => {
+    for (let backoff = 100; live; backoff = Math.min(backoff * 2, 5000)) {
+      try {
+        const r = await read()
+        if (r && live) fn({ version: r.version, value: r.value, hasValue: true })
+        return
+      } catch {
+        await new Promise((res) => setTimeout(res, backoff).unref())
+      }
+    }
+  }
+  // `live` also silences a listener that outlives its stop (a LISTEN re-made after a reconnect can).
+  const stop = await listen(
+    (c) => {
+      if (live) fn(c)
+    },
+    () => void recheck(),
+  )
+  return async () => {
+    live = false
+    await stop()
   }
 }
 
@@ -99,10 +141,19 @@ export class RedisSignalStore implements SignalStore {
   }
 
   watch(fn: (c: SignalChange) => void): Promise<() => Promise<void>> {
-    return this.cache.subscribe(this.#channel, (m) => {
-      const c = parseChange(m)
-      if (c) fn(c)
-    })
+    return watchWithRecheck(
+      () => this.read(),
+      fn,
+      (onChange, recheck) =>
+        this.cache.subscribe(
+          this.#channel,
+          (m) => {
+            const c = parseChange(m)
+            if (c) onChange(c)
+          },
+          { onReconnect: recheck },
+        ),
+    )
   }
 }
 
@@ -235,11 +286,20 @@ export class PgSignalStore implements SignalStore {
   }
 
   watch(fn: (c: SignalChange) => void): Promise<() => Promise<void>> {
-    return this.db.listen(PG_CHANNEL, (payload) => {
-      const m = JSON.parse(payload) as { n: string; version: number; big: boolean; value: unknown }
-      if (m.n !== this.name) return
-      fn(m.big ? { version: m.version, hasValue: false } : { version: m.version, value: m.value, hasValue: true })
-    })
+    return watchWithRecheck(
+      () => this.read(),
+      fn,
+      (onChange, recheck) =>
+        this.db.listen(
+          PG_CHANNEL,
+          (payload) => {
+            const m = JSON.parse(payload) as { n: string; version: number; big: boolean; value: unknown }
+            if (m.n !== this.name) return
+            onChange(m.big ? { version: m.version, hasValue: false } : { version: m.version, value: m.value, hasValue: true })
+          },
+          { onReconnect: recheck },
+        ),
+    )
   }
 }
 
