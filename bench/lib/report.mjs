@@ -44,17 +44,25 @@ export function startServer(file, env = {}) {
   })
 }
 
-/** Prints rows of { name, ours, peer, unit, higherIsBetter } with the ratio ours/peer. */
+/**
+ * Prints rows of { name, ours, peer, unit, higherIsBetter } with the ratio
+ * ours/peer. A row whose `peer` is null or undefined has no peer (it shows
+ * "—" and no ratio); a string value is printed as it is.
+ */
 export function printTable(title, peerName, rows) {
   const lines = [`\n${title}`, `| measure | OnePipe | ${peerName} | OnePipe/${peerName} |`, '|---|---:|---:|---:|']
   for (const r of rows) {
-    const ratio = r.peer === 0 ? 'n/a' : (r.ours / r.peer).toFixed(2)
-    lines.push(`| ${r.name} | ${fmt(r.ours)} ${r.unit} | ${fmt(r.peer)} ${r.unit} | ${ratio}${r.higherIsBetter === false ? ' (lower is better)' : ''} |`)
+    const unit = r.unit ? ` ${r.unit}` : ''
+    const cell = (v) => (v === null || v === undefined ? '—' : typeof v === 'string' ? v : `${fmt(v)}${unit}`)
+    const numeric = typeof r.ours === 'number' && typeof r.peer === 'number'
+    const ratio = !numeric ? '—' : r.peer === 0 ? 'n/a' : `${(r.ours / r.peer).toFixed(2)}${r.higherIsBetter === false ? ' (lower is better)' : ''}`
+    lines.push(`| ${r.name} | ${cell(r.ours)} | ${cell(r.peer)} | ${ratio} |`)
   }
   console.log(lines.join('\n'))
 }
 
 function fmt(n) {
+  if (!Number.isFinite(n)) return String(n)
   return n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(2)
 }
 
