@@ -45,6 +45,8 @@ export function pause(ms: number, signal?: AbortSignal): Promise<void> {
 
 /** Waits for the next append notice, the poll interval, or the abort, whichever comes first. */
 export async function waitForAppend(store: FlowStore, signal: AbortSignal | undefined, wake = store.nextWake(), ms = pollMs()): Promise<void> {
+  // An abort that came before (say, while the consumer handled the last event) fires no event any more.
+  if (signal?.aborted) return
   const ac = new AbortController()
   const stop = () => ac.abort()
   signal?.addEventListener('abort', stop, { once: true })
