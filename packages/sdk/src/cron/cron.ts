@@ -26,6 +26,7 @@ import {
   lastTick,
   listExecutions,
   pruneExecutions,
+  selectLock,
   upsertJob,
   type CronExecution,
 } from './sql.js'
@@ -74,6 +75,39 @@ export type CronHandler = (ctx: CronContext) => unknown
  */
 export interface WorkflowStarter<I> {
   start(input: I, options: { workflowId: string }): Promise<unknown>
+}
+
+/**
+ * What `info()` answers about a cron job: its schedule, its next tick, and
+ * which instance holds its lease (the one running its ticks) until when.
+ *
+ * @example
+ * ```ts
+ * const i: CronInfo = await report.info()
+ * if (i.lease?.live) console.log(`${i.lease.holder} runs the ticks; lease until ${i.lease.expiresAt.toISOString()}`)
+ * ```
+ */
+export interface CronInfo {
+  jobName: string
+  schedule: string
+  timezone: string | undefined
+  /** The next tick after now (database clock); null when the expression never fires again. */
+  nextRun: Date | null
+  /** This process's instance id, to compare with `lease.holder`. */
+  instanceId: string
+  /** The job's lease; null before any instance ever took it. */
+  lease: {
+    /** Instance id of the last holder (`serve()`'s instance id, or the id a Cron made for itself). */
+    holder: string
+    /** Bumped on every acquisition: a higher token is a later holder. */
+    fencingToken: number
+    /** When the holder took it (database clock). */
+    acquiredAt: Date
+    /** Past this (database clock) the lease is free; the holder renews it well before. */
+    expiresAt: Date
+    /** Whether the lease was still in force when read (`expiresAt` after the database's now). */
+    live: boolean
+  } | null
 }
 
 /** @internal Everything a built Cron runs with. */
@@ -471,6 +505,31 @@ export class Cron implements Component {
    */
   async history(options: { limit?: number; since?: Date } = {}): Promise<CronExecution[]> {
     return listExecutions(this.#database, this.name, options.limit ?? 100, options.since)
+  }
+
+  /**
+   * The job as it stands: schedule, next tick, and the lease (which
+   * instance runs the ticks, with which fencing token, until when). The
+   * lease's `holder` is the instance id that `history()` shows as
+   * `instanceId` of the runs it claimed.
+   *
+   * @example
+   * ```ts
+   * const { lease, nextRun } = await report.info()
+   * console.log(lease?.live ? `held by ${lease.holder} until ${lease.expiresAt.toISOString()}` : 'nobody holds the lease', nextRun)
+   * ```
+   */
+  async info(): Promise<CronInfo> {
+    const l = await selectLock(this.#database, this.name)
+    const now = l?.now ?? (await dbNow(this.#database))
+    return {
+      jobName: this.name,
+      schedule: this.#c.schedule.expression,
+      timezone: this.#c.schedule.timezone,
+      nextRun: this.#c.schedule.next(now),
+      instanceId: this.#instance,
+      lease: l ? { holder: l.lockedBy, fencingToken: l.fencingToken, acquiredAt: l.lockedAt, expiresAt: l.expiresAt, live: l.expiresAt.getTime() > now.getTime() } : null,
+    }
   }
 
   /**

@@ -105,6 +105,15 @@ export async function acquireLock(q: Queryable, job: string, instance: string, t
   return { acquired: r.acquired, lockedBy: r.locked_by, fencingToken: r.fencing_token, expiresAt: r.expires_at, now: r.now }
 }
 
+/** The job's lease as stored, with the database clock; undefined before anyone ever took it. */
+export async function selectLock(q: Queryable, job: string): Promise<{ lockedBy: string; fencingToken: number; lockedAt: Date; expiresAt: Date; now: Date } | undefined> {
+  const [r] = await q.query<{ locked_by: string; fencing_token: number; locked_at: Date; expires_at: Date; now: Date }>(
+    `SELECT locked_by, fencing_token, locked_at, expires_at, now() AS now FROM _onepipe_cron_locks WHERE job_name = $1`,
+    [job],
+  )
+  return r ? { lockedBy: r.locked_by, fencingToken: r.fencing_token, lockedAt: r.locked_at, expiresAt: r.expires_at, now: r.now } : undefined
+}
+
 /** Extends the lease only while this instance still holds it with this token and it has not run out. */
 export async function renewLock(q: Queryable, job: string, instance: string, token: number, ttlMs: number): Promise<{ expiresAt: Date; now: Date } | undefined> {
   const [r] = await q.query<{ expires_at: Date; now: Date }>(
