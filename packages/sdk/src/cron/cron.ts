@@ -214,13 +214,25 @@ export class Cron implements Component {
   }
 
   #ensureListening(): Promise<() => Promise<void>> {
-    this.#unlisten ??= this.#database.listen(NOTIFY, (payload) => {
-      const tab = payload.indexOf('\t')
-      const what = payload.slice(0, tab)
-      const arg = payload.slice(tab + 1)
-      if (what === 'wake' && arg === this.name) this.#wakeUp()
-      else if (what === 'done') this.#doneWaiters.get(arg)?.()
-    })
+    this.#unlisten ??= this.#database.listen(
+      NOTIFY,
+      (payload) => {
+        const tab = payload.indexOf('\t')
+        const what = payload.slice(0, tab)
+        const arg = payload.slice(tab + 1)
+        if (what === 'wake' && arg === this.name) this.#wakeUp()
+        else if (what === 'done') this.#doneWaiters.get(arg)?.()
+      },
+      {
+        // A wake or done sent while the connection was down is gone: the scheduler and every
+        // trigger() waiting here look at the database again at once.
+        onReconnect: () => {
+          this.#log.warn({ job: this.name }, 'cron notifications reconnected; re-checking queued runs and waiters now')
+          this.#wakeUp()
+          for (const w of [...this.#doneWaiters.values()]) w()
+        },
+      },
+    )
     return this.#unlisten
   }
 
