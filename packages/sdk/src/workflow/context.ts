@@ -27,10 +27,14 @@ import {
   type Database,
   type Duration,
   type Logger,
+  type Queryable,
   type SerializedError,
 } from '@onepipe/core'
 import {
   consumeSignal,
+  limitIdleInTransaction,
+  recordTransactionStep,
+  selectSteps,
   insertSleep,
   insertSteps,
   insertWaiting,
@@ -57,6 +61,13 @@ export interface ExecutionHost {
   readonly db: Database
   readonly owner: string
   readonly logger: Logger
+  /** How long a silent lease lasts (ms); bounds how long a `ctx.transaction` may idle. */
+  readonly staleMs: number
+  /**
+   * Waits for room to open a `ctx.transaction` (each holds a pooled
+   * connection for its whole length); answers the function that gives it back.
+   */
+  transactionSlot(): Promise<() => void>
   /** Starts (or finds) a child run; answers its row. */
   startChild(workflow: ChildWorkflow<unknown, unknown>, input: unknown, childId: string, parentId: string): Promise<RunRow>
 }
@@ -315,6 +326,91 @@ export class Execution implements WorkflowContext {
       this.#inflight--
       this.#checkParked()
     }
+  }
+
+  async transaction<T>(name: string, fn: (tx: Queryable, signal: AbortSignal) => Promise<T>, options?: StepOptions): Promise<T> {
+    checkName('Transaction', name)
+    const stepId = this.#nextId(name)
+    const rec = this.#steps.get(stepId)
+    if (rec) return replay<T>(rec)
+    // The gate writes earlier finished steps first: a transaction never
+    // starts before every step before it is durable, as for any step.
+    if (!(await this.#gate())) return never()
+    const policy = options?.retry ? resolveRetry(options.retry, this.#retry) : this.#retry
+    const db = this.#host.db
+    this.#inflight++
+    try {
+      for (let attempt = 1; ; attempt++) {
+        // Kept apart from what the transaction rejects with: Database.transaction maps what
+        // it does not know (a plain Error of fn) to a DatabaseError, and fn's own error must
+        // be judged (retried or not) as a step's would.
+        let thrown: { error: unknown } | undefined
+        let rolledBack: 'exists' | 'refused' | undefined
+        let error: unknown
+        const done = await this.#host.transactionSlot()
+        try {
+          const value = await db.transaction(async (tx) => {
+            if (db.kind === 'postgres') await limitIdleInTransaction(tx, this.#host.staleMs)
+            let v: T
+            try {
+              v = storedCopy(await fn(tx, this.signal), stepId)
+            } catch (e) {
+              thrown = { error: e }
+              throw e
+            }
+            const r = await recordTransactionStep(tx, this.lease, { step_name: stepId, status: 'completed', result: { v }, error: null, attempts: attempt })
+            if (r !== 'recorded') {
+              rolledBack = r
+              throw new Error(`workflow transaction "${stepId}" rolled back: ${r}`)
+            }
+            return v
+          })
+          const row: StepRow = { step_name: stepId, status: 'completed', result: { v: value }, error: null, attempts: attempt, wake_at: null, created_at: new Date() }
+          this.#steps.set(stepId, row)
+          return value
+        } catch (e) {
+          error = thrown ? thrown.error : e
+        } finally {
+          done()
+        }
+        if (rolledBack === 'refused') {
+          this.#host.logger.warn({ workflowId: this.workflowId, fence: this.lease.fence, stepId }, 'workflow transaction rolled back: the run was cancelled or another process owns it now')
+          this.stop('lease-lost')
+          return never()
+        }
+        if (rolledBack === 'exists') {
+          const recorded = await this.#recordedStep(stepId)
+          if (recorded === STOP) return never()
+          return replay<T>(recorded)
+        }
+        // An abort (cancel, lost lease) is not the step's failure; nothing of the attempt committed.
+        if (this.signal.aborted) return never()
+        if (!isRetryable(error) || attempt >= policy.attempts) {
+          const failed: PendingStep = { step_name: stepId, status: 'failed', result: null, error: serializeError(error), attempts: attempt }
+          this.#pending.push(failed)
+          const row: StepRow = { ...failed, wake_at: null, created_at: new Date() }
+          this.#steps.set(stepId, row)
+          return replay<T>(row)
+        }
+        const wait = retryDelay(policy, attempt)
+        this.#host.logger.warn({ err: error, workflowId: this.workflowId, stepId, attempt, retryInMs: Math.round(wait) }, 'workflow transaction failed and was rolled back; retrying')
+        await this.#pause(wait)
+        if (this.signal.aborted) return never()
+      }
+    } finally {
+      this.#inflight--
+      this.#checkParked()
+    }
+  }
+
+  /** Reads back a step an earlier attempt recorded (its commit was reported failed, yet it happened). */
+  async #recordedStep(stepId: string): Promise<StepRow | typeof STOP> {
+    const rows = await this.#write(`read ${stepId}`, () => selectSteps(this.#host.db, this.workflowId))
+    if (rows === STOP) return STOP
+    const row = rows.find((r) => r.step_name === stepId)
+    if (!row) throw new Error(`step "${stepId}" of run "${this.workflowId}" was reported recorded but cannot be read`)
+    this.#steps.set(stepId, row)
+    return row
   }
 
   #pause(ms: number): Promise<void> {

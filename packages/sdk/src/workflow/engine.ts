@@ -96,6 +96,11 @@ export class WorkflowEngine implements ExecutionHost {
   #state: 'idle' | 'starting' | 'started' | 'stopping' = 'idle'
   #startP: Promise<void> | undefined
   #timers: NodeJS.Timeout[] = []
+  // ctx.transaction holds a pooled connection from BEGIN to COMMIT; two are always left for
+  // heartbeats, claims and step writes, so many transactions at once cannot starve the leases.
+  readonly #txLimit: number
+  #txOpen = 0
+  readonly #txQueue: (() => void)[] = []
   #wakeTimer: NodeJS.Timeout | undefined
   #wakeAt = Infinity
   #unlisten: (() => Promise<void>) | undefined
@@ -118,7 +123,23 @@ export class WorkflowEngine implements ExecutionHost {
     this.concurrency = o.concurrency ?? (env.ONEPIPE_WORKFLOW_CONCURRENCY ? Number(env.ONEPIPE_WORKFLOW_CONCURRENCY) : 100)
     if (this.staleMs <= this.heartbeatMs) throw new ConfigError('INVALID_LEASE', `staleAfter (${this.staleMs}ms) must be longer than heartbeat (${this.heartbeatMs}ms)`)
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1) throw new ConfigError('INVALID_CONCURRENCY', `concurrency must be a positive integer, got ${this.concurrency}`)
+    this.#txLimit = o.db.kind === 'postgres' ? Math.max(1, o.db.options.max - 2) : 1
     for (const w of o.workflows ?? []) this.register(w)
+  }
+
+  /** @internal ExecutionHost: room for one more open `ctx.transaction`. */
+  async transactionSlot(): Promise<() => void> {
+    if (this.#txOpen >= this.#txLimit) await new Promise<void>((resolve) => this.#txQueue.push(resolve))
+    else this.#txOpen++
+    let given = false
+    return () => {
+      if (given) return
+      given = true
+      // Handed straight to the next waiter (the count stays), or given back.
+      const next = this.#txQueue.shift()
+      if (next) next()
+      else this.#txOpen--
+    }
   }
 
   /**

@@ -7,13 +7,16 @@
  * their wake time in the database and give the process up. One process owns
  * a run at a time (lease + fencing token checked by every write).
  *
- * Exactly-once boundary: a step's side effect happens outside the database,
- * so if a process dies (or is fenced off) after the effect but before the
- * step's result row commits, that single step runs once more on recovery.
- * At most one step per run is ever in that window (the next step never
- * starts before the previous result is durable), and steps whose result was
- * recorded never run again. Give steps that must not repeat an idempotency
- * key (e.g. `${ctx.workflowId}:charge`). See docs/workflows.md.
+ * Exactly-once boundary: `ctx.transaction` is exactly-once for writes to
+ * the workflow's database (its writes and its recorded result commit in one
+ * transaction). `ctx.step` is at-least-once at a crash: its side effect
+ * happens outside the database, so if a process dies (or is fenced off)
+ * after the effect but before the step's result row commits, that single
+ * step runs once more on recovery. At most one step per run is ever in that
+ * window (the next step never starts before the previous result is
+ * durable), and steps whose result was recorded never run again. Give steps
+ * that must not repeat an idempotency key (e.g. `${ctx.workflowId}:charge`).
+ * See docs/workflows.md.
  *
  * @example
  * ```ts

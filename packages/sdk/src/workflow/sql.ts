@@ -186,6 +186,38 @@ export async function insertSteps(q: Queryable, l: Lease, steps: PendingStep[]):
   return rows.length === steps.length
 }
 
+/**
+ * Records the result of a `ctx.transaction` step inside that transaction,
+ * after its writes: the lease row is share-locked until the commit, so a
+ * takeover or cancel either commits first (and this answers `refused`, the
+ * caller rolls back) or waits for the commit (and then sees the step).
+ * `exists`: the step was recorded already, by an attempt whose commit was
+ * reported failed although it happened; the caller rolls back and replays it.
+ */
+export async function recordTransactionStep(q: Queryable, l: Lease, step: PendingStep): Promise<'recorded' | 'exists' | 'refused'> {
+  const [row] = await q.query<{ held: number; inserted: number }>(
+    `WITH ${LEASE_CTE},
+     ins AS (
+       INSERT INTO _onepipe_workflow_steps (id, workflow_id, step_name, status, result, error, attempts, fence)
+       SELECT $1 || '/' || $4, lease.workflow_id, $4, 'completed', $5::jsonb, NULL, $6, $2 FROM lease
+       ON CONFLICT (workflow_id, step_name) DO NOTHING
+       RETURNING 1)
+     SELECT (SELECT count(*) FROM lease)::int AS held, (SELECT count(*) FROM ins)::int AS inserted`,
+    [l.id, l.fence, l.owner, step.step_name, step.result, step.attempts],
+  )
+  if (!row || row.held === 0) return 'refused'
+  return row.inserted === 1 ? 'recorded' : 'exists'
+}
+
+/**
+ * Ends the transaction this runs in once it idles (between statements) for
+ * longer than `ms`: a paused process cannot keep row locks of a
+ * `ctx.transaction` past its lease, where they would stall the new owner.
+ */
+export async function limitIdleInTransaction(q: Queryable, ms: number): Promise<void> {
+  await q.query(`SELECT set_config('idle_in_transaction_session_timeout', $1, true)`, [String(Math.max(1, Math.round(ms)))])
+}
+
 /** Records a sleep with its wake time taken from the database clock; undefined when refused. */
 export async function insertSleep(q: Queryable, l: Lease, stepId: string, ms: number): Promise<number | undefined> {
   const [row] = await q.query<{ result: { v: number } }>(

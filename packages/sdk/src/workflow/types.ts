@@ -1,4 +1,4 @@
-import { ConflictError, resolveRetry as coreResolveRetry, retryDelay, type Duration, type Database, type ResolvedRetry, type RetryPolicy, type SerializedError } from '@onepipe/core'
+import { ConflictError, resolveRetry as coreResolveRetry, retryDelay, type Duration, type Database, type Queryable, type ResolvedRetry, type RetryPolicy, type SerializedError } from '@onepipe/core'
 
 /**
  * Where a run is in its life. A sleeping or waiting run is `running` with a `wakeAt`.
@@ -119,6 +119,34 @@ export interface WorkflowContext {
    * ```
    */
   step<T>(name: string, fn: (signal: AbortSignal) => Promise<T> | T, options?: StepOptions): Promise<T>
+  /**
+   * A database step that happens exactly once: `fn` runs inside one
+   * transaction on the workflow's database, and the step's result is
+   * recorded in that same transaction, under a check that this process
+   * still owns the run. Its writes and its result commit together or not
+   * at all: a process killed (or fenced off) before the commit leaves
+   * nothing behind, and after the commit the step is never run again
+   * (replay returns the recorded result without calling `fn`).
+   *
+   * Use only `tx` inside `fn` (its statements are the transaction's);
+   * keep network calls out (a transaction idle for longer than the
+   * engine's `staleAfter` is ended by PostgreSQL). The result follows the
+   * value rule like a step's (one that cannot round-trip is a terminal
+   * `INVALID_RESULT`, and the writes are rolled back). A retryable error
+   * (serialization failure, deadlock, lost connection: `isRetryable`)
+   * rolls back and retries with the step's retry policy; any other error
+   * rolls back and fails the step, and replay rethrows it.
+   *
+   * @example
+   * ```ts
+   * const orderId = await ctx.transaction('record-order', async (tx) => {
+   *   const [o] = await tx.query<{ id: number }>('INSERT INTO orders (customer, total) VALUES ($1, $2) RETURNING id', [input.customer, input.total])
+   *   await tx.execute('UPDATE stock SET qty = qty - $1 WHERE sku = $2', [input.qty, input.sku])
+   *   return o!.id
+   * })
+   * ```
+   */
+  transaction<T>(name: string, fn: (tx: Queryable, signal: AbortSignal) => Promise<T>, options?: StepOptions): Promise<T>
   /**
    * Sleeps durably: the wake time is stored (database clock) and the run
    * gives up its process until then; a restart does not start the sleep over.

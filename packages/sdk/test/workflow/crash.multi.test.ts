@@ -1,7 +1,8 @@
 // Crash tests with real processes on one PostgreSQL: kill -9 during a sleep,
-// kill -9 of one of three executors mid-step, and a paused (SIGSTOP) owner
-// whose late step result must be refused. Side effects are counted in a table
-// with no unique constraint, so a step that ran twice would show as two rows.
+// kill -9 of one of three executors mid-step (plain steps, then the same with
+// every step a ctx.transaction), and a paused (SIGSTOP) owner whose late step
+// result must be refused. Side effects are counted in a table with no unique
+// constraint, so a step that ran twice would show as two rows.
 import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest'
 import type { Database } from '@onepipe/sdk'
@@ -15,10 +16,13 @@ let schema: string
 let url: string | undefined
 let cleanup: () => Promise<void>
 let procs: NodeProcess[] = []
+// What (b) measured, printed beside (f)'s figure.
+let plainRanAgain: number | undefined
 
 interface Apps {
   napper: { start(i?: unknown, o?: { workflowId?: string }): Promise<{ workflowId: string; result(t?: string): Promise<unknown> }> }
   batch: { start(i: unknown, o?: { workflowId?: string }): Promise<{ workflowId: string }> }
+  txbatch: { start(i: unknown, o?: { workflowId?: string }): Promise<{ workflowId: string }> }
   pausable: { start(i?: unknown, o?: { workflowId?: string }): Promise<{ workflowId: string; result(t?: string): Promise<unknown> }> }
   cancellable: { start(i?: unknown, o?: { workflowId?: string }): Promise<{ workflowId: string; cancel(): Promise<void>; result(t?: string): Promise<unknown> }> }
 }
@@ -130,7 +134,53 @@ it('(b) 200 runs over 3 processes, one killed mid-step: every run completes; eac
   // At most one step per run the victim held at the kill.
   expect(new Set(twice.map((r) => r.run_id)).size).toBe(twice.length)
   expect(twice.length).toBeLessThanOrEqual(held!.n)
+  plainRanAgain = twice.length
   console.log(`(b) victim held ${held!.n} runs at the kill; ${twice.length} in-flight steps ran again; all other ${600 - twice.length} steps ran exactly once`)
+})
+
+it('(f) the same 200 runs over 3 processes with every step a ctx.transaction, one killed mid-step: every run completes and no step ran twice', { timeout: 150_000 }, async () => {
+  const workers = [await startWorker(), await startWorker(), await startWorker()]
+  for (let i = 0; i < 200; i++) {
+    const ms = { a: 100 + ((i * 37) % 200), b: 100 + ((i * 53) % 200), c: 100 + ((i * 71) % 200) }
+    await wf.txbatch.start({ ms }, { workflowId: `txbatch-${i}` })
+  }
+  const victim = workers[1]!
+  await until(async () => (await db.query('SELECT 1 FROM effects WHERE pid = $1', [victim.pid])).length >= 20, 60_000, 'the victim to be mid-run')
+  await until(async () => (await db.query(`SELECT 1 FROM _onepipe_workflows WHERE workflow_name = 'txbatch' AND status = 'pending'`)).length === 0, 60_000, 'every run to be claimed')
+  const [held] = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM _onepipe_workflows WHERE owner = $1', [`p${victim.pid}`])
+  victim.kill('SIGKILL')
+  await victim.exited
+  expect(held!.n).toBeGreaterThan(0)
+
+  await until(async () => {
+    const [r] = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM _onepipe_workflows WHERE workflow_name = 'txbatch' AND status = 'completed'`)
+    return r!.n === 200
+  }, 120_000, 'all 200 runs to complete')
+
+  const rows = await db.query<{ run_id: string; step: string; n: number; pid: number }>(
+    `SELECT run_id, step, count(*)::int AS n, min(pid) AS pid FROM effects WHERE run_id LIKE 'txbatch-%' GROUP BY run_id, step`,
+  )
+  expect(rows).toHaveLength(600)
+  const twice = rows.filter((r) => r.n > 1)
+  expect(twice).toEqual([])
+  // Each effect row and its step's recorded result come from the same commit: the same process.
+  const recorded = new Map(
+    (await db.query<{ workflow_id: string; step_name: string; result: { v: number } }>(`SELECT workflow_id, step_name, result FROM _onepipe_workflow_steps WHERE workflow_id LIKE 'txbatch-%'`)).map((s) => [
+      `${s.workflow_id}/${s.step_name}`,
+      s.result.v,
+    ]),
+  )
+  expect(recorded.size).toBe(600)
+  for (const r of rows) expect(recorded.get(`${r.run_id}/${r.step}`)).toBe(r.pid)
+  // Transactions the victim had begun but not committed at the kill (as far as its output got
+  // out before it died): rolled back by PostgreSQL, then run once by a survivor.
+  const begun = new Set([...victim.output().matchAll(/TX-BEGIN (txbatch-\d+\/[abc])/g)].map((m) => m[1]!))
+  const committedByVictim = new Set(rows.filter((r) => r.pid === victim.pid).map((r) => `${r.run_id}/${r.step}`))
+  const rolledBack = [...begun].filter((k) => !committedByVictim.has(k))
+  console.log(
+    `(f) victim held ${held!.n} runs at the kill; ${rolledBack.length} transactions in flight were rolled back and ran once on a survivor; ` +
+      `0 of 600 transaction steps ran twice (plain steps in (b): ${plainRanAgain ?? 'not run'} in-flight steps ran again)`,
+  )
 })
 
 it('(c) a paused owner (SIGSTOP past the lease) is resumed: its late step result is refused', { timeout: 60_000 }, async () => {
