@@ -15,7 +15,7 @@ import {
   type SerializedError,
 } from '@onepipe/core'
 import { Execution, type ExecutionHost } from './context.js'
-import { claimDue, claimStale, finishRun, heartbeat, parkRun, releaseRun, retryTransient, selectSteps, type RunRow, type StepRow } from './sql.js'
+import { adoptInput, claimDue, claimStale, finishRun, heartbeat, parkRun, releaseRun, retryTransient, selectSteps, type RunRow, type StepRow } from './sql.js'
 import type { ChildWorkflow, ResolvedRetry, RunStatus } from './types.js'
 
 /** How a run ended in this process (or that it was handed back to the database). */
@@ -30,6 +30,10 @@ interface Slot {
 export interface RunnableWorkflow {
   readonly name: string
   readonly retryPolicy: ResolvedRetry
+  /** A run still going this long (ms) after it started fails with `WORKFLOW_TIMEOUT`. */
+  readonly timeoutMs: number | undefined
+  /** The input as the workflow's schema parses it; throws ValidationError when it does not fit. */
+  validateInput(input: unknown): Promise<unknown>
   runBody(ctx: Execution, input: unknown): Promise<unknown>
   checkOutput(value: unknown): Promise<unknown>
   /** Starts `input` as a child of `parentId` (idempotent by `childId`). */
@@ -326,7 +330,8 @@ export class WorkflowEngine implements ExecutionHost {
     })
   }
 
-  async #execute(row: RunRow, slot: Slot, known?: StepRow[]): Promise<Settled> {
+  async #execute(claimed: RunRow, slot: Slot, known?: StepRow[]): Promise<Settled> {
+    let row = claimed
     const wf = this.#workflows.get(row.workflow_name)
     const lease = { id: row.workflow_id, fence: row.fence, owner: this.owner }
     if (!wf || this.#state !== 'started') {
@@ -334,6 +339,11 @@ export class WorkflowEngine implements ExecutionHost {
       return { final: false }
     }
     try {
+      if (!row.input_checked) {
+        const adopted = await this.#adopt(wf, row)
+        if ('final' in adopted) return adopted
+        row = adopted
+      }
       // A run claimed for the first time (fence 1) has no recorded steps.
       const steps = known ?? (row.fence > 1 ? await selectSteps(this.db, row.workflow_id) : [])
       const exec = new Execution(this, row, steps, wf.retryPolicy)
@@ -343,6 +353,25 @@ export class WorkflowEngine implements ExecutionHost {
       this.logger.error({ err: e, workflowId: row.workflow_id }, 'workflow execution failed in the engine; the run is recovered once its lease goes stale')
       return { final: false }
     }
+  }
+
+  /**
+   * A run a WorkflowClient started (without the schema): validates its
+   * input here and stores the parsed value and the deadline; a bad input
+   * fails the run with the validation error before the body runs.
+   */
+  async #adopt(wf: RunnableWorkflow, row: RunRow): Promise<RunRow | Settled> {
+    const lease = { id: row.workflow_id, fence: row.fence, owner: this.owner }
+    let input: unknown
+    try {
+      input = await wf.validateInput((row.input as { v?: unknown } | null)?.v)
+    } catch (e) {
+      const error = serializeError(e)
+      const ok = await retryTransient(() => finishRun(this.db, lease, { status: 'failed', output: undefined, error, channel: this.channel, steps: [] }))
+      return ok ? { final: true, status: 'failed', output: undefined, error } : { final: false }
+    }
+    const adopted = await retryTransient(() => adoptInput(this.db, lease, input, wf.timeoutMs ?? null))
+    return adopted ?? { final: false }
   }
 
   async #drive(wf: RunnableWorkflow, exec: Execution): Promise<Settled> {

@@ -1,11 +1,10 @@
 import { NotFoundError, ValidationError, type Logger } from '@onepipe/core'
 import type { Hono } from 'hono'
 import { DEFAULT_MAX_BODY_BYTES, intParam, readJson, respondError } from '../http/index.js'
+import { STATUSES, toInfo } from './runs.js'
 import { selectPendingSignals, selectRun } from './sql.js'
 import type { RunStatus } from './types.js'
-import { toInfo, type Workflow } from './workflow.js'
-
-const STATUSES: readonly RunStatus[] = ['pending', 'running', 'completed', 'failed', 'cancelled']
+import type { Workflow } from './workflow.js'
 
 /** Workflows mounted per app, so the shared `/runs/:id` routes find a run in any of their databases. */
 const mounted = new WeakMap<object, Workflow<unknown, unknown>[]>()
@@ -30,11 +29,12 @@ function runNotFound(id: string): NotFoundError {
 
 /**
  * The workflow HTTP surface:
- * `POST /__onepipe/workflows/{name}/start` (`{ input, workflowId? }`),
+ * `POST /__onepipe/workflows/{name}/start` (`{ input, workflowId? }`; 201 new, 200 the existing run with the
+ * same input, 409 `WORKFLOW_ID_CONFLICT` for an id used with another input),
  * `GET /__onepipe/workflows/{name}/runs?status&limit&offset`,
  * `GET /__onepipe/workflows/runs/{id}` (run, steps, queued signals),
  * `POST /__onepipe/workflows/runs/{id}/signal/{signal}` (body = data),
- * `POST /__onepipe/workflows/runs/{id}/cancel`.
+ * `POST /__onepipe/workflows/runs/{id}/cancel` (409 `WORKFLOW_NOT_RUNNING` once the run finished).
  */
 export function mountWorkflowRoutes(app: Hono, wf: Workflow<unknown, unknown>, logger: Logger): void {
   const base = `/__onepipe/workflows/${wf.name}`

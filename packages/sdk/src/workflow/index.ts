@@ -29,6 +29,7 @@
  */
 export { Workflow, WorkflowBuilder, type WorkflowHandle } from './workflow.js'
 export { WorkflowEngine, type WorkflowEngineOptions } from './engine.js'
+export { WorkflowClient, type WorkflowClientOptions } from './client.js'
 export {
   WorkflowCancelledError,
   type Appendable,

@@ -14,9 +14,13 @@ export interface RunRow {
   parent_id: string | null
   owner: string | null
   fence: number
+  /** When the owner last renewed its lease (database clock); null while nobody owns the run. */
+  heartbeat_at: Date | null
   wake_at: Date | null
   deadline_at: Date | null
   signal_seq: number
+  /** False for a run a WorkflowClient started: its input has not been through the workflow's schema yet. */
+  input_checked: boolean
   created_at: Date
   updated_at: Date
   completed_at: Date | null
@@ -57,7 +61,7 @@ export async function retryTransient<T>(fn: () => Promise<T>, attempts = 3): Pro
   }
 }
 
-const COLS = `workflow_id, workflow_name, status, input, output, error, parent_id, owner, fence, wake_at, deadline_at, signal_seq, created_at, updated_at, completed_at, now() AS db_now`
+const COLS = `workflow_id, workflow_name, status, input, output, error, parent_id, owner, fence, heartbeat_at, wake_at, deadline_at, signal_seq, input_checked, created_at, updated_at, completed_at, now() AS db_now`
 const LIVE = `status IN ('pending', 'running')`
 const MS = `* interval '1 millisecond'`
 
@@ -70,6 +74,8 @@ export interface NewRun {
   owner: string | null
   timeoutMs: number | null
   channel: string
+  /** False when the input was not validated against the workflow's schema (a WorkflowClient start). */
+  checked: boolean
 }
 
 /**
@@ -79,17 +85,17 @@ export interface NewRun {
 export async function insertRun(q: Queryable, r: NewRun): Promise<{ row: RunRow; created: boolean } | undefined> {
   const rows = await q.query<RunRow & { created: boolean }>(
     `WITH ins AS (
-       INSERT INTO _onepipe_workflows (workflow_id, workflow_name, status, input, parent_id, owner, fence, heartbeat_at, wake_at, deadline_at)
+       INSERT INTO _onepipe_workflows (workflow_id, workflow_name, status, input, parent_id, owner, fence, heartbeat_at, wake_at, deadline_at, input_checked)
        VALUES ($1, $2, CASE WHEN $5::text IS NULL THEN 'pending' ELSE 'running' END, $3::jsonb, $4, $5::text,
                CASE WHEN $5::text IS NULL THEN 0 ELSE 1 END, CASE WHEN $5::text IS NULL THEN NULL ELSE now() END,
-               CASE WHEN $5::text IS NULL THEN now() END, now() + $6::float8 ${MS})
+               CASE WHEN $5::text IS NULL THEN now() END, now() + $6::float8 ${MS}, $8)
        ON CONFLICT (workflow_id) DO NOTHING
        RETURNING ${COLS}),
      note AS (SELECT pg_notify($7, 'due:' || workflow_name) FROM ins WHERE owner IS NULL)
      SELECT ins.*, true AS created, (SELECT count(*) FROM note) AS notified FROM ins
      UNION ALL
      SELECT ${COLS}, false AS created, 0 AS notified FROM _onepipe_workflows WHERE workflow_id = $1 AND NOT EXISTS (SELECT 1 FROM ins)`,
-    [r.id, r.name, { v: r.input }, r.parentId, r.owner, r.timeoutMs, r.channel],
+    [r.id, r.name, { v: r.input }, r.parentId, r.owner, r.timeoutMs, r.channel, r.checked],
   )
   const row = rows[0]
   if (!row) return undefined
@@ -109,11 +115,35 @@ export async function selectRuns(q: Queryable, name: string, status: RunStatus |
   )
 }
 
+/** Runs of every workflow, newest first (a WorkflowClient's list without a name). */
+export async function selectAllRuns(q: Queryable, status: RunStatus | undefined, limit: number, offset: number): Promise<RunRow[]> {
+  return q.query<RunRow>(
+    `SELECT ${COLS} FROM _onepipe_workflows WHERE ($1::text IS NULL OR status = $1)
+     ORDER BY created_at DESC, workflow_id LIMIT $2 OFFSET $3`,
+    [status ?? null, limit, offset],
+  )
+}
+
 export async function selectSteps(q: Queryable, id: string): Promise<StepRow[]> {
   return q.query<StepRow>(
     `SELECT step_name, status, result, error, attempts, wake_at, created_at FROM _onepipe_workflow_steps WHERE workflow_id = $1 ORDER BY created_at, step_name`,
     [id],
   )
+}
+
+/**
+ * Stores the input of a client-started run as the workflow's schema parsed
+ * it, with the deadline its timeout gives (counted from the start, as for
+ * any run), under the lease; undefined when refused.
+ */
+export async function adoptInput(q: Queryable, l: Lease, input: unknown, timeoutMs: number | null): Promise<RunRow | undefined> {
+  const [row] = await q.query<RunRow>(
+    `UPDATE _onepipe_workflows SET input = $4::jsonb, input_checked = true, deadline_at = created_at + $5::float8 ${MS}, updated_at = now()
+     WHERE workflow_id = $1 AND fence = $2 AND owner = $3 AND status = 'running'
+     RETURNING ${COLS}`,
+    [l.id, l.fence, l.owner, { v: input }, timeoutMs],
+  )
+  return row
 }
 
 /** Claims up to `limit` unowned runs that are due, bumping each fence. */
@@ -381,11 +411,11 @@ const WAKE_PARENT = `parent AS (
        FROM done WHERE p.workflow_id = done.parent_id AND p.${LIVE}
        RETURNING p.workflow_name, pg_notify($7, 'due:' || p.workflow_name))`
 
-/** Cancels a run and its live descendants; answers the ids cancelled. Wakes the parent of the run. */
+/** Cancels a live run and its live descendants; answers the ids cancelled (none for a finished run). Wakes the parent of the run. */
 export async function cancelRun(q: Queryable, id: string, channel: string): Promise<string[]> {
   const rows = await q.query<{ workflow_id: string }>(
     `WITH RECURSIVE tree AS (
-       SELECT workflow_id FROM _onepipe_workflows WHERE workflow_id = $1
+       SELECT workflow_id FROM _onepipe_workflows WHERE workflow_id = $1 AND ${LIVE}
        UNION ALL
        SELECT c.workflow_id FROM _onepipe_workflows c JOIN tree t ON c.parent_id = t.workflow_id),
      done AS (

@@ -30,6 +30,17 @@ export interface RunInfo<O = unknown> {
   output: O | undefined
   error: SerializedError | undefined
   parentId: string | undefined
+  /**
+   * The instance executing the run now (`instanceId` of its engine, under
+   * `serve()` the app's instance id); undefined while nobody holds it
+   * (pending, sleeping, waiting, finished).
+   */
+  owner: string | undefined
+  /**
+   * When the owner last renewed its lease (database clock). Another engine
+   * takes the run over once this is older than its `staleAfter`.
+   */
+  heartbeatAt: Date | undefined
   /** When a sleeping or waiting run is due again (database time); undefined while it runs. */
   wakeAt: Date | undefined
   /** Past this the run fails with `WORKFLOW_TIMEOUT`. */

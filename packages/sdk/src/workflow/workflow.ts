@@ -3,11 +3,6 @@ import {
   assertDatabase,
   encodeValue,
   ConfigError,
-  ConflictError,
-  NotFoundError,
-  TimeoutError,
-  ValidationError,
-  deserializeError,
   isStandardSchema,
   parseDuration,
   registerPrimitive,
@@ -22,20 +17,11 @@ import {
 } from '@onepipe/core'
 import type { Hono } from 'hono'
 import type { Execution } from './context.js'
-import { WorkflowEngine, type RunnableWorkflow, type Settled } from './engine.js'
+import { WorkflowEngine, type RunnableWorkflow } from './engine.js'
 import { mountWorkflowRoutes } from './http.js'
-import { cancelRun, insertRun, insertSignal, retryTransient, selectRun, selectRuns, selectSteps, type RunRow } from './sql.js'
-import {
-  FINAL_STATUSES,
-  WorkflowCancelledError,
-  resolveRetry,
-  type ResolvedRetry,
-  type RetryPolicy,
-  type RunInfo,
-  type RunStatus,
-  type StepInfo,
-  type WorkflowContext,
-} from './types.js'
+import { STATUSES, awaitRun, cancelRunById, checkRunId, getRun, isWorkflowName, notFound, signalRun, startRun, stepsOf, toInfo } from './runs.js'
+import { selectRuns, type RunRow } from './sql.js'
+import { resolveRetry, type ResolvedRetry, type RetryPolicy, type RunInfo, type RunStatus, type StepInfo, type WorkflowContext } from './types.js'
 
 type Body<I, O> = (ctx: WorkflowContext, input: I) => Promise<O>
 
@@ -62,15 +48,16 @@ export interface WorkflowHandle<O> {
   readonly workflowId: string
   /** False when `start` found an existing run with this id (start is idempotent). */
   readonly created: boolean
+  /** The run now; throws NotFoundError `WORKFLOW_RUN_NOT_FOUND` when there is none. */
   status(): Promise<RunInfo<O>>
   /** Waits for the output; rethrows the run's failure; throws `WORKFLOW_RESULT_TIMEOUT` after `timeout`. */
   result(timeout?: Duration): Promise<O>
+  /** Queues a signal; ConflictError `WORKFLOW_NOT_RUNNING` (409) once the run finished. */
   signal(name: string, data?: unknown): Promise<void>
+  /** Cancels the run; ConflictError `WORKFLOW_NOT_RUNNING` (409) when it already finished. */
   cancel(): Promise<void>
 }
 
-const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/
-const STATUSES: readonly RunStatus[] = ['pending', 'running', 'completed', 'failed', 'cancelled']
 
 /** Engines shared by every workflow attached on one database in this process. */
 const sharedEngines = new Map<Database, WorkflowEngine>()
@@ -85,9 +72,11 @@ const sharedEngines = new Map<Database, WorkflowEngine>()
  * - `ctx.sleep` stores an absolute wake time (database clock); a sleeping
  *   run holds no process and wakes at that time after any restart;
  * - one owner at a time: a lease with a fencing token, renewed every 10 s
- *   (also during long steps), taken over after 30 s of silence; every write
- *   checks the token in the same statement, so a fenced-off owner's step
- *   result is refused;
+ *   (also during long steps), taken over within `staleAfter` + `poll` (31 s)
+ *   of the owner's last heartbeat; every write checks the token in the same
+ *   statement, so a fenced-off owner's step result is refused;
+ * - `ctx.transaction` steps happen exactly once: their writes and their
+ *   recorded result commit in one transaction, under the lease;
  * - `cancel()` stops the run before its next step; the status stays `cancelled`;
  * - retryable step errors are retried with backoff + jitter; a terminal error
  *   (`TerminalError`, or retries used up) is recorded, fails the run, and
@@ -96,13 +85,15 @@ const sharedEngines = new Map<Database, WorkflowEngine>()
  * - input is validated at `start` (nothing is written when it is bad), output
  *   before the run completes.
  *
- * The boundary, honestly: a step's side effect and the row recording its
- * result cannot commit atomically (the side effect is outside the database).
- * If the process dies (or loses its lease) after a step's side effect but
- * before its result is recorded, that one step runs again when the run is
- * recovered. Every completed step never runs again. Make steps that move
- * money idempotent with a key derived from `ctx.workflowId` and the step,
- * and the whole run is exactly-once in effect.
+ * The boundary, honestly: `ctx.transaction` is exactly-once for writes to
+ * the workflow's database; `ctx.step` is at-least-once at a crash. A plain
+ * step's side effect and the row recording its result cannot commit
+ * atomically (the side effect is outside the database). If the process dies
+ * (or loses its lease) after a step's side effect but before its result is
+ * recorded, that one step runs again when the run is recovered. Every
+ * completed step never runs again. Make steps that move money idempotent
+ * with a key derived from `ctx.workflowId` and the step, and the whole run
+ * is exactly-once in effect.
  *
  * @example
  * ```ts
@@ -157,42 +148,44 @@ export class Workflow<I = unknown, O = unknown> implements Component, RunnableWo
     return db
   }
 
-  get #channel(): string {
-    return this.db.channel('onepipe_workflows')
+  /** @internal RunnableWorkflow: a run still going this long after it started fails. */
+  get timeoutMs(): number | undefined {
+    return this.#c.timeoutMs
   }
 
   /**
    * Starts a run, or returns the existing one when `workflowId` was used
-   * before (idempotent). Bad input throws a ValidationError and writes
-   * nothing. With an engine in this process the run starts here at once;
-   * otherwise any engine on the database picks it up.
+   * before with the same input (idempotent). Bad input throws a
+   * ValidationError (400) and writes nothing; an id already used with
+   * another input throws ConflictError `WORKFLOW_ID_CONFLICT` (409), and
+   * one used by another workflow `WORKFLOW_ID_IN_USE` (409). With an engine
+   * in this process the run starts here at once; otherwise any engine on
+   * the database picks it up.
    *
    * @example
    * ```ts
    * const run = await processOrder.start({ orderId: 'o1', amount: 99 }, { workflowId: 'order-o1' })
+   * await processOrder.start({ orderId: 'o1', amount: 5 }, { workflowId: 'order-o1' }) // ConflictError WORKFLOW_ID_CONFLICT
    * ```
    */
   async start(input: I, options: { workflowId?: string } = {}): Promise<WorkflowHandle<O>> {
     const id = checkRunId(options.workflowId ?? randomUUID())
-    const value = await this.#checkInput(input)
-    const engine = this.#engine
-    const local = engine?.acceptsLocal(this.name) === true && engine.db === this.db
-    const r = await this.#insert(id, value, null, local ? engine.owner : null)
-    if (r.row.workflow_name !== this.name) throw new ConflictError('WORKFLOW_ID_IN_USE', `Run id "${id}" belongs to workflow "${r.row.workflow_name}"; use another id`)
-    if (r.created && local) engine.execute(r.row, [])
+    const value = await this.validateInput(input)
+    const r = await this.#insert(id, value, null, true)
     return this.handle(id, r.created)
   }
 
-  async #insert(id: string, value: unknown, parentId: string | null, owner: string | null): Promise<{ row: RunRow; created: boolean }> {
-    const r = await insertRun(this.db, { id, name: this.name, input: value, parentId, owner, timeoutMs: this.#c.timeoutMs ?? null, channel: this.#channel })
-    if (r) return r
-    // Inserted concurrently by another process: it is there now.
-    const row = await selectRun(this.db, id)
-    if (!row) throw new ConflictError('WORKFLOW_START_RACE', `Run "${id}" could not be started or found; try again`)
-    return { row, created: false }
+  /** Inserts (or finds) a run; executes a new one here at once when this process's engine has room. */
+  async #insert(id: string, value: unknown, parentId: string | null, sameInput: boolean): Promise<{ row: RunRow; created: boolean }> {
+    const engine = this.#engine
+    const local = engine?.acceptsLocal(this.name) === true && engine.db === this.db
+    const r = await startRun({ db: this.db, id, name: this.name, input: value, parentId, owner: local ? engine.owner : null, timeoutMs: this.#c.timeoutMs ?? null, checked: true, sameInput })
+    if (r.created && local) engine.execute(r.row, [])
+    return r
   }
 
-  async #checkInput(input: I): Promise<unknown> {
+  /** @internal RunnableWorkflow: the input as the schema parses it, checked against the value rule. */
+  async validateInput(input: unknown): Promise<unknown> {
     const value = this.#c.input ? await validate(this.#c.input, input, `workflow "${this.name}" input`) : input
     encodeValue(value, { subject: `workflow "${this.name}" input`, allowUndefined: true })
     return value
@@ -201,12 +194,9 @@ export class Workflow<I = unknown, O = unknown> implements Component, RunnableWo
   /** @internal RunnableWorkflow */
   async startChildRun(input: unknown, childId: string, parentId: string): Promise<RunRow> {
     checkRunId(childId)
-    const value = await this.#checkInput(input as I)
-    const engine = this.#engine
-    const local = engine?.acceptsLocal(this.name) === true && engine.db === this.db
-    const r = await this.#insert(childId, value, parentId, local ? engine.owner : null)
-    if (r.created && local) engine.execute(r.row, [])
-    return r.row
+    const value = await this.validateInput(input)
+    // A replayed parent finds its child by id; the child id is the parent's own, so no input check.
+    return (await this.#insert(childId, value, parentId, false)).row
   }
 
   /** @internal RunnableWorkflow */
@@ -260,8 +250,7 @@ export class Workflow<I = unknown, O = unknown> implements Component, RunnableWo
    * ```
    */
   async get(workflowId: string): Promise<RunInfo<O> | undefined> {
-    const row = await selectRun(this.db, workflowId)
-    return row && row.workflow_name === this.name ? toInfo<O>(row) : undefined
+    return getRun<O>(this.db, workflowId, this.name)
   }
 
   /**
@@ -287,14 +276,7 @@ export class Workflow<I = unknown, O = unknown> implements Component, RunnableWo
    * ```
    */
   async steps(workflowId: string): Promise<StepInfo[]> {
-    return (await selectSteps(this.db, workflowId)).map((s) => ({
-      stepId: s.step_name,
-      status: s.status,
-      result: s.result?.v,
-      error: s.error ?? undefined,
-      attempts: s.attempts,
-      createdAt: s.created_at,
-    }))
+    return stepsOf(this.db, workflowId)
   }
 
   /**
@@ -307,27 +289,7 @@ export class Workflow<I = unknown, O = unknown> implements Component, RunnableWo
    * ```
    */
   async result(workflowId: string, timeout?: Duration): Promise<O> {
-    const until = timeout === undefined ? Infinity : Date.now() + parseDuration(timeout)
-    let pause = 20
-    for (;;) {
-      const local = this.#engine?.localRun(workflowId)
-      const settled: Settled | 'timeout' = local ? await beforeDeadline(local, until) : await this.#settledInDb(workflowId)
-      if (settled === 'timeout') break
-      if (settled.final) return outcome<O>(workflowId, settled.status, settled.output, settled.error)
-      if (!local) {
-        if (Date.now() >= until) break
-        await new Promise((r) => setTimeout(r, Math.min(pause, Math.max(0, until - Date.now()))))
-        pause = Math.min(pause * 2, 500)
-      }
-    }
-    throw new TimeoutError('WORKFLOW_RESULT_TIMEOUT', `Run "${workflowId}" of workflow "${this.name}" has not finished yet; it keeps running, ask again later`, { workflowId })
-  }
-
-  async #settledInDb(workflowId: string): Promise<Settled> {
-    const row = await selectRun(this.db, workflowId)
-    if (!row || row.workflow_name !== this.name) throw notFound(workflowId)
-    if (!FINAL_STATUSES.includes(row.status)) return { final: false }
-    return { final: true, status: row.status, output: row.output?.v, error: row.error ?? undefined }
+    return awaitRun<O>(this.db, workflowId, { name: this.name, timeout, local: (id) => this.#engine?.localRun(id) })
   }
 
   /**
@@ -339,18 +301,15 @@ export class Workflow<I = unknown, O = unknown> implements Component, RunnableWo
    * ```
    */
   async signal(workflowId: string, name: string, data?: unknown): Promise<void> {
-    encodeValue(data, { subject: `data of signal "${name}"`, allowUndefined: true })
-    const seq = await insertSignal(this.db, workflowId, name, data ?? null, this.#channel)
-    if (seq !== undefined) return
-    const row = await selectRun(this.db, workflowId)
-    if (!row) throw notFound(workflowId)
-    throw new ConflictError('WORKFLOW_NOT_RUNNING', `Run "${workflowId}" is ${row.status}; it takes no more signals`, { status: row.status })
+    await signalRun(this.db, workflowId, name, data)
   }
 
   /**
    * Cancels a run and its children: no further step starts, and the status
-   * stays `cancelled` even if a step in flight finishes later. Cancelling a
-   * finished run changes nothing.
+   * stays `cancelled` even if a step in flight finishes later. A run that
+   * already finished (completed, failed or cancelled) is left as it is and
+   * the call throws ConflictError `WORKFLOW_NOT_RUNNING` (409); an unknown
+   * id throws NotFoundError `WORKFLOW_RUN_NOT_FOUND` (404).
    *
    * @example
    * ```ts
@@ -358,9 +317,7 @@ export class Workflow<I = unknown, O = unknown> implements Component, RunnableWo
    * ```
    */
   async cancel(workflowId: string): Promise<void> {
-    const ids = await retryTransient(() => cancelRun(this.db, workflowId, this.#channel))
-    if (ids.length > 0) return
-    if (!(await selectRun(this.db, workflowId))) throw notFound(workflowId)
+    await cancelRunById(this.db, workflowId)
   }
 
   /**
@@ -414,47 +371,6 @@ function sharedEngine(db: Database, rt: RuntimeContext | undefined): WorkflowEng
   return e
 }
 
-function checkRunId(id: string): string {
-  if (typeof id !== 'string' || id.length === 0 || id.length > 256) throw new ValidationError('workflowId', [{ path: 'workflowId', message: 'must be a string of 1-256 characters' }])
-  return id
-}
-
-function notFound(id: string): NotFoundError {
-  return new NotFoundError('WORKFLOW_RUN_NOT_FOUND', `No workflow run "${id}"`, { workflowId: id })
-}
-
-async function beforeDeadline(p: Promise<Settled>, until: number): Promise<Settled | 'timeout'> {
-  if (until === Infinity) return p
-  let t: NodeJS.Timeout | undefined
-  const r = await Promise.race([p, new Promise<'timeout'>((resolve) => (t = setTimeout(() => resolve('timeout'), Math.max(0, until - Date.now()))))])
-  clearTimeout(t)
-  return r
-}
-
-function outcome<O>(id: string, status: RunStatus, output: unknown, error: RunInfo['error']): O {
-  if (status === 'completed') return output as O
-  if (status === 'cancelled') throw new WorkflowCancelledError(id)
-  throw deserializeError(error ?? { name: 'Error', code: 'WORKFLOW_FAILED', message: `Run "${id}" failed`, status: 500, retryable: false })
-}
-
-/** Maps a stored run row to what users see. */
-export function toInfo<O>(r: RunRow): RunInfo<O> {
-  return {
-    workflowId: r.workflow_id,
-    workflowName: r.workflow_name,
-    status: r.status,
-    input: (r.input as { v?: unknown } | null)?.v,
-    output: r.output?.v as O | undefined,
-    error: r.error ?? undefined,
-    parentId: r.parent_id ?? undefined,
-    wakeAt: r.owner === null && !FINAL_STATUSES.includes(r.status) && r.wake_at instanceof Date && Number.isFinite(r.wake_at.getTime()) ? r.wake_at : undefined,
-    deadlineAt: r.deadline_at ?? undefined,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-    completedAt: r.completed_at ?? undefined,
-  }
-}
-
 /**
  * Fluent configuration for a {@link Workflow}.
  *
@@ -467,7 +383,7 @@ export class WorkflowBuilder<I, O> {
   #c: Config<I, O>
 
   constructor(name: string) {
-    if (!NAME_RE.test(name) || name === 'runs') throw new ConfigError('INVALID_WORKFLOW_NAME', `Workflow name "${name}" must be 1-128 letters, digits, ".", "_" or "-" (and not "runs")`)
+    if (!isWorkflowName(name)) throw new ConfigError('INVALID_WORKFLOW_NAME', `Workflow name "${name}" must be 1-128 letters, digits, ".", "_" or "-" (and not "runs")`)
     this.#c = { name, input: undefined, output: undefined, db: undefined, timeoutMs: undefined, retry: resolveRetry(undefined), body: undefined }
   }
 

@@ -43,9 +43,15 @@ async function json(res: Response | Promise<Response>): Promise<{ status: number
   return { status: r.status, body: (await r.json()) as Body }
 }
 
-it('starts a run (201), answers the existing run for a reused id (200), and rejects bad input with 400 and no row', async () => {
+it('starts a run (201), answers the existing run for a reused id and the same input (200), refuses another input for it (409), and rejects bad input with 400 and no row', async () => {
   expect(await json(post('/__onepipe/workflows/approval/start', { input: { amount: 5 }, workflowId: 'http-1' }))).toMatchObject({ status: 201, body: { workflowId: 'http-1', created: true } })
   expect(await json(post('/__onepipe/workflows/approval/start', { input: { amount: 5 }, workflowId: 'http-1' }))).toMatchObject({ status: 200, body: { created: false } })
+  // The same id with another input is not the same run: a 409, and the stored run is unchanged.
+  expect(await json(post('/__onepipe/workflows/approval/start', { input: { amount: 6 }, workflowId: 'http-1' }))).toMatchObject({
+    status: 409,
+    body: { error: { code: 'WORKFLOW_ID_CONFLICT', details: { workflowId: 'http-1' } } },
+  })
+  expect((await approval.get('http-1'))?.input).toEqual({ amount: 5 })
   const bad = await json(post('/__onepipe/workflows/approval/start', { input: { amount: -3 }, workflowId: 'http-bad' }))
   expect(bad).toMatchObject({ status: 400, body: { error: { code: 'VALIDATION_FAILED', details: { issues: [{ path: 'amount' }] } } } })
   expect(await json(post('/__onepipe/workflows/approval/start', undefined, '{nope'))).toMatchObject({ status: 400, body: { error: { code: 'INVALID_JSON' } } })
@@ -69,7 +75,7 @@ it('signals a waiting run (202), shows the run with its steps, and lists runs by
   expect(await json(app.request('/__onepipe/workflows/approval/runs?limit=x'))).toMatchObject({ status: 400 })
 })
 
-it('finds runs of every mounted workflow under /runs/:id and cancels a live run; cancelling an unknown run is a 404', async () => {
+it('finds runs of every mounted workflow under /runs/:id and cancels a live run; cancelling a finished run is a 409, an unknown run a 404', async () => {
   const started = await json(post('/__onepipe/workflows/echo/start', { input: 'hi' }))
   expect(started.status).toBe(201)
   await expect(echo.result(started.body.workflowId as string, '20s')).resolves.toBe('hi')
@@ -78,6 +84,12 @@ it('finds runs of every mounted workflow under /runs/:id and cancels a live run;
   await approval.start({ amount: 9 }, { workflowId: 'http-2' })
   expect(await json(post('/__onepipe/workflows/runs/http-2/cancel'))).toMatchObject({ status: 200, body: { workflowId: 'http-2', status: 'cancelled' } })
   expect(await json(post('/__onepipe/workflows/runs/http-2/signal/approve', { by: 'late' }))).toMatchObject({ status: 409 })
+  // Cancelling a finished run (cancelled, or completed like the echo run) changes nothing and says so.
+  expect(await json(post('/__onepipe/workflows/runs/http-2/cancel'))).toMatchObject({ status: 409, body: { error: { code: 'WORKFLOW_NOT_RUNNING', details: { status: 'cancelled' } } } })
+  expect(await json(post(`/__onepipe/workflows/runs/${started.body.workflowId as string}/cancel`))).toMatchObject({
+    status: 409,
+    body: { error: { code: 'WORKFLOW_NOT_RUNNING', details: { status: 'completed' } } },
+  })
   expect((await approval.get('http-2'))?.status).toBe('cancelled')
   expect(await json(post('/__onepipe/workflows/runs/nope/cancel'))).toMatchObject({ status: 404 })
 })
