@@ -59,9 +59,14 @@ export interface WorkflowEngineOptions {
   logger?: Logger
   /** How often the owner renews the leases it holds (default 10s). */
   heartbeat?: Duration
-  /** A run whose heartbeat is older than this is taken over (default 30s). */
+  /**
+   * A run whose heartbeat is older than this is taken over (default 30s).
+   * Every engine looks for such runs every `poll`, so a run whose owner
+   * died is taken over at most `staleAfter` + `poll` after the owner's last
+   * heartbeat (31 s by default), by an engine with room for it.
+   */
   staleAfter?: Duration
-  /** How often due runs are looked for besides notifications (default 1s). */
+  /** How often due runs, and runs whose owner went silent, are looked for besides notifications (default 1s). */
   poll?: Duration
   /** Runs executed at once in this process (default 100). */
   concurrency?: number
@@ -100,6 +105,9 @@ export class WorkflowEngine implements ExecutionHost {
   #state: 'idle' | 'starting' | 'started' | 'stopping' = 'idle'
   #startP: Promise<void> | undefined
   #timers: NodeJS.Timeout[] = []
+  // Apart from the other timers: leases are renewed until the last in-flight step is recorded at stop().
+  #heartbeatTimer: NodeJS.Timeout | undefined
+  #scanning = false
   // ctx.transaction holds a pooled connection from BEGIN to COMMIT; two are always left for
   // heartbeats, claims and step writes, so many transactions at once cannot starve the leases.
   readonly #txLimit: number
@@ -204,8 +212,11 @@ export class WorkflowEngine implements ExecutionHost {
       this.#timers.push(t)
     }
     every(this.pollMs, async () => this.#kick())
-    every(this.heartbeatMs, () => this.#heartbeat())
-    every(Math.max(this.heartbeatMs, Math.floor(this.staleMs / 3)), () => this.#takeOverStale())
+    // The stale scan runs every poll, not every staleAfter/3: a run whose owner died is taken over
+    // at most staleAfter + poll after its last heartbeat. The scan is one indexed statement that
+    // finds nothing on a healthy system.
+    every(this.pollMs, () => this.#takeOverStale())
+    this.#heartbeatTimer = setInterval(() => void this.#heartbeat(), this.heartbeatMs)
     await this.#takeOverStale()
     this.#kick()
   }
@@ -235,6 +246,8 @@ export class WorkflowEngine implements ExecutionHost {
       new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#shutdownMs))),
     ])
     clearTimeout(timer)
+    clearInterval(this.#heartbeatTimer)
+    this.#heartbeatTimer = undefined
     if (this.#running.size > 0) this.logger.warn({ runs: [...this.#running.keys()] }, 'workflow steps still running at shutdown; their runs are recovered once their leases go stale')
     const u = this.#unlisten
     this.#unlisten = undefined
@@ -285,7 +298,9 @@ export class WorkflowEngine implements ExecutionHost {
   async #takeOverStale(): Promise<void> {
     const room = this.concurrency - this.#running.size
     const names = [...this.#workflows.keys()]
-    if (room <= 0 || names.length === 0 || this.#state !== 'started') return
+    // One scan at a time: a slow one (a loaded database) is not stacked on by the next tick.
+    if (room <= 0 || names.length === 0 || this.#state !== 'started' || this.#scanning) return
+    this.#scanning = true
     try {
       const rows = await claimStale(this.db, names, this.owner, this.staleMs, room)
       for (const r of rows) {
@@ -294,11 +309,14 @@ export class WorkflowEngine implements ExecutionHost {
       }
     } catch (e) {
       this.logger.error({ err: e }, 'taking over stale workflow runs failed; retrying later')
+    } finally {
+      this.#scanning = false
     }
   }
 
   async #heartbeat(): Promise<void> {
-    const held = [...this.#running.values()].flatMap((r) => (r.exec && r.exec.stopReason === undefined ? [r.exec] : []))
+    // A run stopped for shutdown keeps its lease while its last step finishes (stop() waits for it).
+    const held = [...this.#running.values()].flatMap((r) => (r.exec && (r.exec.stopReason === undefined || r.exec.stopReason === 'shutdown') ? [r.exec] : []))
     if (held.length === 0) return
     try {
       const kept = new Set(await heartbeat(this.db, this.owner, held.map((e) => e.workflowId), held.map((e) => e.lease.fence)))

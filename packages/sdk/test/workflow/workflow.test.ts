@@ -259,6 +259,35 @@ describe('leases during long steps and shutdown', () => {
     expect(await h.result('20s')).toBe('done')
     expect(ran).toEqual(['one', 'two'])
   })
+
+  it('stop() keeps renewing the lease of a run whose step is still going, so no other engine takes it over during the drain', async () => {
+    const ran: string[] = []
+    const gate = latch()
+    const wf = Workflow.create(uid('drain'))
+      .db(db)
+      .define(async (ctx) => {
+        await ctx.step('long', async () => {
+          ran.push('long')
+          await gate.wait
+        })
+        await ctx.step('after', () => void ran.push('after'))
+        return 'done'
+      })
+      .build()
+    const first = await engine([wf], { instanceId: 'draining', staleAfter: 1000, heartbeat: 100, shutdownTimeout: '1m' })
+    const h = await wf.start(undefined)
+    await until(async () => ran.length === 1)
+    await engine([wf], { instanceId: 'other', staleAfter: 1000, heartbeat: 100 })
+    const stopped = first.stop()
+    // Three stale limits pass on the database clock while the step is still going.
+    const [t0] = await db.query<{ t: Date }>('SELECT now() AS t')
+    await until(async () => (await db.query<{ past: boolean }>(`SELECT now() > $1::timestamptz + interval '3 seconds' AS past`, [t0!.t]))[0]!.past)
+    expect((await wf.get(h.workflowId))?.owner).toBe('draining')
+    gate.open()
+    await stopped
+    expect(await h.result('20s')).toBe('done')
+    expect(ran).toEqual(['long', 'after'])
+  })
 })
 
 describe('cancel', () => {
