@@ -205,7 +205,15 @@ export class WorkflowEngine implements ExecutionHost {
   async #start(): Promise<void> {
     this.#state = 'starting'
     await this.db.ready()
-    this.#unlisten = await this.db.listen('onepipe_workflows', (p) => this.#onNotice(p))
+    // NOTIFYs sent while the listening connection was down are gone: look for due runs and
+    // cancelled ones (the heartbeat answers which runs are still ours) at once.
+    this.#unlisten = await this.db.listen('onepipe_workflows', (p) => this.#onNotice(p), {
+      onReconnect: () => {
+        this.logger.warn({}, 'workflow notifications reconnected; looking for due and cancelled runs now')
+        this.#kick()
+        void this.#heartbeat()
+      },
+    })
     this.#state = 'started'
     const every = (ms: number, fn: () => Promise<void>) => {
       const t = setInterval(() => void fn(), ms)
