@@ -28,5 +28,13 @@ describe('Database.listen across a lost connection', () => {
     await db.notify('lost', 'after')
     await waitFor(() => got.includes('after'), { what: 'a notification after the reconnect' })
     await stop()
+    // Stopping still stops after a reconnect (postgres.js re-creates its listener then), while
+    // another listener of the same channel keeps hearing it.
+    const other: string[] = []
+    const stopOther = await db.listen('lost', (p) => other.push(p))
+    await db.notify('lost', 'late')
+    await waitFor(() => other.includes('late'))
+    expect(got).not.toContain('late')
+    await stopOther()
   })
 })

@@ -32,6 +32,12 @@ const int8 = {
   parse: (x: string) => Number(x),
 }
 
+/** One LISTENed channel of a pool and the handlers it dispatches to. */
+interface ListenChannel {
+  handlers: Set<{ fn: NotifyHandler; onReconnect: (() => void) | undefined }>
+  ready: Promise<void>
+}
+
 export interface PostgresDriverOptions {
   url: string
   max: number
@@ -65,21 +71,43 @@ export function postgresDriver(o: PostgresDriverOptions): Driver {
     },
   })
   const base = wrap(sql)
+  const channels = new Map<string, ListenChannel>()
   return {
     ...base,
     async transaction(fn) {
       return (await sql.begin((tx) => fn(wrap(tx)))) as never
     },
     async listen(channel, fn, onReconnect) {
-      // postgres.js calls onlisten each time LISTEN is (re)issued: after the first, every call follows a
-      // lost connection, and NOTIFYs sent during the gap are gone.
-      let first = true
-      const sub = await sql.listen(channel, fn, () => {
-        if (first) first = false
-        else onReconnect?.()
-      })
+      const handler = { fn, onReconnect }
+      let ch = channels.get(channel)
+      if (!ch) {
+        const entry: ListenChannel = { handlers: new Set(), ready: Promise.resolve() }
+        // postgres.js calls onlisten each time LISTEN is (re)issued: after the first, every call follows a
+        // lost connection, and NOTIFYs sent during the gap are gone.
+        let first = true
+        entry.ready = sql
+          .listen(
+            channel,
+            (payload) => {
+              for (const h of entry.handlers) h.fn(payload)
+            },
+            () => {
+              if (first) first = false
+              else for (const h of entry.handlers) h.onReconnect?.()
+            },
+          )
+          .then(() => undefined)
+        channels.set(channel, (ch = entry))
+        // A failed first LISTEN leaves no entry behind, so the next listen tries again.
+        entry.ready.catch(() => channels.delete(channel))
+      }
+      await ch.ready
+      ch.handlers.add(handler)
+      const entry = ch
+      // The LISTEN itself stays for the pool's life: postgres.js re-creates its listener on every
+      // reconnect, so an unlisten after one would not find it; a channel without handlers costs nothing.
       return async () => {
-        await sub.unlisten()
+        entry.handlers.delete(handler)
       }
     },
     async close() {
