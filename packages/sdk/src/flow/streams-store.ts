@@ -124,9 +124,16 @@ export class StreamsFlowStore implements FlowStore {
     await this.#create()
     const ac = new AbortController()
     const done = (async () => {
+      let lost = false
       while (!ac.signal.aborted) {
         try {
-          for await (const b of this.#h.subscribe({ offset: 'now', limit: 100, signal: ac.signal })) {
+          const it = this.#h.subscribe({ offset: 'now', limit: 100, signal: ac.signal })
+          if (lost) {
+            // Appends made while this wake-up source was down woke nobody: every reader reads again.
+            lost = false
+            this.#wake.fire()
+          }
+          for await (const b of it) {
             this.#remember(recordsOf(b.offset), b.offset)
             this.#wake.fire()
           }
@@ -134,6 +141,7 @@ export class StreamsFlowStore implements FlowStore {
           // Not lost: readers fall back to polling (and report read errors
           // themselves) while this wake-up source reconnects.
           if (ac.signal.aborted) break
+          lost = true
           await pause(1000, ac.signal)
         }
       }
