@@ -1,5 +1,6 @@
-// Shared by the two bench servers: a scratch data directory, the PORT=<n>
-// line bench/lib/report.mjs waits for, and a clean stop on SIGTERM.
+// Shared by the bench servers: a scratch data directory, the PORT=<n>
+// line bench/lib/report.mjs waits for, and a clean stop on SIGTERM (which
+// removes the directory, when there is one).
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -13,7 +14,7 @@ export function announce(port, dir, stop) {
   process.on('SIGTERM', () => {
     stop().then(
       () => {
-        rmSync(dir, { recursive: true, force: true })
+        if (dir) rmSync(dir, { recursive: true, force: true })
         process.exit(0)
       },
       (err) => {

@@ -1,18 +1,31 @@
 // bench/streams: OnePipe's Unbroken server on its file store (fsync before
 // every acknowledgement, group commit) beside the Durable Streams reference
 // server (@durable-streams/server, file-backed), each in its own process, in
-// one run, with the same 100-byte JSON messages.
+// one run, with the same 100-byte JSON messages. Two more phases put it
+// beside the production engines that run on this machine:
+//
+// - `redis`: the Unbroken server on its Redis store beside raw Redis
+//   Streams from Node (ioredis XADD, XREAD BLOCK) on the same Redis;
+// - `nats`: the Unbroken server on its file store beside NATS JetStream
+//   publish-with-ack on file storage, on a nats-server the bench starts with
+//   the default sync interval, and on one with `sync_interval: always` when
+//   the binary is 2.10 or later (NATS_SERVER names it; see nats.mjs).
 //
 // Usage: npx tsc -b packages/streams && node bench/run.mjs streams [phase ...]
-// With no phase every one runs; name some (e.g. `catchup lp`) to run only
-// those. BENCH_SECONDS (default 4) sets each load phase's duration.
+// With no phase every one runs; name some (e.g. `catchup lp` or `redis nats`)
+// to run only those. BENCH_SECONDS (default 4) sets each load phase's
+// duration; REDIS_URL (default redis://127.0.0.1:6379) the Redis of `redis`.
 import http from 'node:http'
+import { loadavg } from 'node:os'
 import { brotliDecompressSync, gunzipSync } from 'node:zlib'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import { startServer, printTable } from '../lib/report.mjs'
+import { RawRedisStreams, describeRedisDurability } from './redis.mjs'
+import { JetStreamPeer, NATS_SERVER, describeJetStreamSync, natsServerVersion, startNats, supportsSyncAlways } from './nats.mjs'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4)
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const FILL = 100_000
 const TAIL = 100
 // Enough samples that p99 is not just the second-worst of a handful.
@@ -253,33 +266,121 @@ const PHASES = {
   lp: (port) => longPollWake(port),
   catchup: (port) => catchUpRead(port),
 }
+
+/**
+ * The Unbroken server on the Redis store beside raw Redis Streams on the
+ * same Redis, measure by measure, OnePipe first: appends sequential and 64
+ * concurrent (64 HTTP connections; 64 Redis connections with one XADD each
+ * in flight, and 64 XADDs in flight on one connection, pipelined), live delivery to one reader (SSE; an XREAD BLOCK loop) and an
+ * append waking a reader waiting at the tail (long-poll; XREAD BLOCK).
+ */
+async function redisPhase() {
+  const raw = new RawRedisStreams(REDIS_URL)
+  const durability = await raw.durability()
+  const ours = await startServer(here('./ours-redis-server.mjs'), { REDIS_URL })
+  const o = {}
+  const p = {}
+  try {
+    o.seq = await appendRate(ours.port, 1, 1)
+    p.seq = await raw.xaddRate(1, SECONDS, MESSAGE)
+    o.c64 = await appendRate(ours.port, 64, 1)
+    p.c64 = await raw.xaddRate(64, SECONDS, MESSAGE)
+    p.c64one = await raw.xaddRate(1, SECONDS, MESSAGE, 64)
+    o.live = await sseLatency(ours.port, 1)
+    p.live = await raw.xreadDelivery(SSE_MESSAGES, SSE_INTERVAL_MS, message)
+    o.wake = await longPollWake(ours.port)
+    p.wake = await raw.xreadWake(LONG_POLLS, MESSAGE)
+  } finally {
+    await ours.stop()
+    await raw.cleanup()
+  }
+  console.error(`redis: onepipe ${JSON.stringify(o)} | raw redis streams ${JSON.stringify(p)}`)
+  return { o, p, durability }
+}
+
+/**
+ * The Unbroken server on the file store beside JetStream publish-with-ack on
+ * file storage: on a server with the default sync interval, and on one that
+ * syncs always when this nats-server has the option. Appends sequential and
+ * 64 concurrent (64 HTTP connections; 64 NATS connections with one publish
+ * each awaiting its ack, and 64 such publishers sharing one connection, as
+ * one NATS client per process usually does), and live delivery to one reader (SSE; an ordered
+ * consumer). Each server runs only during its own measures.
+ */
+async function natsPhase() {
+  const variants = [{ key: 'interval', syncAlways: false }]
+  const version = natsServerVersion().text
+  if (supportsSyncAlways()) variants.push({ key: 'always', syncAlways: true })
+  const ours = await startServer(here('./ours-server.mjs'))
+  const o = {}
+  const p = {}
+  const servers = {}
+  try {
+    o.seq = await appendRate(ours.port, 1, 1)
+    o.c64 = await appendRate(ours.port, 64, 1)
+    o.live = await sseLatency(ours.port, 1)
+    for (const v of variants) {
+      const server = await startNats({ syncAlways: v.syncAlways })
+      const js = new JetStreamPeer(server.port)
+      try {
+        servers[v.key] = describeJetStreamSync(server)
+        p[v.key] = {
+          seq: await js.publishRate(1, SECONDS, MESSAGE),
+          c64: await js.publishRate(64, SECONDS, MESSAGE),
+          c64one: await js.publishRate(1, SECONDS, MESSAGE, 64),
+          live: await js.consumerDelivery(SSE_MESSAGES, SSE_INTERVAL_MS, message),
+        }
+      } finally {
+        await js.close()
+        await server.stop()
+      }
+    }
+  } finally {
+    await ours.stop()
+  }
+  console.error(`nats: onepipe ${JSON.stringify(o)} | jetstream ${JSON.stringify(p)}`)
+  const skipped = variants.length === 1 ? `${NATS_SERVER} is ${version}: no server with sync_interval: always (needs 2.10 or later; set NATS_SERVER to such a binary), so no equal-durability JetStream row` : undefined
+  return { o, p, servers, skipped }
+}
+
+const EXTRA = { redis: redisPhase, nats: natsPhase }
 const chosen = process.argv.slice(2)
 for (const p of chosen) {
-  if (!(p in PHASES)) {
-    console.error(`unknown phase "${p}"; phases: ${Object.keys(PHASES).join(', ')}`)
+  if (!(p in PHASES) && !(p in EXTRA)) {
+    console.error(`unknown phase "${p}"; phases: ${[...Object.keys(PHASES), ...Object.keys(EXTRA)].join(', ')}`)
     process.exit(2)
   }
 }
-const phases = chosen.length > 0 ? chosen : Object.keys(PHASES)
+const phases = chosen.length > 0 ? chosen.filter((p) => p in PHASES) : Object.keys(PHASES)
+const extras = chosen.length > 0 ? chosen.filter((p) => p in EXTRA) : Object.keys(EXTRA)
 
 const t0 = Date.now()
-const ours = await startServer(here('./ours-server.mjs'))
-const peer = await startServer(here('./peer-server.mjs'))
+const load = () => loadavg().map((x) => x.toFixed(2)).join(' ')
+const loadBefore = load()
 const a = {}
 const b = {}
-try {
-  // Phase by phase, OnePipe then the reference, so both see the same
-  // moment of this shared machine; the idle server waits in its own process.
-  for (const phase of phases) {
-    const run = PHASES[phase]
-    a[phase] = await run(ours.port)
-    b[phase] = await run(peer.port)
-    console.error(`${phase}: onepipe ${JSON.stringify(a[phase])} | durable-streams ${JSON.stringify(b[phase])}`)
+if (phases.length > 0) {
+  const ours = await startServer(here('./ours-server.mjs'))
+  const peer = await startServer(here('./peer-server.mjs'))
+  try {
+    // Phase by phase, OnePipe then the reference, so both see the same
+    // moment of this shared machine; the idle server waits in its own process.
+    for (const phase of phases) {
+      const run = PHASES[phase]
+      a[phase] = await run(ours.port)
+      b[phase] = await run(peer.port)
+      console.error(`${phase}: onepipe ${JSON.stringify(a[phase])} | durable-streams ${JSON.stringify(b[phase])}`)
+    }
+  } finally {
+    await ours.stop()
+    await peer.stop()
   }
+}
+const extra = {}
+try {
+  for (const name of extras) extra[name] = await EXTRA[name]()
 } finally {
   agent.destroy()
-  await ours.stop()
-  await peer.stop()
 }
 const rows = {
   seq: () => [{ name: 'sequential appends (1 connection)', ours: a.seq, peer: b.seq, unit: 'appends/s' }],
@@ -308,9 +409,59 @@ const rows = {
       ]
     }),
 }
-printTable(
-  `bench/streams: file store, fsync on, 100-byte JSON messages, ${SECONDS}s per load phase (shared 2-core machine: figures are noisy)`,
-  'durable-streams',
-  phases.flatMap((phase) => rows[phase]()),
-)
+const machine = `load average ${loadBefore} before / ${load()} after (shared 2-core machine: figures are noisy)`
+if (phases.length > 0) {
+  printTable(
+    `bench/streams: file store, fsync on, 100-byte JSON messages, ${SECONDS}s per load phase, node ${process.version}, ${machine}`,
+    'durable-streams',
+    phases.flatMap((phase) => rows[phase]()),
+  )
+  console.log(
+    '\nDurability: OnePipe file store — each acknowledged append is on stable storage first (O_DSYNC write, or write + fdatasync), one write per group-committed batch; ' +
+      'Durable Streams reference (file-backed) — write + fdatasync of the segment file before each acknowledgement (appends arriving during an fdatasync share the next one), stream metadata in LMDB.',
+  )
+}
+if (extra.redis) {
+  const { o, p, durability } = extra.redis
+  printTable(
+    `bench/streams redis: OnePipe's Unbroken server on its Redis store (HTTP, its own process) beside raw Redis Streams from Node (ioredis, in the load generator), same Redis, 100-byte JSON messages, ${SECONDS}s per load measure, ${machine}`,
+    'Redis Streams',
+    [
+      { name: 'sequential appends: 1 HTTP connection / 1 XADD in flight', ours: o.seq, peer: p.seq, unit: 'appends/s' },
+      { name: '64 concurrent appends, 1 stream: 64 HTTP connections / 64 connections, 1 XADD in flight each', ours: o.c64, peer: p.c64, unit: 'appends/s' },
+      { name: 'the same OnePipe figure / 1 connection, 64 XADDs in flight (pipelined)', ours: o.c64, peer: p.c64one, unit: 'appends/s' },
+      { name: `live delivery p50, 1 reader, ${SSE_MESSAGES} paced appends: SSE / XREAD BLOCK loop`, ours: o.live.p50, peer: p.live.p50, unit: 'ms', higherIsBetter: false },
+      { name: `live delivery p99, same`, ours: o.live.p99, peer: p.live.p99, unit: 'ms', higherIsBetter: false },
+      { name: 'reader waiting at the tail: append → answer p50, long-poll / XREAD BLOCK', ours: o.wake.p50, peer: p.wake.p50, unit: 'ms', higherIsBetter: false },
+      { name: 'reader waiting at the tail: append → answer p99, same', ours: o.wake.p99, peer: p.wake.p99, unit: 'ms', higherIsBetter: false },
+    ],
+  )
+  console.log(`\nDurability: both rows write to the same Redis — ${describeRedisDurability(durability)}. OnePipe's Redis store acknowledges once its script ran, like XADD.`)
+}
+if (extra.nats) {
+  const { o, p, servers, skipped } = extra.nats
+  const label = { interval: 'JetStream, default sync', always: 'JetStream, sync_interval: always' }
+  const natsRows = []
+  for (const key of Object.keys(p)) {
+    natsRows.push(
+      { name: `sequential appends: 1 HTTP connection / 1 publish-with-ack in flight — ${label[key]}`, ours: o.seq, peer: p[key].seq, unit: 'appends/s' },
+      { name: `64 concurrent appends, 1 stream: 64 HTTP connections / 64 NATS connections, 1 publish-with-ack in flight each — ${label[key]}`, ours: o.c64, peer: p[key].c64, unit: 'appends/s' },
+      { name: `the same OnePipe figure / 1 NATS connection, 64 publishes-with-ack in flight — ${label[key]}`, ours: o.c64, peer: p[key].c64one, unit: 'appends/s' },
+      { name: `live delivery p50, 1 reader, ${SSE_MESSAGES} paced appends: SSE / ordered consumer — ${label[key]}`, ours: o.live.p50, peer: p[key].live.p50, unit: 'ms', higherIsBetter: false },
+      { name: `live delivery p99, same — ${label[key]}`, ours: o.live.p99, peer: p[key].live.p99, unit: 'ms', higherIsBetter: false },
+    )
+  }
+  printTable(
+    `bench/streams nats: OnePipe's Unbroken server on its file store (HTTP, its own process) beside NATS JetStream publish-with-ack on file storage (nats client in the load generator), 100-byte JSON messages, ${SECONDS}s per load measure, ${machine}`,
+    'JetStream',
+    natsRows,
+  )
+  console.log(
+    `\nDurability: OnePipe file store — each acknowledged append is on stable storage first (O_DSYNC write, or write + fdatasync), one write per group-committed batch. ` +
+      Object.keys(servers)
+        .map((k) => `${label[k]} — ${servers[k]}.`)
+        .join(' ') +
+      (skipped ? ` ${skipped}.` : ''),
+  )
+}
 console.log(`\n(total ${((Date.now() - t0) / 1000).toFixed(0)} s)`)
