@@ -68,7 +68,13 @@ export async function startNats({ syncAlways = false } = {}) {
   let log = ''
   child.stderr.on('data', (d) => (log += d))
   let exited = false
-  child.once('exit', () => (exited = true))
+  // A runner that dies mid-phase does not leave its server behind.
+  const orphan = () => child.kill('SIGKILL')
+  process.once('exit', orphan)
+  child.once('exit', () => {
+    exited = true
+    process.off('exit', orphan)
+  })
   const stop = async () => {
     if (!exited) {
       const gone = new Promise((r) => child.once('exit', r))
