@@ -157,8 +157,12 @@ interface Keyed {
 /** A key's committed outcome for one input: what every call with that key and input answers. */
 type Settled = { kind: 'completed'; text: string | null } | { kind: 'failed'; error: SerializedError } | { kind: 'conflict' }
 
-/** What one transaction of a transactional call ended with (it committed). */
-type TxStep<O> = { kind: 'done'; value: O; text: string | undefined } | { kind: 'failed'; error: unknown } | { kind: 'stored'; row: KeyRow }
+/**
+ * What one transaction of a transactional call ended with (it committed).
+ * `recorded` settles with the statement that stored the result when it was
+ * sent with the COMMIT: a rejection means the COMMIT rolled back instead.
+ */
+type TxStep<O> = { kind: 'done'; value: O; text: string | undefined; recorded: Promise<void> } | { kind: 'failed'; error: unknown } | { kind: 'stored'; row: KeyRow }
 
 /** What a transactional attempt learned besides its outcome, for the retry decision and history. */
 interface TxRun {
@@ -336,7 +340,19 @@ export class Channel<I = unknown, O = unknown> implements Component {
     const c = this.#c
     const handler = c.handler as (input: unknown, ctx: ChannelContext) => unknown
     const out = await runAttempts(
-      (signal, attempt) => Promise.resolve(handler(value, { channel: this.name, signal, attempt, idempotencyKey: key, db: this.#db, logger: this.#log })),
+      (abort, attempt) =>
+        Promise.resolve(
+          handler(value, {
+            channel: this.name,
+            get signal() {
+              return abort.signal
+            },
+            attempt,
+            idempotencyKey: key,
+            db: this.#db,
+            logger: this.#log,
+          }),
+        ),
       c.retry,
       c.timeoutMs,
       GRACE_MS,
@@ -456,6 +472,7 @@ export class Channel<I = unknown, O = unknown> implements Component {
       let step: TxStep<O>
       try {
         step = await db.transaction((tx) => this.#claimAndRun(tx, value, claim, run))
+        if (step.kind === 'done') await step.recorded
       } catch (err) {
         if (run.terminal) {
           // A failed statement doomed the transaction, so the terminal failure could not be recorded in it.
@@ -529,8 +546,12 @@ export class Channel<I = unknown, O = unknown> implements Component {
       await this.#finishInTx(tx, this.#outcome(claim, run, { status: 'failed', result: null, error: serializeError(err) }))
       return { kind: 'failed', error: err }
     }
-    await this.#finishInTx(tx, this.#outcome(claim, run, { status: 'completed', result: result.text ?? null, error: null }))
-    return { kind: 'done', ...result }
+    const recorded = this.#finishInTx(tx, this.#outcome(claim, run, { status: 'completed', result: result.text ?? null, error: null }))
+    if (this.#database.kind !== 'postgres') await recorded
+    // On PostgreSQL the result goes out in one write with the COMMIT, a round trip less. If it
+    // failed, the transaction was aborted and PostgreSQL answers that COMMIT with a rollback.
+    else recorded.catch(() => undefined)
+    return { kind: 'done', ...result, recorded }
   }
 
   #outcome(claim: Claim, run: TxRun, o: Pick<Outcome, 'status' | 'result' | 'error'>): Outcome {
@@ -573,10 +594,21 @@ export class Channel<I = unknown, O = unknown> implements Component {
     run.ran = true
     try {
       const out = await runAttempts(
-        (signal) => {
+        (abort) => {
           // A timed-out handler's later statements must not reach the transaction (nor, after it, the pool).
-          signal.addEventListener('abort', guard.close, { once: true })
-          return Promise.resolve(handler(value, { channel: this.name, signal, attempt: run.attempts, idempotencyKey: key, logger: this.#log, tx: guard.tx }))
+          abort.onAbort(guard.close)
+          return Promise.resolve(
+            handler(value, {
+              channel: this.name,
+              get signal() {
+                return abort.signal
+              },
+              attempt: run.attempts,
+              idempotencyKey: key,
+              logger: this.#log,
+              tx: guard.tx,
+            }),
+          )
         },
         ONE_ATTEMPT,
         this.#c.timeoutMs,

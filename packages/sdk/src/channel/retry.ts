@@ -13,6 +13,41 @@ export interface AttemptStats {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 
 /**
+ * One attempt's abort: the AbortSignal is made only when someone asks for it
+ * (an AbortController costs a few percent of a fast call's CPU, and most
+ * handlers without a timeout never look), and `onAbort` callbacks need none.
+ */
+export class AttemptAbort {
+  #ac: AbortController | undefined
+  #reason: unknown
+  #aborted = false
+  readonly #callbacks: (() => void)[] = []
+
+  /** Aborted when the attempt runs past its timeout. */
+  get signal(): AbortSignal {
+    if (!this.#ac) {
+      this.#ac = new AbortController()
+      if (this.#aborted) this.#ac.abort(this.#reason)
+    }
+    return this.#ac.signal
+  }
+
+  /** Runs `fn` when the attempt is aborted (at once if it already was). */
+  onAbort(fn: () => void): void {
+    if (this.#aborted) fn()
+    else this.#callbacks.push(fn)
+  }
+
+  abort(reason: unknown): void {
+    if (this.#aborted) return
+    this.#aborted = true
+    this.#reason = reason
+    for (const fn of this.#callbacks.splice(0)) fn()
+    this.#ac?.abort(reason)
+  }
+}
+
+/**
  * Runs `fn` until it succeeds, fails with a non-retryable error, or the
  * attempts are used up. With a timeout, an attempt that runs past it gets
  * its signal aborted; the next attempt starts only after the aborted one
@@ -21,7 +56,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
  * `stats.stillRunning` then tracks the stray attempt.
  */
 export async function runAttempts<T>(
-  fn: (signal: AbortSignal, attempt: number) => Promise<T>,
+  fn: (abort: AttemptAbort, attempt: number) => Promise<T>,
   policy: RetryPolicy,
   timeoutMs: number | undefined,
   graceMs: number,
@@ -30,8 +65,8 @@ export async function runAttempts<T>(
 ): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     stats.attempts = attempt
-    const ac = new AbortController()
-    const run = Promise.resolve().then(() => fn(ac.signal, attempt))
+    const ac = new AttemptAbort()
+    const run = Promise.resolve().then(() => fn(ac, attempt))
     const settled = run.then(
       (value) => ({ ok: true as const, value }),
       (error: unknown) => ({ ok: false as const, error }),

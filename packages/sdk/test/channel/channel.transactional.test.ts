@@ -154,6 +154,22 @@ describe('Transactional channel', () => {
     expect(await ch.history()).toMatchObject([{ status: 'completed', attempts: 3 }])
   })
 
+  it('when the result cannot be recorded, nothing commits: not the key, not the handler’s writes', async () => {
+    const name = unique('unrecorded')
+    let runs = 0
+    const ch = payments(name, async (i, ctx) => {
+      await effect(ctx, i)
+      // Inside this transaction only: the statement that records the result (with its history row) now fails.
+      if (++runs === 1) await ctx.tx.execute('ALTER TABLE _onepipe_channel_calls RENAME TO _onepipe_channel_calls_away')
+      return { run: runs }
+    })
+    await expect(ch.call({ orderId: 'n', amount: 1 })).rejects.toMatchObject({ code: 'DB_ERROR' })
+    expect(await effects('n')).toBe(0)
+    expect(await keyRow(name, 'n')).toBeUndefined()
+    expect(await ch.call({ orderId: 'n', amount: 1 })).toEqual({ run: 2 })
+    expect(await effects('n')).toBe(1)
+  })
+
   it('the same key with different input is a 409, after the first call and while it runs', async () => {
     const name = unique('conflict')
     const held = gate()
