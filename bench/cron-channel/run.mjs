@@ -1,8 +1,11 @@
 // bench/cron-channel: Channel calls over HTTP (autocannon, 50 connections)
 // beside a bare Hono handler doing the same work (validate + one INSERT),
-// with and without idempotency, in one server process; then how fast
-// concurrent duplicates of an idempotent call wake once the first finishes
-// (the NOTIFY path; the fallback re-check is every 2 s); then cron fire
+// with and without idempotency, lease mode and transactional, in one server
+// process (plus the bare handler inside db.transaction(), for what one
+// transaction costs by itself); then how fast concurrent duplicates of an
+// idempotent call wake once the first finishes (lease mode: the NOTIFY path,
+// the fallback re-check is every 2 s; transactional: the commit releases the
+// row lock the other instance waits on); then cron fire
 // lateness (actual − scheduled, database clock) of an every-second Cron
 // beside croner's own in-process timer, over the same ticks.
 import { randomUUID } from 'node:crypto'
@@ -29,6 +32,9 @@ const variants = [
   { name: 'Channel, no idempotency', path: '/rpc/charge-plain', body },
   { name: 'Channel, idempotent (new key)', path: '/rpc/charge-idem', body },
   { name: 'Channel, idempotent (replayed key)', path: '/rpc/charge-idem', body: () => fixedBody },
+  { name: 'Channel, transactional (new key)', path: '/rpc/charge-tx', body },
+  { name: 'Channel, transactional (replayed key)', path: '/rpc/charge-tx', body: () => fixedBody },
+  { name: 'bare Hono handler in db.transaction()', path: '/bare/charge-tx', body },
 ]
 
 function load(port, v, duration) {
@@ -68,40 +74,48 @@ try {
   await server.stop()
 }
 
-// Duplicate wake-up: the first call holds its key until a duplicate waits on it; the
-// figure is the time from its handler returning to the last duplicate getting the result.
+// Duplicate wake-up: the first call holds its key until a duplicate of the other
+// instance waits on it; the figure is the time from its handler returning to the
+// last duplicate getting the result.
 const Charge = z.object({ orderId: z.string(), amount: z.number() })
-const dupWake = []
-for (let r = 0; r < DUP_ROUNDS; r++) {
-  const name = `dup-${r}`
-  let release
-  const held = new Promise((res) => (release = res))
-  let started = false
-  let finishedAt = 0
-  const owner = Channel.create(name).input(Charge).db(admin).idempotency((i) => i.orderId).handler(async () => {
-    started = true
-    await held
-    finishedAt = performance.now()
-    return { ok: true }
-  }).build()
-  // A second object of the same channel stands in for another instance.
-  const other = Channel.create(name).input(Charge).db(admin).idempotency((i) => i.orderId).handler(() => ({ ok: false })).build()
-  const first = owner.call({ orderId: 'k', amount: 1 })
-  while (!started) await new Promise((res) => setTimeout(res, 5))
-  const dups = Array.from({ length: DUPLICATES }, (_, i) => (i % 2 ? other : owner).call({ orderId: 'k', amount: 1 }).then(() => performance.now()))
-  for (;;) {
-    const [row] = await admin.query('SELECT waiters FROM _onepipe_channel_idempotency WHERE channel_name = $1 AND idempotency_key = $2', [name, 'k'])
-    if (row?.waiters) break
-    await new Promise((res) => setTimeout(res, 5))
+const dupWake = { lease: [], transactional: [] }
+const sleep = (ms) => new Promise((res) => setTimeout(res, ms))
+for (const mode of ['lease', 'transactional']) {
+  for (let r = 0; r < DUP_ROUNDS; r++) {
+    const name = `dup-${mode}-${r}`
+    let release
+    const held = new Promise((res) => (release = res))
+    let started = false
+    let finishedAt = 0
+    const make = (fn) => {
+      const b = Channel.create(name).input(Charge).db(admin).idempotency((i) => i.orderId)
+      return (mode === 'transactional' ? b.transactional() : b).handler(fn).build()
+    }
+    const owner = make(async () => {
+      started = true
+      await held
+      finishedAt = performance.now()
+      return { ok: true }
+    })
+    // A second object of the same channel stands in for another instance.
+    const other = make(() => ({ ok: false }))
+    const first = owner.call({ orderId: 'k', amount: 1 })
+    while (!started) await sleep(5)
+    const dups = Array.from({ length: DUPLICATES }, (_, i) => (i % 2 ? other : owner).call({ orderId: 'k', amount: 1 }).then(() => performance.now()))
+    const waiting =
+      mode === 'lease'
+        ? async () => (await admin.query('SELECT waiters FROM _onepipe_channel_idempotency WHERE channel_name = $1 AND idempotency_key = $2', [name, 'k']))[0]?.waiters
+        : async () => (await admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name LIKE $1`, [`onepipe:admin@%:${process.pid}`]))[0].n > 0
+    while (!(await waiting())) await sleep(5)
+    // Let the other duplicates reach their wait too.
+    await sleep(50)
+    release()
+    await first
+    const ends = await Promise.all(dups)
+    dupWake[mode].push(Math.max(...ends) - finishedAt)
+    await owner.close()
+    await other.close()
   }
-  // Let the other duplicates reach their wait too.
-  await new Promise((res) => setTimeout(res, 50))
-  release()
-  await first
-  const ends = await Promise.all(dups)
-  dupWake.push(Math.max(...ends) - finishedAt)
-  await owner.close()
-  await other.close()
 }
 
 // Cron lateness: OnePipe's scheduler (lease, fenced claim INSERT, database clock) and croner's bare timer tick together.
@@ -137,9 +151,15 @@ for (const v of variants.slice(1)) {
   rows.push({ name: `${v.name}: p99`, ours: mean(r.p99), peer: mean(base.p99), unit: 'ms', higherIsBetter: false })
 }
 printTable(`bench/cron-channel — HTTP (autocannon, ${CONNECTIONS} connections, ${ROUNDS}×${DURATION}s per variant), work = validate + 1 INSERT, node ${process.version}`, 'bare Hono', rows)
-console.log(
-  `\nidempotent duplicates (${DUPLICATES} waiting on 2 channel objects, ${DUP_ROUNDS} rounds): first call's handler returned → last duplicate answered, p50 ${pct(dupWake, 50).toFixed(1)} ms, max ${Math.max(...dupWake).toFixed(1)} ms (the waiters' own re-check is every 2000 ms)`,
-)
+for (const [mode, how] of [
+  ['lease', "the waiters' own re-check is every 2000 ms"],
+  ['transactional', 'waiting in memory, or on the row lock of the uncommitted claim'],
+]) {
+  const w = dupWake[mode]
+  console.log(
+    `\nidempotent duplicates, ${mode} (${DUPLICATES} waiting on 2 channel objects, ${DUP_ROUNDS} rounds): first call's handler returned → last duplicate answered, p50 ${pct(w, 50).toFixed(1)} ms, max ${Math.max(...w).toFixed(1)} ms (${how})`,
+  )
+}
 printTable(
   `cron fire lateness over ${TICKS} every-second ticks (OnePipe: ctx.actualTime − scheduledTime on the database clock, after the lease check and claim INSERT; croner: callback time − the second)`,
   'croner timer',

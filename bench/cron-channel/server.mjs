@@ -1,6 +1,7 @@
-// One server process with the same work behind three doors: a bare Hono
-// handler, a Channel without idempotency, and a Channel with idempotency.
-// The work: validate { orderId, amount } and INSERT the charge.
+// One server process with the same work behind several doors: a bare Hono
+// handler (also inside db.transaction(), for what one transaction costs), a
+// Channel without idempotency, a Channel with idempotency (lease mode) and a
+// transactional Channel. The work: validate { orderId, amount } and INSERT the charge.
 import { serve } from '@hono/node-server'
 import { Hono } from 'hono'
 import { z } from 'zod'
@@ -28,18 +29,49 @@ app.post('/bare/charge', async (c) => {
   if (!r.success) return c.json({ error: { code: 'VALIDATION_FAILED' } }, 400)
   return c.json({ result: await charge(r.data) })
 })
+app.post('/bare/charge-tx', async (c) => {
+  let body
+  try {
+    body = await c.req.json()
+  } catch {
+    return c.json({ error: { code: 'VALIDATION_FAILED' } }, 400)
+  }
+  const r = Charge.safeParse(body)
+  if (!r.success) return c.json({ error: { code: 'VALIDATION_FAILED' } }, 400)
+  const i = r.data
+  const result = await db.transaction(async (tx) => {
+    await tx.execute('INSERT INTO bench_charges (order_id, amount) VALUES ($1, $2)', [i.orderId, i.amount])
+    return { ok: true, orderId: i.orderId }
+  })
+  return c.json({ result })
+})
 
 const rt = { instanceId: 'bench', db, cache: undefined, logger: silentLogger, signal: new AbortController().signal }
 // No .db() and no idempotency: nothing recorded, the handler's INSERT is the only query.
 const plain = Channel.create('charge-plain').input(Charge).handler(charge).build()
 const idem = Channel.create('charge-idem').input(Charge).db(db).idempotency((i) => i.orderId, { ttl: '1h' }).handler(charge).build()
+// The same INSERT through ctx.tx: the claim, the charge and the result commit together.
+const tx = Channel.create('charge-tx')
+  .input(Charge)
+  .db(db)
+  .idempotency((i) => i.orderId, { ttl: '1h' })
+  .transactional()
+  .handler(async (i, ctx) => {
+    await ctx.tx.execute('INSERT INTO bench_charges (order_id, amount) VALUES ($1, $2)', [i.orderId, i.amount])
+    return { ok: true, orderId: i.orderId }
+  })
+  .build()
 // routes() without a runtime context: the plain channel stays without a database (no history rows).
 plain.routes(app)
-idem.routes(app, rt)
-await idem.attach(rt)
+for (const ch of [idem, tx]) {
+  ch.routes(app, rt)
+  await ch.attach(rt)
+}
 
 const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, (info) => console.log(`PORT=${info.port}`))
 process.once('SIGTERM', () => {
   server.close()
-  void idem.detach().then(() => db.close()).then(() => process.exit(0))
+  void Promise.all([idem.detach(), tx.detach()])
+    .then(() => db.close())
+    .then(() => process.exit(0))
 })
