@@ -1,3 +1,4 @@
+import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { APIError, Database, Lifecycle, REST, type Flow, type Projection, type Signal, type Workflow } from '@onepipe/sdk'
 import type { OrderEvent } from './fulfilment.js'
@@ -7,9 +8,15 @@ import { z } from 'zod'
 /** The shop's own numbered migrations (its tables), applied after OnePipe's. */
 export const SHOP_SQL_DIR = fileURLToPath(new URL('../sql', import.meta.url))
 
-/** The shop's database: PostgreSQL when DATABASE_URL is set, embedded PGlite in .onepipe/db otherwise. */
+/**
+ * The shop's database: PostgreSQL when DATABASE_URL is set, else embedded
+ * PGlite in `.onepipe/shop/db` (or `ONEPIPE_DATA_DIR/db`): a folder of its
+ * own, so the demo never meets the tables of an app you run beside it.
+ */
 export function createDb(): Database {
-  return Database.create('shop').migrations(SHOP_SQL_DIR, 'shop').build()
+  const b = Database.create('shop').migrations(SHOP_SQL_DIR, 'shop')
+  if (!process.env.DATABASE_URL && !process.env.ONEPIPE_DATA_DIR) b.pglite(resolve('.onepipe', 'shop', 'db'))
+  return b.build()
 }
 
 // The schemas refuse what the tables cannot hold, so bad input is a 400 that
@@ -90,8 +97,8 @@ export function createOrdersApi(db: Database, hooks: OrderHooks = {}) {
 
 /** Readiness checks and shutdown hooks of the shop. */
 export function createLifecycle(db: Database) {
+  // serve() already checks the database in /ready; the shop closes it last at shutdown.
   return Lifecycle.create()
-    .healthCheck('db', () => db.ping())
     .onShutdown('db', () => db.close(), 90)
     .timeout('20s')
     .build()

@@ -1,12 +1,20 @@
-import { serve } from '@onepipe/runtime'
+import { OnePipeError } from '@onepipe/sdk'
+import { serve, type App } from '@onepipe/runtime'
 import { createDb } from './app.js'
 import { createShop } from './shop.js'
 
 const db = createDb()
-const app = await serve({ port: Number(process.env.PORT ?? 3000), ...createShop(db) })
+let app: App
+try {
+  app = await serve({ ...createShop(db), version: '1.0.0' }) // PORT, else 3000
+} catch (e) {
+  // serve() has logged the failure; a person at a terminal reads the cause and what to do in one line.
+  process.stderr.write(`\n  The shop could not start: ${e instanceof OnePipeError ? `${e.code}: ${e.message}` : e instanceof Error ? e.message : String(e)}\n\n`)
+  process.exit(1)
+}
 
 if (app.url) {
-  const where = db.kind === 'pglite' ? `embedded PGlite in ${db.options.dataDir ?? 'memory'}` : 'PostgreSQL (DATABASE_URL)'
+  const where = db.kind === 'pglite' ? `embedded PGlite in ${db.options.dataDir ?? 'memory'}` : `PostgreSQL (DATABASE_URL${db.schema ? `, schema ${db.schema}` : ''})`
   process.stdout.write(
     [
       '',

@@ -75,6 +75,7 @@ describe('Database.migration()', () => {
     opened.push(db)
     const err = await db.ready().catch((e: unknown) => e)
     expect(err).toBeInstanceOf(DatabaseError)
+    expect((err as DatabaseError).message).toMatch(/^Migration app:2 \(bad\) failed: /)
     await db.close()
     // Nothing of the failed batch stayed, not even OnePipe's own tables that came before it.
     const look = fresh(s).autoMigrate(false).build()

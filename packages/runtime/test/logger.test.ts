@@ -22,5 +22,7 @@ describe('createLogger', () => {
     }
     process.env.LOG_LEVEL = ''
     expect(createLogger().pino.level).toBe('info')
+    process.env.LOG_LEVEL = 'DEBUG'
+    expect(createLogger().pino.level).toBe('debug')
   })
 })

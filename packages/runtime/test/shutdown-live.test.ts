@@ -85,7 +85,7 @@ describe('SIGTERM with long-lived connections open', () => {
     expect(out).toContain('HOOK db closed')
     const complete = out.split('\n').find((l) => l.includes('"shutdown complete"')) ?? ''
     const report = JSON.parse(complete) as { hooks: string[]; timedOut: boolean }
-    expect(report.hooks).toEqual(['marker', 'db', 'onepipe:cache'])
+    expect(report.hooks).toEqual(['marker', 'db', 'onepipe:database', 'onepipe:cache'])
     // Within the budget by the app's own clock: the shutdown did not run out of it.
     expect(report.timedOut).toBe(false)
     expect(out).not.toContain('cut short')

@@ -1,3 +1,4 @@
+import { ConfigError } from '../errors/index.js'
 import { registerPrimitive } from '../manifest/index.js'
 import { MemoryCache } from './memory.js'
 import { RedisCache } from './redis.js'
@@ -51,8 +52,15 @@ export class CacheBuilder {
     this.#prefix = p
     return this
   }
-  /** Builds the cache and records it in the manifest. */
+  /**
+   * Builds the cache and records it in the manifest.
+   *
+   * @throws ConfigError `INVALID_REDIS_URL` when the URL is not `redis://` or `rediss://`
+   */
   build(): Cache {
+    if (this.#url !== undefined && !/^rediss?:\/\//.test(this.#url)) {
+      throw new ConfigError('INVALID_REDIS_URL', `${process.env.REDIS_URL === this.#url ? 'REDIS_URL' : 'The Redis URL'} "${this.#url.replace(/:[^:@/]*@/, ':***@')}" is not a redis:// or rediss:// URL; fix it, or unset it to keep the cache in memory`)
+    }
     registerPrimitive({ primitive: 'cache', name: this.#name, infrastructure: this.#url ? ['redis'] : ['none'], config: { kind: this.#url ? 'redis' : 'memory' } })
     return this.#url ? new RedisCache(this.#url, this.#prefix) : new MemoryCache()
   }

@@ -339,8 +339,10 @@ export class DatabaseBuilder {
   /** Reads DATABASE_URL / ONEPIPE_DATA_DIR (done by default at create). */
   fromEnv(overrides: Partial<DatabaseOptions> = {}): this {
     const url = process.env.DATABASE_URL
-    if (url) this.#o.url = url
-    else this.#o.dataDir = resolve(process.env.ONEPIPE_DATA_DIR ?? '.onepipe', 'db')
+    if (url) {
+      if (!/^postgres(ql)?:\/\//.test(url)) throw new ConfigError('INVALID_DATABASE_URL', `DATABASE_URL "${url.replace(/:[^:@/]*@/, ':***@')}" is not a postgres:// URL; fix it, or unset it to use the embedded database`)
+      this.#o.url = url
+    } else this.#o.dataDir = resolve(process.env.ONEPIPE_DATA_DIR ?? '.onepipe', 'db')
     if (process.env.ONEPIPE_DB_SCHEMA) this.#o.schema = process.env.ONEPIPE_DB_SCHEMA
     Object.assign(this.#o, overrides)
     return this

@@ -90,7 +90,14 @@ export async function runMigrations(driver: Driver, schema: string | undefined, 
         result.alreadyApplied.push(key)
         continue
       }
-      await tx.exec(m.sql)
+      try {
+        await tx.exec(m.sql)
+      } catch (e) {
+        // Name the migration: "relation already exists" alone does not say which file to look at.
+        const err = e as { message?: string }
+        if (err && typeof err === 'object' && typeof err.message === 'string') err.message = `Migration ${key} (${m.name}) failed: ${err.message}`
+        throw e
+      }
       await recordMigration(tx, m)
       result.applied.push(key)
     }

@@ -129,7 +129,12 @@ export async function lockDirectory(dir: string, o: { code: string; what: string
       refuse(`process ${holder.pid}${holder.host === me.host ? '' : ` on host ${holder.host}`}`, holder)
     }
     // Stale (holder gone, pid reused, or our own pid from an earlier life in a restarted container).
-    await unlink(file).catch(() => undefined)
+    try {
+      await unlink(file)
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code
+      if (code !== 'ENOENT') throw new TransportError('DATA_DIR_IO', `The ${o.what} in ${abs} has a stale LOCK file (its holder${holder ? `, process ${holder.pid},` : ''} is gone) that this process cannot remove (${code ?? (e as Error).message}); remove ${file} or run as the user who owns it`, { cause: e })
+    }
   }
   return refuse('another process that keeps re-taking it')
 }

@@ -14,7 +14,7 @@ import { pino, type Logger as Pino } from 'pino'
  * ```
  */
 export function createLogger(options: { level?: string; base?: Record<string, unknown> } = {}): Logger & { pino: Pino } {
-  const level = options.level ?? (process.env.LOG_LEVEL || 'info')
+  const level = (options.level ?? (process.env.LOG_LEVEL || 'info')).toLowerCase()
   const known = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
   if (!known.includes(level)) {
     throw new ConfigError('INVALID_LOG_LEVEL', `${options.level === undefined ? 'LOG_LEVEL' : 'The log level'} "${level}" is not a level; use one of ${known.join(', ')}`)

@@ -1,6 +1,5 @@
 import { Cache, Database, getManifest, newInstanceId, registerPrimitive, type Component, type RuntimeContext } from '@onepipe/core'
 import { Lifecycle, type LifecycleManager, type ShutdownReport } from '@onepipe/sdk'
-import { serve as nodeServe, type ServerType } from '@hono/node-server'
 import type { Hono } from 'hono'
 import { setMaxListeners } from 'node:events'
 import type { Server } from 'node:http'
@@ -8,6 +7,7 @@ import { createApp, instrument, type FetchHandler, type HttpState } from '../htt
 import { createLogger } from '../observability/logger.js'
 import { createMetrics } from '../observability/metrics.js'
 import { startInstanceHeartbeat } from './instance.js'
+import { listen, portOf } from './listen.js'
 import type { ServeOptions } from './options.js'
 import { embedStreams, needsStreams } from './streams.js'
 
@@ -79,6 +79,7 @@ export async function serve(options: ServeOptions): Promise<App> {
 
   const instanceId = newInstanceId()
   const logger = options.logger ?? createLogger({ base: { instance: instanceId } })
+  const wantPort = portOf(options.port, process.env.PORT)
   const ac = new AbortController()
   // Every open SSE stream and long-poll listens on it: no listener cap warning.
   setMaxListeners(0, ac.signal)
@@ -121,32 +122,44 @@ export async function serve(options: ServeOptions): Promise<App> {
     state,
   })
 
-  const streams = options.streams !== false && needsStreams(components) ? await embedStreams(options.streams ?? {}, logger) : undefined
-  if (stateful || options.db) await rt.db.ready()
-  const heartbeat = stateful ? await startInstanceHeartbeat(rt.db, instanceId, options.version ?? '0.0.0', logger) : undefined
-  for (const c of components) c.routes?.(app, rt)
+  let streams: Awaited<ReturnType<typeof embedStreams>> | undefined
+  let heartbeat: Awaited<ReturnType<typeof startInstanceHeartbeat>> | undefined
   const attached: Component[] = []
+  const fetch = instrument(app, { state, metrics, logger, accessLog: options.accessLog ?? false })
+  let opened: Awaited<ReturnType<typeof listen>>
   try {
+    streams = options.streams !== false && needsStreams(components) ? await embedStreams(options.streams ?? {}, logger) : undefined
+    if (stateful || options.db) await rt.db.ready()
+    if (options.cache || process.env.REDIS_URL) {
+      // Not fatal (Redis may come up later, and /ready reports it), but never silent.
+      void cache.ping().catch((err: unknown) => logger.warn({ err }, 'the cache (Redis) does not answer; /ready reports it until it does'))
+    }
+    heartbeat = stateful ? await startInstanceHeartbeat(rt.db, instanceId, options.version ?? '0.0.0', logger) : undefined
+    for (const c of components) c.routes?.(app, rt)
     for (const c of components) {
       await c.attach?.(rt)
       attached.push(c)
     }
+    opened = await listen(fetch, wantPort, options.hostname ?? process.env.HOST ?? '0.0.0.0')
   } catch (e) {
+    // Leave nothing behind: engines hand back their leases, so another instance takes over at once.
     for (const c of attached.reverse()) await c.detach?.().catch(() => undefined)
-    await heartbeat?.stop()
-    await streams?.stop()
+    await heartbeat?.stop().catch(() => undefined)
+    await streams?.stop().catch(() => undefined)
+    if (ownDb) await db?.close().catch(() => undefined)
+    if (!options.cache) await cache.close().catch(() => undefined)
+    logger.error({ err: e }, `OnePipe app failed to start: ${e instanceof Error ? e.message : String(e)}`)
     throw e
   }
-
-  const fetch = instrument(app, { state, metrics, logger, accessLog: options.accessLog ?? false })
-  const { server, port } = await listen(fetch, options.port ?? Number(process.env.PORT ?? 3000), options.hostname ?? process.env.HOST ?? '0.0.0.0')
+  const { server, port } = opened
   const host = options.hostname && options.hostname !== '0.0.0.0' ? options.hostname : 'localhost'
   const url = `http://${host}:${port}`
   logger.info({ url, components: components.map((c) => `${c.kind}:${c.name}`) }, 'OnePipe app listening')
   options.onListen?.({ url, port })
 
   let shuttingDown: Promise<ServeShutdownReport> | undefined
-  const shutdown = (reason = 'shutdown'): Promise<ServeShutdownReport> => {
+  // `ending`: serve() ends the process afterwards (a signal), so it also closes what the app passed in.
+  const shutdown = (reason = 'shutdown', ending = false): Promise<ServeShutdownReport> => {
     shuttingDown ??= (async () => {
       const t0 = Date.now()
       const end = t0 + lifecycle.timeoutMs
@@ -172,9 +185,11 @@ export async function serve(options: ServeOptions): Promise<App> {
 
       const closers = lifecycle.with({
         hooks: [
-          // Only what serve() created itself: a database or cache the app passed in is the app's to close.
-          ...(ownDb ? [{ name: 'onepipe:database', fn: () => db?.close(), priority: 1000 }] : []),
-          ...(options.cache ? [] : [{ name: 'onepipe:cache', fn: () => cache.close(), priority: 1000 }]),
+          // What serve() created itself. A database or cache the app passed in is the app's to close,
+          // unless the process is ending: then it is closed after every hook of the app (closing twice
+          // is harmless), so an embedded database releases its folder and its lock.
+          ...(ownDb || (ending && db) ? [{ name: 'onepipe:database', fn: () => db?.close(), priority: 1000 }] : []),
+          ...(!options.cache || ending ? [{ name: 'onepipe:cache', fn: () => cache.close(), priority: 1000 }] : []),
         ],
       })
       const hooks = await closers.runShutdown(Math.max(0, end - Date.now()))
@@ -197,7 +212,7 @@ export async function serve(options: ServeOptions): Promise<App> {
     // the shutdown; a repeat must not kill it halfway: the budget bounds it.
     if (exiting) return
     exiting = true
-    void shutdown(sig).then(
+    void shutdown(sig, true).then(
       (r) => process.exit(clean(r) ? 0 : 1),
       () => process.exit(1),
     )
@@ -289,13 +304,6 @@ async function settledBy(run: (() => Promise<unknown> | undefined) | undefined, 
   } finally {
     clearTimeout(t)
   }
-}
-
-function listen(fetch: FetchHandler, port: number, hostname: string): Promise<{ server: ServerType; port: number }> {
-  return new Promise((resolve, reject) => {
-    const server = nodeServe({ fetch: fetch, port, hostname }, (info) => resolve({ server, port: info.port }))
-    server.once('error', reject)
-  })
 }
 
 function manifestOnly(): App {

@@ -40,7 +40,31 @@ export async function readBodyText(c: Context, maxBytes: number): Promise<string
     }
     chunks.push(value)
   }
-  return Buffer.concat(chunks, size).toString('utf8')
+  return utf8(Buffer.concat(chunks, size))
+}
+
+const decoder = new TextDecoder('utf-8', { fatal: true })
+
+/** Bytes as UTF-8 text; bytes that are not UTF-8 are a 400, never silently turned into U+FFFD. */
+function utf8(bytes: Uint8Array): string {
+  try {
+    return decoder.decode(bytes)
+  } catch {
+    throw new APIError('BAD_REQUEST', 'The request body is not valid UTF-8 text; send it encoded as UTF-8')
+  }
+}
+
+/** The first lone surrogate inside a parsed JSON value, as a path (I-JSON, RFC 7493, refuses them). */
+function loneSurrogateAt(v: unknown, path: string, depth: number): string | undefined {
+  if (typeof v === 'string') return v.isWellFormed() ? undefined : path || '(root)'
+  if (typeof v !== 'object' || v === null || depth > 128) return undefined
+  for (const [k, x] of Object.entries(v)) {
+    const p = path === '' ? k : `${path}.${k}`
+    if (!k.isWellFormed()) return p
+    const found = loneSurrogateAt(x, p, depth + 1)
+    if (found) return found
+  }
+  return undefined
 }
 
 const JSON_TYPE = /^application\/([\w.+-]*\+)?json\b/i
@@ -60,16 +84,22 @@ export async function readJson(c: Context, o: { maxBytes?: number; optional?: bo
   if (type && !JSON_TYPE.test(type)) {
     throw new APIError('UNSUPPORTED_MEDIA_TYPE', `Expected a JSON body (Content-Type: application/json), got "${type}"`)
   }
-  const text = o.maxBytes === undefined ? await c.req.text() : await readBodyText(c, o.maxBytes)
+  const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(type)?.[1]
+  if (charset && !/^utf-?8$/i.test(charset)) throw new APIError('UNSUPPORTED_MEDIA_TYPE', `JSON is read as UTF-8 only, got charset "${charset}"; send charset=utf-8`)
+  const text = o.maxBytes === undefined ? utf8(new Uint8Array(await c.req.arrayBuffer())) : await readBodyText(c, o.maxBytes)
   if (text.trim().length === 0) {
     if (o.optional) return undefined
     throw new APIError('BAD_REQUEST', 'The request body is empty; send a JSON document')
   }
+  let value: unknown
   try {
-    return JSON.parse(text) as unknown
+    value = JSON.parse(text) as unknown
   } catch (e) {
     throw new APIError('INVALID_JSON', `The request body is not valid JSON: ${e instanceof Error ? e.message : String(e)}`)
   }
+  const bad = loneSurrogateAt(value, '', 0)
+  if (bad) throw new ValidationError('request body', [{ path: bad === '(root)' ? '' : bad, message: 'holds a lone surrogate escape (\\ud800…), which is not valid Unicode text' }])
+  return value
 }
 
 /**

@@ -1,5 +1,6 @@
 import { DatabaseError, OnePipeError, stderrLogger, type Logger } from '@onepipe/core'
 import type { Context } from 'hono'
+import { APIError } from './api-error.js'
 import { requestIdOf } from './request-id.js'
 
 /**
@@ -39,6 +40,11 @@ export function respondError(c: Context, e: unknown, logger: Logger = stderrLogg
     if (e instanceof DatabaseError) logger.warn({ err: e, requestId, method: c.req.method, path: c.req.path }, 'the database refused a value')
     const headers = e.status === 413 ? { connection: 'close' } : undefined
     return errorResponse(e.status, e.code, e.message, requestId, e.details, headers)
+  }
+  if (e instanceof APIError) {
+    // A 5xx the handler chose to answer (the shop is closed, try later): its message is meant for the client.
+    logger.warn({ code: e.code, status: e.status, requestId, method: c.req.method, path: c.req.path, msg: e.message }, 'request answered with an error status')
+    return errorResponse(e.status, e.code, e.message, requestId, e.details, e.retryable ? { 'retry-after': '1' } : undefined)
   }
   logger.error({ err: e, requestId, method: c.req.method, path: c.req.path }, 'request failed')
   if (e instanceof OnePipeError) {

@@ -131,6 +131,8 @@ describe('REST handlers and ctx helpers', () => {
     expect(res.status).toBe(status)
     const body = (await res.json()) as { error: { code: string; message: string; requestId: string } }
     expect(body.error.code).toBe(code)
+    // The handler chose this answer, 5xx included ("the shop is closed"): its message is for the client.
+    expect(body.error.message).toBe(`thrown ${code}`)
     expect(body.error.requestId).toBeTruthy()
   })
 

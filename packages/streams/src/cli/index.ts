@@ -44,6 +44,21 @@ export function nonNegativeInteger(value: string): number {
 }
 
 /**
+ * Argument parser for a TCP port: a whole number from 0 to 65535 (0 picks a
+ * free one); anything else is a usage error (exit 2) naming the option.
+ *
+ * @example
+ * ```ts
+ * new Option('--port <n>').argParser(portNumber)
+ * ```
+ */
+export function portNumber(value: string): number {
+  const n = nonNegativeInteger(value)
+  if (n > 65535) throw new InvalidArgumentError('It must be a port from 0 to 65535.')
+  return n
+}
+
+/**
  * Gives a program the settings every OnePipe bin shares. Commands added
  * afterwards with `.command()` inherit them; call it before adding any.
  *
@@ -84,7 +99,7 @@ export function addServeCommand(parent: Command): Command {
   return parent
     .command('serve')
     .description('Run the Unbroken streams server (Durable Streams protocol) until SIGINT/SIGTERM')
-    .addOption(new Option('--port <n>', 'TCP port; 0 picks a free one').env('ONEPIPE_STREAMS_PORT').default(9999).argParser(nonNegativeInteger))
+    .addOption(new Option('--port <n>', 'TCP port; 0 picks a free one').env('ONEPIPE_STREAMS_PORT').default(9999).argParser(portNumber))
     .addOption(new Option('--host <addr>', 'interface to bind').default('127.0.0.1'))
     .addOption(new Option('--store <kind>', 'where streams live').choices(storeKinds()).default('memory'))
     .addOption(new Option('--dir <path>', 'file store directory').default('.onepipe/streams'))
