@@ -4,6 +4,7 @@ import { ConfigError } from '../errors/index.js'
 import { registerPrimitive } from '../manifest/index.js'
 import { pgliteDriver, postgresDriver, type Driver, type DriverQueryable } from './drivers.js'
 import { mapDbError } from './errors.js'
+import { expireLeftLeases } from './exclusive.js'
 import { ident, isIdent } from './ident.js'
 import { inlineMigration, loadMigrations, ONEPIPE_SQL_DIR, runMigrations, type Migration, type MigrationResult } from './migrate.js'
 import type { DatabaseKind, NotifyHandler, Queryable } from './types.js'
@@ -155,7 +156,9 @@ export class Database implements Queryable {
         ...this.options.inlineMigrations,
       ])
       try {
-        return await runMigrations(driver, this.schema, migrations)
+        const r = await runMigrations(driver, this.schema, migrations)
+        if (this.exclusive) await expireLeftLeases(driver)
+        return r
       } catch (e) {
         throw mapDbError(e, this.name)
       }
@@ -169,6 +172,16 @@ export class Database implements Queryable {
         throw e
       })
     return this.#ready
+  }
+
+  /**
+   * Whether this process is the only one that can use the database while it
+   * is open: an embedded (PGlite) database in a folder, which is locked. Its
+   * leases need no timeout to tell a dead owner: at open, every lease left
+   * behind belonged to a process that is gone.
+   */
+  get exclusive(): boolean {
+    return this.kind === 'pglite' && this.options.dataDir !== undefined
   }
 
   async #q(): Promise<Queryable> {
