@@ -40,6 +40,16 @@ describe('bad input', () => {
     expect(JSON.parse(before.body)).toEqual([{ n: 1 }])
   })
 
+  it('JSON that would not read back as sent (a lone surrogate, a number beyond a double, bytes that are not UTF-8) → 400, stream unchanged', async () => {
+    const before = await snapshot('flows/bad-json')
+    const post = (body: string | Uint8Array) => call('flows/bad-json', { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+    await expectRejected(await post('{"s":"\\ud800"}'), 400, /JSON/)
+    await expectRejected(await post('{"\\udc00":1}'), 400, /JSON/)
+    await expectRejected(await post('[1, 1e400]'), 400, /JSON/)
+    await expectRejected(await post(new Uint8Array([0x22, 0xff, 0xfe, 0x22])), 400, /JSON/)
+    expect(await snapshot('flows/bad-json')).toEqual(before)
+  })
+
   it('empty POST → 400, stream unchanged', async () => {
     const before = await snapshot('bad-text')
     await expectRejected(await call('bad-text', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '' }), 400, /EMPTY/)

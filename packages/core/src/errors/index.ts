@@ -280,9 +280,23 @@ export interface SerializedError {
   details?: Record<string, unknown>
 }
 
+/** The classes a stored error is rebuilt as, by name, so `instanceof` holds after a replay. */
+const REBUILT: Record<string, { prototype: OnePipeError }> = {
+  TerminalError,
+  TransportError,
+  ConfigError,
+  ConflictError,
+  NotFoundError,
+  TimeoutError,
+  ValidationError,
+  PayloadTooLargeError,
+}
+
 /**
- * Rebuilds an error stored by {@link serializeError} as a OnePipeError that
- * keeps the original name, code, status and retryability.
+ * Rebuilds an error stored by {@link serializeError}: the same name, code,
+ * message, status, retryability and details, and, for OnePipe's own error
+ * classes, the same class (a replayed `TerminalError` is a `TerminalError`,
+ * a `ValidationError` keeps its `issues`).
  *
  * @example
  * ```ts
@@ -295,6 +309,14 @@ export function deserializeError(s: SerializedError): OnePipeError {
     retryable: s.retryable,
     ...(s.details ? { details: s.details } : {}),
   })
+  const cls = Object.hasOwn(REBUILT, s.name) ? REBUILT[s.name] : undefined
+  if (cls) {
+    Object.setPrototypeOf(e, cls.prototype)
+    const issues = (s.details as { issues?: unknown } | undefined)?.issues
+    if (s.name === 'ValidationError') Object.defineProperty(e, 'issues', { value: Array.isArray(issues) ? issues : [], enumerable: true })
+    const limit = (s.details as { limitBytes?: unknown } | undefined)?.limitBytes
+    if (s.name === 'PayloadTooLargeError') Object.defineProperty(e, 'limitBytes', { value: typeof limit === 'number' ? limit : 0, enumerable: true })
+  }
   e.name = s.name
   return e
 }

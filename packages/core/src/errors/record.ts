@@ -2,7 +2,8 @@ const MAX_RECORD_STRING = 8 * 1024
 
 /** A string that can always be stored: NUL and lone surrogates escaped, cut past 8 KiB. */
 export function safeString(s: string): string {
-  const t = s.toWellFormed().replaceAll('\0', '\\u0000')
+  // Escaped, not replaced: '\ud800' reads back as the six characters \ud800, so nothing is lost silently.
+  const t = (s.isWellFormed() ? s : s.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, (c) => `\\u${c.charCodeAt(0).toString(16)}`)).replaceAll('\0', '\\u0000')
   return t.length > MAX_RECORD_STRING ? `${t.slice(0, MAX_RECORD_STRING)}… (${t.length - MAX_RECORD_STRING} more characters)` : t
 }
 

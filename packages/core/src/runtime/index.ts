@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import type { CacheLike } from '../cache/types.js'
 import type { Database } from '../db/database.js'
+import { recordable } from '../errors/record.js'
 
 /** The structured logger every component gets (pino under `serve()`). */
 export interface Logger {
@@ -101,8 +102,16 @@ export const stderrLogger: Logger = makeStderrLogger({})
 
 function makeStderrLogger(bindings: Record<string, unknown>): Logger {
   const write = (level: string) => (obj: object | string, msg?: string) => {
-    const o = typeof obj === 'string' ? { msg: obj } : { ...serializeErr(obj), ...(msg ? { msg } : {}) }
-    process.stderr.write(JSON.stringify({ level, time: new Date().toISOString(), ...bindings, ...o }) + '\n')
+    // A logger must never throw: whatever was thrown (a BigInt, a cycle, a getter that throws) is
+    // made storable first, and a line that still cannot be written is reduced to its message.
+    let line: string
+    try {
+      const o = typeof obj === 'string' ? { msg: obj } : { ...(recordable(serializeErr(obj)) as object), ...(msg ? { msg } : {}) }
+      line = JSON.stringify({ level, time: new Date().toISOString(), ...(recordable(bindings) as object), ...o })
+    } catch {
+      line = JSON.stringify({ level, time: new Date().toISOString(), msg: msg ?? 'an unprintable log line' })
+    }
+    process.stderr.write(line + '\n')
   }
   return { debug() {}, info() {}, warn: write('warn'), error: write('error'), child: (b) => makeStderrLogger({ ...bindings, ...b }) }
 }

@@ -88,6 +88,8 @@ function check(v: unknown, path: string, depth: number, ancestors: Set<object>, 
   }
   ancestors.add(o)
   if (Array.isArray(o)) {
+    const named = Object.keys(o).find((k) => !/^(0|[1-9]\d*)$/.test(k))
+    if (named !== undefined) issues.push({ path: at(path, named), message: 'is a named property of an array, which JSON drops' })
     for (let i = 0; i < o.length && issues.length < MAX_ISSUES; i++) {
       if (!(i in o)) issues.push({ path: at(path, i), message: 'is a hole in a sparse array (it would read back as null); fill it' })
       else if (o[i] === undefined) issues.push({ path: at(path, i), message: 'undefined in an array would read back as null; store null' })
@@ -112,6 +114,30 @@ function check(v: unknown, path: string, depth: number, ancestors: Set<object>, 
     }
   }
   ancestors.delete(o)
+}
+
+/**
+ * Checks a name or key that OnePipe stores as text (a workflow id, a step
+ * or signal name, an idempotency key): 1 to `max` characters of valid
+ * Unicode without NUL. Two different ids must never be stored as the same
+ * text (PostgreSQL turns a lone surrogate into U+FFFD), and NUL cannot be
+ * stored at all.
+ *
+ * @throws ValidationError naming `path` (`code`/`status` as given, default 400 `VALIDATION_FAILED`)
+ *
+ * @example
+ * ```ts
+ * checkText(id, { subject: 'workflowId', path: 'workflowId', max: 256 })
+ * ```
+ */
+export function checkText(value: unknown, o: { subject: string; path: string; max: number; code?: string; status?: number }): string {
+  const fail = (message: string): never => {
+    throw new ValidationError(o.subject, [{ path: o.path, message }], { ...(o.code ? { code: o.code } : {}), ...(o.status ? { status: o.status } : {}) })
+  }
+  if (typeof value !== 'string' || value.length === 0 || value.length > o.max) return fail(`must be a string of 1-${o.max} characters`)
+  if (!value.isWellFormed()) return fail('holds a lone surrogate (half of a UTF-16 pair), which is not valid Unicode text')
+  if (value.includes('\0')) return fail('holds the NUL character (\\u0000), which cannot be stored')
+  return value
 }
 
 /**
@@ -142,7 +168,8 @@ export function valueIssues(value: unknown): ValidationIssue[] {
  *
  * @returns the JSON text, or `undefined` for a top-level `undefined` when `allowUndefined`
  * @throws ValidationError (`o.code`, `o.status`; default 400 `VALIDATION_FAILED`) naming the paths;
- *   PayloadTooLargeError (413) when the text is longer than `o.maxBytes`
+ *   PayloadTooLargeError (413) when the text is longer than `o.maxBytes` (with `o.code` set, as for
+ *   results, a ValidationError with that code instead: the app produced it, not the caller)
  *
  * @example
  * ```ts
@@ -162,7 +189,11 @@ export function encodeValue(value: unknown, o: EncodeOptions): string | undefine
   // Each UTF-16 unit is at most 3 UTF-8 bytes: count exactly only when it might matter.
   if (text.length * 3 > max) {
     const bytes = Buffer.byteLength(text, 'utf8')
-    if (bytes > max) throw new PayloadTooLargeError(o.subject, max, bytes)
+    if (bytes > max) {
+      // A caller's value is a 413; a value the app's own code produced (a result) is that code's bug.
+      if (o.code === undefined) throw new PayloadTooLargeError(o.subject, max, bytes)
+      throw new ValidationError(o.subject, [{ path: '', message: `is ${bytes} bytes of JSON, more than the ${max}-byte limit of a stored value` }], { code: o.code, ...(o.status ? { status: o.status } : {}) })
+    }
   }
   return text
 }

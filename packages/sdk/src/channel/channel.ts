@@ -3,6 +3,7 @@ import {
   assertDatabase,
   ConfigError,
   ConflictError,
+  checkText,
   decodeValue,
   deserializeError,
   encodeValue,
@@ -210,6 +211,13 @@ function settledOf(row: KeyRow, hash: string): Settled | undefined {
   return undefined
 }
 
+/** A recorded failure as duplicates will see it, with what was really thrown kept as its `cause` (for stack traces). */
+function asRecorded(recorded: SerializedError, original: unknown): OnePipeError {
+  const e = deserializeError(recorded)
+  Object.defineProperty(e, 'cause', { value: original, enumerable: false, configurable: true })
+  return e
+}
+
 /** JSON with sorted object keys, so equal input hashes equally whatever its key order. */
 function stableJson(v: unknown): string {
   return JSON.stringify(v, (_k, val: unknown) =>
@@ -308,10 +316,7 @@ export class Channel<I = unknown, O = unknown> implements Component {
   #keyOf(value: unknown, override: string | undefined): string {
     const raw = override ?? this.#c.idempotency?.key(value)
     const key = typeof raw === 'number' ? String(raw) : raw
-    if (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY) {
-      throw new ValidationError(`idempotency key of channel "${this.name}"`, [{ path: override !== undefined ? 'Idempotency-Key' : '', message: `must be a non-empty string of at most ${MAX_KEY} characters` }])
-    }
-    return key
+    return checkText(key, { subject: `idempotency key of channel "${this.name}"`, path: override !== undefined ? 'Idempotency-Key' : '', max: MAX_KEY })
   }
 
   /** A call without idempotency: attempts, then a history row when the channel has a database. */
@@ -476,8 +481,10 @@ export class Channel<I = unknown, O = unknown> implements Component {
       } catch (err) {
         if (run.terminal) {
           // A failed statement doomed the transaction, so the terminal failure could not be recorded in it.
-          if (await this.#recordTerminal(db, claim, run)) share({ kind: 'failed', error: serializeError(run.terminal.error) })
-          throw run.terminal.error
+          const recorded = serializeError(run.terminal.error)
+          if (await this.#recordTerminal(db, claim, run)) share({ kind: 'failed', error: recorded })
+          // The first caller gets the failure exactly as every replay will.
+          throw asRecorded(recorded, run.terminal.error)
         }
         if (run.stray || !isRetryable(err) || attempt >= policy.attempts) {
           if (run.ran) await this.#recordRolledBack(db, claim.key, run, claim.t0, err)
@@ -492,8 +499,9 @@ export class Channel<I = unknown, O = unknown> implements Component {
         return step.value
       }
       if (step.kind === 'failed') {
-        share({ kind: 'failed', error: serializeError(step.error) })
-        throw step.error
+        const recorded = serializeError(step.error)
+        share({ kind: 'failed', error: recorded })
+        throw asRecorded(recorded, step.error)
       }
       const settled = settledOf(step.row, k.hash)
       if (settled) {
@@ -708,7 +716,8 @@ export class Channel<I = unknown, O = unknown> implements Component {
         clearInterval(renew)
         await finish({ status, result: null, error: serializeError(err) })
       }
-      throw err
+      // A terminal failure is replayed to duplicates: the first caller gets it exactly as they will.
+      throw status === 'failed' ? asRecorded(serializeError(err), err) : err
     }
   }
 

@@ -84,6 +84,8 @@ export async function readJson(c: Context, o: { maxBytes?: number; optional?: bo
   if (type && !JSON_TYPE.test(type)) {
     throw new APIError('UNSUPPORTED_MEDIA_TYPE', `Expected a JSON body (Content-Type: application/json), got "${type}"`)
   }
+  const encoding = headerOf(c, 'content-encoding')
+  if (encoding && encoding.toLowerCase() !== 'identity') throw new APIError('UNSUPPORTED_MEDIA_TYPE', `Request bodies are read as they are; Content-Encoding "${encoding}" is not supported: send the body uncompressed`)
   const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(type)?.[1]
   if (charset && !/^utf-?8$/i.test(charset)) throw new APIError('UNSUPPORTED_MEDIA_TYPE', `JSON is read as UTF-8 only, got charset "${charset}"; send charset=utf-8`)
   const text = o.maxBytes === undefined ? utf8(new Uint8Array(await c.req.arrayBuffer())) : await readBodyText(c, o.maxBytes)

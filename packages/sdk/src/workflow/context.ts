@@ -89,8 +89,8 @@ function storedCopy<T>(v: T, stepId: string): T {
 }
 
 function checkName(kind: string, name: string): void {
-  if (typeof name !== 'string' || name.length === 0 || name.length > 200 || name.includes('#') || name.startsWith('$')) {
-    throw new ConfigError('INVALID_STEP_NAME', `${kind} name "${String(name)}" must be 1-200 characters, without "#" and not starting with "$"`)
+  if (typeof name !== 'string' || name.length === 0 || name.length > 200 || name.includes('#') || name.startsWith('$') || !name.isWellFormed() || name.includes('\0')) {
+    throw new ConfigError('INVALID_STEP_NAME', `${kind} name "${String(name)}" must be 1-200 characters of valid Unicode, without NUL or "#" and not starting with "$"`)
   }
 }
 

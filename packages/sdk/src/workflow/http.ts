@@ -1,7 +1,7 @@
 import { NotFoundError, ValidationError, type Logger } from '@onepipe/core'
 import type { Hono } from 'hono'
-import { DEFAULT_MAX_BODY_BYTES, intParam, readJson, respondError } from '../http/index.js'
-import { STATUSES, toInfo } from './runs.js'
+import { compressedJson, DEFAULT_MAX_BODY_BYTES, intParam, readJson, respondError } from '../http/index.js'
+import { checkRunId, STATUSES, toInfo } from './runs.js'
 import { selectPendingSignals, selectRun } from './sql.js'
 import type { RunStatus } from './types.js'
 import type { Workflow } from './workflow.js'
@@ -11,6 +11,7 @@ const mounted = new WeakMap<object, Workflow<unknown, unknown>[]>()
 
 /** Finds the workflow owning run `id` among those mounted on `app`. */
 async function findRun(app: object, id: string): Promise<{ wf: Workflow<unknown, unknown> } | undefined> {
+  checkRunId(id)
   const seen = new Set<unknown>()
   for (const wf of mounted.get(app) ?? []) {
     if (seen.has(wf.db)) continue
@@ -61,7 +62,9 @@ export function mountWorkflowRoutes(app: Hono, wf: Workflow<unknown, unknown>, l
       if (limit !== undefined && (limit < 1 || limit > 1000)) throw new ValidationError('query', [{ path: 'limit', message: 'must be between 1 and 1000' }])
       const offset = intParam(c, 'offset')
       const runs = await wf.list({ ...(status ? { status: status as RunStatus } : {}), ...(limit !== undefined ? { limit } : {}), ...(offset !== undefined ? { offset } : {}) })
-      return c.json({ runs })
+      // A page of summaries: a run's input and output (up to 1 MiB each) are at /runs/{id}, so a page of
+      // 1,000 runs stays small however big the runs are.
+      return compressedJson(c, { runs: runs.map(({ input: _i, output: _o, ...summary }) => summary) })
     } catch (e) {
       return respondError(c, e, logger)
     }

@@ -5,7 +5,7 @@ import {
   ConflictError,
   NotFoundError,
   TimeoutError,
-  ValidationError,
+  checkText,
   deserializeError,
   encodeValue,
   parseDuration,
@@ -32,8 +32,7 @@ export function isWorkflowName(name: string): boolean {
 }
 
 export function checkRunId(id: string): string {
-  if (typeof id !== 'string' || id.length === 0 || id.length > 256) throw new ValidationError('workflowId', [{ path: 'workflowId', message: 'must be a string of 1-256 characters' }])
-  return id
+  return checkText(id, { subject: 'workflowId', path: 'workflowId', max: 256 })
 }
 
 export function notFound(id: string): NotFoundError {
@@ -78,6 +77,7 @@ export interface StartRun {
  * with another input is `WORKFLOW_ID_CONFLICT` (both 409).
  */
 export async function startRun(a: StartRun): Promise<{ row: RunRow; created: boolean }> {
+  checkRunId(a.id)
   let r = await insertRun(a.db, { id: a.id, name: a.name, input: a.input, parentId: a.parentId, owner: a.owner, timeoutMs: a.timeoutMs, channel: runChannel(a.db), checked: a.checked })
   if (!r) {
     // Inserted concurrently by another process: it is there now.
@@ -119,16 +119,20 @@ export function toStepInfo(s: StepRow): StepInfo {
 
 /** A run by id; `name` (when given) must match, else it reads as absent. */
 export async function getRun<O>(db: Database, id: string, name?: string): Promise<RunInfo<O> | undefined> {
+  checkRunId(id)
   const row = await selectRun(db, id)
   return row && (name === undefined || row.workflow_name === name) ? toInfo<O>(row) : undefined
 }
 
 export async function stepsOf(db: Database, id: string): Promise<StepInfo[]> {
+  checkRunId(id)
   return (await selectSteps(db, id)).map(toStepInfo)
 }
 
 /** Queues a signal for a live run: 404 for no run, 409 for a finished one. */
 export async function signalRun(db: Database, id: string, name: string, data: unknown): Promise<void> {
+  checkRunId(id)
+  checkText(name, { subject: 'signal name', path: 'signal', max: 200 })
   encodeValue(data, { subject: `data of signal "${name}"`, allowUndefined: true })
   const seq = await insertSignal(db, id, name, data ?? null, runChannel(db))
   if (seq !== undefined) return
@@ -139,6 +143,7 @@ export async function signalRun(db: Database, id: string, name: string, data: un
 
 /** Cancels a live run and its live descendants: 404 for no run, 409 for a finished one. */
 export async function cancelRunById(db: Database, id: string): Promise<void> {
+  checkRunId(id)
   const ids = await retryTransient(() => cancelRun(db, id, runChannel(db)))
   if (ids.length > 0) return
   const row = await selectRun(db, id)

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import {
   assertDatabase,
+  decodeValue,
   encodeValue,
   ConfigError,
   isStandardSchema,
@@ -209,8 +210,8 @@ export class Workflow<I = unknown, O = unknown> implements Component, RunnableWo
   async checkOutput(value: unknown): Promise<unknown> {
     const out = this.#c.output ? await validate(this.#c.output, value, `workflow "${this.name}" output`) : value
     // The body's own result: a value that cannot round-trip fails the run (once), it is not the caller's input.
-    encodeValue(out, { subject: `workflow "${this.name}" output`, code: 'INVALID_RESULT', status: 500, allowUndefined: true })
-    return out
+    // Returned as stored, so a caller in this process reads the same value as any other reader.
+    return decodeValue(encodeValue(out, { subject: `workflow "${this.name}" output`, code: 'INVALID_RESULT', status: 500, allowUndefined: true }))
   }
 
   /** @internal RunnableWorkflow */

@@ -48,15 +48,15 @@ describe('one value limit, the same on every store', () => {
     await expect(wf.start(big(), { workflowId: 'too-big' })).rejects.toBeInstanceOf(PayloadTooLargeError)
     expect(await wf.get('too-big')).toBeUndefined()
     const h = await wf.start(undefined)
-    await expect(h.result('20s')).rejects.toMatchObject({ code: 'PAYLOAD_TOO_LARGE' })
+    await expect(h.result('20s')).rejects.toMatchObject({ code: 'INVALID_RESULT', status: 500 })
 
     const ch = Channel.create('lim').db(db).idempotency(() => 'k').handler((i) => i).build()
     closers.push(() => ch.close())
     await expect(ch.call(big())).rejects.toBeInstanceOf(PayloadTooLargeError)
     const out = Channel.create('lim-out').db(db).idempotency(() => 'k').handler(() => big()).build()
     closers.push(() => out.close())
-    await expect(out.call({})).rejects.toMatchObject({ code: 'PAYLOAD_TOO_LARGE' })
-    await expect(out.call({})).rejects.toMatchObject({ code: 'PAYLOAD_TOO_LARGE' })
+    await expect(out.call({})).rejects.toMatchObject({ code: 'INVALID_RESULT', status: 500 })
+    await expect(out.call({})).rejects.toMatchObject({ code: 'INVALID_RESULT', status: 500 })
   })
 })
 

@@ -57,7 +57,7 @@ describe('workflow values', () => {
     await engine([wf])
     const h = await wf.start(undefined)
     const r = await settled(wf, h.workflowId)
-    expect(r.error).toMatchObject({ code: 'CARD_DECLINED', message: 'declined\\u0000\ufffd' })
+    expect(r.error).toMatchObject({ code: 'CARD_DECLINED', message: 'declined\\u0000\\ud800' })
   })
 
   it('a thrown plain object keeps its fields; an object without a prototype is recorded', async () => {

@@ -71,6 +71,10 @@ it('signals a waiting run (202), shows the run with its steps, and lists runs by
   expect(await json(post('/__onepipe/workflows/runs/http-1/signal/approve', {}))).toMatchObject({ status: 409, body: { error: { code: 'WORKFLOW_NOT_RUNNING' } } })
   const list = await json(app.request('/__onepipe/workflows/approval/runs?status=completed&limit=10'))
   expect(list.body.runs.map((r: { workflowId: string }) => r.workflowId)).toEqual(['http-1'])
+  // A page holds summaries; input and output are at /runs/{id}.
+  expect(list.body.runs[0]).not.toHaveProperty('input')
+  expect(list.body.runs[0]).not.toHaveProperty('output')
+  expect(list.body.runs[0]).toMatchObject({ status: 'completed' })
   expect(await json(app.request('/__onepipe/workflows/approval/runs?status=bogus'))).toMatchObject({ status: 400 })
   expect(await json(app.request('/__onepipe/workflows/approval/runs?limit=x'))).toMatchObject({ status: 400 })
 })

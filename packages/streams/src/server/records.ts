@@ -37,6 +37,26 @@ const OPEN = Buffer.from('[')
 const CLOSE = Buffer.from(']')
 const EMPTY_ARRAY = Buffer.from('[]')
 
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+/**
+ * Why a parsed JSON value would not read back as it was sent (RFC 7493):
+ * a string or name with a lone surrogate, or a number too large for a
+ * double (it would read back as another number). Undefined when fine.
+ */
+function notIJson(v: unknown, path: string, depth: number): string | undefined {
+  if (typeof v === 'string') return v.isWellFormed() ? undefined : `the string at "${path || '(root)'}" holds a lone surrogate`
+  if (typeof v === 'number') return Number.isFinite(v) ? undefined : `the number at "${path || '(root)'}" is beyond the range of a double`
+  if (typeof v !== 'object' || v === null || depth > 512) return undefined
+  for (const [k, x] of Object.entries(v)) {
+    const p = path === '' ? k : `${path}.${k}`
+    if (!k.isWellFormed()) return `the name "${p}" holds a lone surrogate`
+    const why = notIJson(x, p, depth + 1)
+    if (why) return why
+  }
+  return undefined
+}
+
 /**
  * Turns a request body into records. In JSON mode a top-level array is
  * flattened one level (its values are the messages); any other value is one
@@ -45,13 +65,20 @@ const EMPTY_ARRAY = Buffer.from('[]')
 export function bodyToRecords(body: Uint8Array, json: boolean): AppendRecord[] {
   if (body.byteLength === 0) return []
   if (!json) return [{ data: body, count: 1 }]
-  const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8')
+  let text: string
+  try {
+    text = utf8.decode(body)
+  } catch {
+    throw new StreamBadRequestError('STREAM_INVALID_JSON', 'Body is not valid UTF-8; JSON is UTF-8 text (RFC 8259).')
+  }
   let value: unknown
   try {
     value = JSON.parse(text)
   } catch (err) {
     throw new StreamBadRequestError('STREAM_INVALID_JSON', `Body is not valid JSON (${(err as Error).message}); JSON streams accept one JSON value or an array of values.`)
   }
+  const bad = notIJson(value, '', 0)
+  if (bad) throw new StreamBadRequestError('STREAM_INVALID_JSON', `Body is JSON that does not read back as sent (I-JSON, RFC 7493): ${bad}.`)
   const trimmed = text.trim()
   if (!Array.isArray(value)) {
     return [{ data: trimmed.length === text.length ? body : Buffer.from(trimmed), count: 1 }]
