@@ -21,7 +21,7 @@ describe('faults found from outside', () => {
     const getter = Object.defineProperty({}, 'boom', { enumerable: true, get: () => { throw new Error('getter') } })
     const write = process.stderr.write.bind(process.stderr)
     const lines: string[] = []
-    process.stderr.write = ((s: string) => (lines.push(s), true)) as typeof process.stderr.write
+    process.stderr.write = ((s: string) => (lines.push(s), true))
     try {
       expect(() => stderrLogger.error({ err: { code: 'X', amount: 10n } }, 'bigint')).not.toThrow()
       expect(() => stderrLogger.error({ err: cyclic }, 'cycle')).not.toThrow()
