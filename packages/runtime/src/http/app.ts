@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import { buildOpenApi, errorResponse, requestIdOf, respondError, requestInfo, type AuthProvider, type LifecycleManager, type OpenApiInfo, type RequestInfo, type RestApi } from '@onepipe/sdk'
-import type { Logger } from '@onepipe/core'
+import type { CacheLike, Logger } from '@onepipe/core'
 import { Hono, type Context, type MiddlewareHandler } from 'hono'
 import { routePath } from 'hono/route'
 import type { HttpMetrics } from '../observability/metrics.js'
+import { applySecurity, type SecurityOptions } from './security.js'
 
 /** State the HTTP layer shares with the shutdown sequence. */
 export interface HttpState {
@@ -23,6 +24,8 @@ export interface AppDeps {
   version: { name: string; version: string; commit?: string }
   accessLog: boolean
   state: HttpState
+  security: SecurityOptions
+  cache: CacheLike | undefined
 }
 
 /** The Fetch handler serve() listens with: the app plus request bookkeeping. */
@@ -116,6 +119,7 @@ const recordRoute: MiddlewareHandler = async (c, next) => {
  */
 export function createApp(d: AppDeps): Hono {
   const app = new Hono()
+  applySecurity(app, d.security, d.cache)
   const named = (route: string, c: Context) => {
     const info = requestInfo(c)
     if (info) info.route = route

@@ -1,5 +1,5 @@
 import { ConfigError, type Logger } from '@onepipe/core'
-import { pino, type Logger as Pino } from 'pino'
+import { pino, type DestinationStream, type Logger as Pino } from 'pino'
 
 /**
  * The process logger: structured JSON lines on stdout (pino), level from
@@ -13,18 +13,46 @@ import { pino, type Logger as Pino } from 'pino'
  * log.info({ orderId }, 'order created')
  * ```
  */
-export function createLogger(options: { level?: string; base?: Record<string, unknown> } = {}): Logger & { pino: Pino } {
+export function createLogger(options: { level?: string; base?: Record<string, unknown>; destination?: DestinationStream } = {}): Logger & { pino: Pino } {
   const level = (options.level ?? (process.env.LOG_LEVEL || 'info')).toLowerCase()
   const known = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
   if (!known.includes(level)) {
     throw new ConfigError('INVALID_LOG_LEVEL', `${options.level === undefined ? 'LOG_LEVEL' : 'The log level'} "${level}" is not a level; use one of ${known.join(', ')}`)
   }
-  const p = pino({
+  const opts = {
     level,
+    // Secrets never reach a log line, wherever they appear in what is logged.
+    redact: {
+      paths: [
+        'authorization',
+        'cookie',
+        'password',
+        'apiKey',
+        'token',
+        'accessToken',
+        'refreshToken',
+        'secret',
+        '*.authorization',
+        '*.cookie',
+        '*.password',
+        '*.apiKey',
+        '*.token',
+        '*.accessToken',
+        '*.refreshToken',
+        '*.secret',
+        'headers["x-api-key"]',
+        '*.headers.authorization',
+        '*.headers.cookie',
+        '*.headers["x-api-key"]',
+        '*.headers["set-cookie"]',
+      ],
+      censor: '[redacted]',
+    },
     base: { pid: process.pid, ...options.base },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
-  })
+  } satisfies Parameters<typeof pino>[0]
+  const p = options.destination ? pino(opts, options.destination) : pino(opts)
   return wrap(p)
 }
 

@@ -120,6 +120,8 @@ export async function serve(options: ServeOptions): Promise<App> {
     version: { name: 'onepipe-app', version: options.version ?? process.env.ONEPIPE_VERSION ?? '0.0.0', ...(process.env.ONEPIPE_COMMIT ? { commit: process.env.ONEPIPE_COMMIT } : {}) },
     accessLog: options.accessLog ?? false,
     state,
+    security: { ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}), ...(options.trustProxy ? { trustProxy: options.trustProxy } : {}), ...(options.allowedOrigins ? { allowedOrigins: options.allowedOrigins } : {}) },
+    cache,
   })
 
   let streams: Awaited<ReturnType<typeof embedStreams>> | undefined

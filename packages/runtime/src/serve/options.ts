@@ -1,5 +1,5 @@
 import type { Cache, Component, Database, Logger } from '@onepipe/core'
-import type { AuthProvider, LifecycleManager, OpenApiInfo, RestApi } from '@onepipe/sdk'
+import type { AuthProvider, LifecycleManager, OpenApiInfo, RateLimit, RestApi } from '@onepipe/sdk'
 import type { EmbeddedStreamsOptions } from './streams.js'
 
 /**
@@ -42,6 +42,16 @@ export interface ServeOptions {
    * streams and `ONEPIPE_STREAMS_URL` is unset; `false` never starts it.
    */
   streams?: EmbeddedStreamsOptions | false
+  /**
+   * Budgets every request spends (except /health, /ready, /metrics,
+   * /version): 429 with `Retry-After` over budget. Kept in the app's cache,
+   * so in Redis (shared by every instance) when `REDIS_URL` is set.
+   */
+  rateLimit?: RateLimit | RateLimit[]
+  /** Proxies whose `X-Forwarded-For` is believed (default `ONEPIPE_TRUSTED_PROXIES`, else none). */
+  trustProxy?: string[]
+  /** Origins browsers may call the app from (CORS; default `ALLOWED_ORIGINS`, else none). */
+  allowedOrigins?: string[]
   /** Called once the port is open. */
   onListen?: (info: { url: string; port: number }) => void
 }
