@@ -81,7 +81,7 @@ export function postgresDriver(o: PostgresDriverOptions): Driver {
       const begun = r.unsafe('begin').execute()
       // Its failure surfaces through the first statement (or the commit); never unhandled.
       begun.catch(() => undefined)
-      const inTx = wrap(r as unknown as postgres.Sql)
+      const inTx = wrap(r)
       const tx: DriverQueryable = {
         async query(text, params) {
           const p = inTx.query(text, params)
