@@ -15,7 +15,9 @@ import {
 import { Hono, type Context, type MiddlewareHandler } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { cors } from 'hono/cors'
-import type { AuthProvider, AuthUser } from './auth.js'
+import { toAuthProvider, type Authenticator, type AuthProvider, type AuthUser } from './auth.js'
+import { can, hasRole } from '../auth/roles.js'
+import { respondAuthError } from '../auth/errors.js'
 import { createContext, type RestContext } from './context.js'
 import { errorResponse, headerOf, parseSize, readJson, requestIdOf, requestInfo, respondError, type Size } from '../http/index.js'
 import { buildOpenApi, type OpenApiInfo, type RouteDoc } from './openapi.js'
@@ -39,8 +41,20 @@ export interface RouteOptions<B extends Schema | undefined = undefined, Q extend
   summary?: string
   description?: string
   tags?: string[]
-  /** `false` makes the route public when the REST has `.auth()`; roles require one of them. */
+  /** `false` makes the route public when the REST has `.auth()`; `{ roles }` is the older spelling of `roles`. */
   auth?: boolean | { roles: string[] }
+  /**
+   * The caller must hold one of these roles (`admin` holds every role,
+   * `operator` holds `viewer`): 401 `UNAUTHORIZED` without credentials, 403
+   * `FORBIDDEN` with the wrong role. Needs `.auth()` on the REST.
+   */
+  roles?: string[]
+  /**
+   * The caller must hold this permission (or every one of a list), as
+   * granted by its roles (see `can()`): 401 without credentials, 403
+   * `FORBIDDEN` without it. Needs `.auth()` on the REST.
+   */
+  permission?: string | string[]
   /** Overrides the REST's body size limit for this route. */
   maxBodySize?: Size
 }
@@ -119,9 +133,21 @@ export class RESTBuilder {
     this.#s.cache = cache
     return this
   }
-  /** Require an authenticated user on every route (unless a route says `auth: false`). */
-  auth(provider: AuthProvider): this {
-    this.#s.auth = provider
+  /**
+   * Require an authenticated user on every route (unless a route says
+   * `auth: false`): a built `Auth`, any {@link Authenticator}, or an
+   * {@link AuthProvider} function. Credentials that are sent but wrong are
+   * answered with the provider's error (`401 TOKEN_EXPIRED`, `403
+   * CSRF_FAILED`…); on a public route they are ignored and the request
+   * goes on without a user.
+   *
+   * @example
+   * ```ts
+   * REST.create('orders').auth(auth).get('/api/orders', { roles: ['viewer'] }, list).build()
+   * ```
+   */
+  auth(provider: AuthProvider | Authenticator): this {
+    this.#s.auth = toAuthProvider(provider)
     return this
   }
   /** Answer CORS preflights and add CORS headers for these origins. */
@@ -143,6 +169,10 @@ export class RESTBuilder {
   #add(method: Method, path: string, a: unknown, b: unknown): this {
     const [options, handler] = typeof a === 'function' ? [{}, a] : [a ?? {}, b]
     if (typeof handler !== 'function') throw new ConfigError('INVALID_ROUTE', `${method} ${path} on REST "${this.#s.name}" needs a handler function`)
+    const o = options as RouteOptions<Schema | undefined, Schema | undefined, Schema | undefined>
+    if ((o.roles !== undefined || o.permission !== undefined) && o.auth === false) {
+      throw new ConfigError('INVALID_ROUTE', `${method} ${path} on REST "${this.#s.name}" is public (auth: false) yet declares roles or a permission; drop one`)
+    }
     this.#s.routes.push({ method, path: joinPath(this.#s.basePath, path), options: options, handler: handler as RouteDef['handler'] })
     return this
   }
@@ -176,6 +206,11 @@ export class RESTBuilder {
   /** Builds the API and records it in the manifest. */
   build(): RestApi {
     if (this.#s.routes.length === 0) throw new ConfigError('REST_NO_ROUTES', `REST "${this.#s.name}" has no routes; add one with .get(), .post()…`)
+    const guarded = this.#s.routes.find((r) => r.options.roles !== undefined || r.options.permission !== undefined || typeof r.options.auth === 'object')
+    if (guarded && !this.#s.auth) {
+      // Without a provider nobody could be checked: refuse rather than serve the route open.
+      throw new ConfigError('REST_NO_AUTH', `${guarded.method} ${guarded.path} on REST "${this.#s.name}" declares roles or a permission, but the REST has no .auth(); give it one (e.g. .auth(auth))`)
+    }
     const s = { ...this.#s, routes: [...this.#s.routes] }
     registerPrimitive({
       primitive: 'rest',
@@ -284,7 +319,8 @@ export class RestApi implements Component {
       chain.push(limitBody(max))
     }
     const needsAuth = s.auth !== undefined && r.options.auth !== false
-    const roles = typeof r.options.auth === 'object' ? r.options.auth.roles : undefined
+    const roles = r.options.roles ?? (typeof r.options.auth === 'object' ? r.options.auth.roles : undefined)
+    const permissions = r.options.permission === undefined ? undefined : typeof r.options.permission === 'string' ? [r.options.permission] : r.options.permission
     const o = r.options
     const deps = { db: this.#db, cache: this.#cache, logger: this.#logger, shutdown: () => this.#rt?.signal }
     const plain = !s.auth && !o.params && !o.query && !o.body
@@ -295,9 +331,15 @@ export class RestApi implements Component {
       try {
         let user: AuthUser | undefined
         if (s.auth) {
-          user = (await s.auth(c.req.raw)) ?? undefined
+          try {
+            user = (await s.auth(c.req.raw)) ?? undefined
+          } catch (e) {
+            // Bad credentials on a public route: the request goes on anonymous, as if none were sent.
+            if (needsAuth) return respondAuthError(c, e, this.#logger)
+          }
           if (needsAuth && !user) return errorResponse(401, 'UNAUTHORIZED', 'Authentication required; send valid credentials', requestId, undefined, { 'www-authenticate': 'Bearer' })
-          if (roles && !roles.some((x) => user?.roles?.includes(x))) return errorResponse(403, 'FORBIDDEN', `This route needs one of the roles: ${roles.join(', ')}`, requestId)
+          if (roles && !roles.some((x) => hasRole(user, x))) return errorResponse(403, 'FORBIDDEN', `This route needs one of the roles: ${roles.join(', ')}`, requestId)
+          if (permissions && !permissions.every((p) => can(user, p))) return errorResponse(403, 'FORBIDDEN', `This route needs the permission${permissions.length > 1 ? 's' : ''}: ${permissions.join(', ')}`, requestId)
         }
         const validated = {
           params: o.params ? await validate(o.params, c.req.param(), 'path parameters') : undefined,
