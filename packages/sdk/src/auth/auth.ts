@@ -434,8 +434,8 @@ export class Auth implements Component, Authenticator {
   async verifyAccessToken(token: string): Promise<AuthCaller> {
     const claims = await this.#tokens.verify(token)
     const st = await this.#statusCache().session(claims.sid)
+    if (st?.disabled && st.userId === claims.sub) throw new AuthError('ACCOUNT_DISABLED', 'The account is disabled')
     if (!st || st.userId !== claims.sub || st.revoked) throw new AuthError('TOKEN_REVOKED', 'The session has ended; log in again')
-    if (st.disabled) throw new AuthError('ACCOUNT_DISABLED', 'The account is disabled')
     return { id: claims.sub, kind: 'user', email: st.email, roles: st.roles, permissions: st.permissions, sessionId: claims.sid }
   }
 
@@ -554,8 +554,8 @@ export class Auth implements Component, Authenticator {
     const s = await sql.lockSessionOfToken(tx, hash)
     const t = s ? await sql.readToken(tx, hash, this.#c.reuseMs) : undefined
     if (!s || !t) return { kind: 'refused', code: 'TOKEN_INVALID', message: 'The refresh token is not known; log in again' }
-    if (s.revoked) return { kind: 'refused', code: 'TOKEN_REVOKED', message: 'The session has ended; log in again' }
     if (s.disabled) return { kind: 'refused', code: 'ACCOUNT_DISABLED', message: 'The account is disabled' }
+    if (s.revoked) return { kind: 'refused', code: 'TOKEN_REVOKED', message: 'The session has ended; log in again' }
     if (!t.used) {
       if (t.expired) return { kind: 'refused', code: 'TOKEN_EXPIRED', message: 'The refresh token has expired; log in again' }
       const usedSec = await sql.rotateToken(tx, { tokenHash: hash, successorHash: sha256(this.#successorOf(presented)), ttlMs: this.#c.refreshTtlMs })

@@ -23,7 +23,7 @@ const USER_COLS = 'id, email, roles, disabled_at, created_at, last_login_at'
 /** Inserts a user; undefined when the email (case-insensitively) is taken. */
 export async function insertUser(q: Queryable, u: { id: string; email: string; passwordHash: string; roles: string[] }): Promise<UserRow | undefined> {
   const [row] = await q.query<UserRow>(
-    `INSERT INTO _onepipe_auth_users (id, email, password_hash, roles) VALUES ($1, $2, $3, $4::jsonb)
+    `INSERT INTO _onepipe_auth_users (id, email, password_hash, roles) VALUES ($1, $2, $3, $4::text::jsonb)
      ON CONFLICT ((lower(email))) DO NOTHING RETURNING ${USER_COLS}`,
     [u.id, u.email, u.passwordHash, JSON.stringify(u.roles)],
   )
@@ -54,7 +54,7 @@ export async function setUserDisabled(q: Queryable, id: string, disabled: boolea
 }
 
 export async function setUserRoles(q: Queryable, id: string, roles: string[]): Promise<UserRow | undefined> {
-  const [row] = await q.query<UserRow>(`UPDATE _onepipe_auth_users SET roles = $2::jsonb, updated_at = now() WHERE id = $1 RETURNING ${USER_COLS}`, [id, JSON.stringify(roles)])
+  const [row] = await q.query<UserRow>(`UPDATE _onepipe_auth_users SET roles = $2::text::jsonb, updated_at = now() WHERE id = $1 RETURNING ${USER_COLS}`, [id, JSON.stringify(roles)])
   return row
 }
 
@@ -225,7 +225,7 @@ const KEY_COLS = 'id, application_id, name, prefix, key_hash, roles, created_at,
 /** Inserts a key; undefined when its prefix is taken (draw another). */
 export async function insertApiKey(q: Queryable, k: { id: string; applicationId: string; name: string; prefix: string; hash: string; roles: string[] }): Promise<ApiKeyRow | undefined> {
   const [row] = await q.query<ApiKeyRow>(
-    `INSERT INTO _onepipe_auth_api_keys (id, application_id, name, prefix, key_hash, roles) VALUES ($1, $2, $3, $4, $5, $6::jsonb)
+    `INSERT INTO _onepipe_auth_api_keys (id, application_id, name, prefix, key_hash, roles) VALUES ($1, $2, $3, $4, $5, $6::text::jsonb)
      ON CONFLICT (prefix) DO NOTHING RETURNING ${KEY_COLS}`,
     [k.id, k.applicationId, k.name, k.prefix, k.hash, JSON.stringify(k.roles)],
   )
