@@ -246,10 +246,12 @@ export class Auth implements Component, Authenticator {
    * ```
    */
   ready(): Promise<void> {
+    // The environment as it is now, when the app starts, not after the awaits below.
+    const env = { ONEPIPE_ADMIN_EMAIL: process.env.ONEPIPE_ADMIN_EMAIL, ONEPIPE_ADMIN_PASSWORD: process.env.ONEPIPE_ADMIN_PASSWORD, NODE_ENV: process.env.NODE_ENV }
     this.#ready ??= (async () => {
       await this.#database().ready()
       await this.#statusCache().start()
-      await this.#firstAdmin()
+      await this.#firstAdmin(env)
     })().catch((e: unknown) => {
       this.#ready = undefined
       throw e
@@ -257,7 +259,7 @@ export class Auth implements Component, Authenticator {
     return this.#ready
   }
 
-  async #firstAdmin(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  async #firstAdmin(env: Record<string, string | undefined>): Promise<void> {
     const email = env.ONEPIPE_ADMIN_EMAIL
     const password = env.ONEPIPE_ADMIN_PASSWORD
     if (!email && !password) {
