@@ -21,12 +21,17 @@ import {
   decodeValue,
   deserializeError,
   encodeValue,
+  endSpan,
+  engineMetrics,
+  inSpan,
   isRetryable,
   parseDuration,
   serializeError,
+  startSpan,
   type Database,
   type Duration,
   type Logger,
+  type OtelSpan,
   type Queryable,
   type SerializedError,
 } from '@onepipe/core'
@@ -288,14 +293,16 @@ export class Execution implements WorkflowContext {
     if (rec) return replay<T>(rec)
     if (!(await this.#gate())) return never()
     const policy = options?.retry ? resolveRetry(options.retry, this.#retry) : this.#retry
+    const traced = this.#stepStart('workflow.step', stepId0, stepId)
+    let attempt = 0
+    let failed: SerializedError | undefined
     this.#inflight++
     try {
-      let attempt = 0
       let outcome: { ok: true; value: T } | { ok: false; error: SerializedError }
       for (;;) {
         attempt++
         try {
-          outcome = { ok: true, value: storedCopy(await fn(this.signal), stepId) }
+          outcome = { ok: true, value: storedCopy(await inSpan(traced.span, () => fn(this.signal)), stepId) }
           break
         } catch (e) {
           // An abort (cancel, lost lease) is not the step's failure.
@@ -321,11 +328,27 @@ export class Execution implements WorkflowContext {
       }
       this.#pending.push({ step_name: stepId, status: outcome.ok ? 'completed' : 'failed', result: row.result, error: row.error, attempts: attempt })
       this.#steps.set(stepId, row)
+      if (!outcome.ok) failed = outcome.error
       return replay<T>(row)
     } finally {
+      this.#stepEnd(traced, stepId0, attempt, failed)
       this.#inflight--
       this.#checkParked()
     }
+  }
+
+  /** A span and a clock for a step that runs now (a replayed step has neither: it does not run). */
+  #stepStart(kind: string, name: string, stepId: string): { span: OtelSpan | undefined; t0: number } {
+    const attributes = { 'onepipe.workflow.name': this.workflowName, 'onepipe.workflow.id': this.workflowId, 'onepipe.workflow.step': stepId }
+    return { span: startSpan(`${kind} ${name}`, { attributes }), t0: performance.now() }
+  }
+
+  #stepEnd(s: { span: OtelSpan | undefined; t0: number }, name: string, attempts: number, error: SerializedError | undefined): void {
+    // A step cut short by a cancel or a lost lease did not finish: its time would only skew the histogram.
+    if (this.signal.aborted) s.span?.setAttribute('onepipe.workflow.step.aborted', true)
+    else engineMetrics.workflowStepDuration.with(this.workflowName, name).observe((performance.now() - s.t0) / 1000)
+    s.span?.setAttribute('onepipe.workflow.step.attempts', attempts)
+    endSpan(s.span, error)
   }
 
   async transaction<T>(name: string, fn: (tx: Queryable, signal: AbortSignal) => Promise<T>, options?: StepOptions): Promise<T> {
@@ -338,9 +361,13 @@ export class Execution implements WorkflowContext {
     if (!(await this.#gate())) return never()
     const policy = options?.retry ? resolveRetry(options.retry, this.#retry) : this.#retry
     const db = this.#host.db
+    const traced = this.#stepStart('workflow.transaction', name, stepId)
+    let attempts = 0
+    let failedWith: SerializedError | undefined
     this.#inflight++
     try {
       for (let attempt = 1; ; attempt++) {
+        attempts = attempt
         // Kept apart from what the transaction rejects with: Database.transaction maps what
         // it does not know (a plain Error of fn) to a DatabaseError, and fn's own error must
         // be judged (retried or not) as a step's would.
@@ -353,7 +380,7 @@ export class Execution implements WorkflowContext {
             if (db.kind === 'postgres') await limitIdleInTransaction(tx, this.#host.staleMs)
             let v: T
             try {
-              v = storedCopy(await fn(tx, this.signal), stepId)
+              v = storedCopy(await inSpan(traced.span, () => fn(tx, this.signal)), stepId)
             } catch (e) {
               thrown = { error: e }
               throw e
@@ -387,6 +414,7 @@ export class Execution implements WorkflowContext {
         if (this.signal.aborted) return never()
         if (!isRetryable(error) || attempt >= policy.attempts) {
           const failed: PendingStep = { step_name: stepId, status: 'failed', result: null, error: serializeError(error), attempts: attempt }
+          failedWith = failed.error ?? undefined
           this.#pending.push(failed)
           const row: StepRow = { ...failed, wake_at: null, created_at: new Date() }
           this.#steps.set(stepId, row)
@@ -398,6 +426,7 @@ export class Execution implements WorkflowContext {
         if (this.signal.aborted) return never()
       }
     } finally {
+      this.#stepEnd(traced, name, attempts, failedWith)
       this.#inflight--
       this.#checkParked()
     }

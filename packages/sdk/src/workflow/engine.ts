@@ -5,10 +5,15 @@ import {
   ConfigError,
   DatabaseError,
   TimeoutError,
+  endSpan,
+  engineMetrics,
+  inSpan,
   newInstanceId,
   parseDuration,
   serializeError,
+  startSpan,
   stderrLogger,
+  traceContext,
   type Database,
   type Duration,
   type Logger,
@@ -348,12 +353,34 @@ export class WorkflowEngine implements ExecutionHost {
   execute(row: RunRow, steps?: StepRow[]): void {
     const slot: Slot = { exec: undefined, done: Promise.resolve({ final: false }) }
     this.#running.set(row.workflow_id, slot)
-    const done = this.#execute(row, slot, steps)
+    const done = this.#traced(row, () => this.#execute(row, slot, steps))
     slot.done = done
     void done.finally(() => {
       this.#running.delete(row.workflow_id)
       if (this.#backlog) this.#kick()
     })
+  }
+
+  /**
+   * One execution of a run as a span continuing the trace that started the
+   * run (from any process), under a context of its own: nothing of the
+   * caller that claimed it (an HTTP request's id) leaks into the run's logs.
+   */
+  async #traced(row: RunRow, run: () => Promise<Settled>): Promise<Settled> {
+    const parent = traceContext(row.traceparent)
+    const attributes = { 'onepipe.workflow.name': row.workflow_name, 'onepipe.workflow.id': row.workflow_id, 'onepipe.workflow.fence': Number(row.fence) }
+    const span = startSpan(`workflow.run ${row.workflow_name}`, { kind: 'consumer', parent, attributes })
+    let s: Settled
+    try {
+      s = await inSpan(span, run, parent)
+    } catch (e) {
+      endSpan(span, e)
+      throw e
+    }
+    if (s.final) engineMetrics.workflowRuns.with(row.workflow_name, s.status).inc()
+    span?.setAttribute('onepipe.workflow.status', s.final ? s.status : 'parked')
+    endSpan(span, s.final && s.status === 'failed' ? (s.error ?? 'failed') : undefined)
+    return s
   }
 
   async #execute(claimed: RunRow, slot: Slot, known?: StepRow[]): Promise<Settled> {

@@ -6,9 +6,12 @@ import {
   NotFoundError,
   TimeoutError,
   checkText,
+  currentTraceparent,
   deserializeError,
   encodeValue,
+  engineMetrics,
   parseDuration,
+  withSpan,
   type Database,
   type Duration,
 } from '@onepipe/core'
@@ -78,7 +81,18 @@ export interface StartRun {
  */
 export async function startRun(a: StartRun): Promise<{ row: RunRow; created: boolean }> {
   checkRunId(a.id)
-  let r = await insertRun(a.db, { id: a.id, name: a.name, input: a.input, parentId: a.parentId, owner: a.owner, timeoutMs: a.timeoutMs, channel: runChannel(a.db), checked: a.checked })
+  const attributes = { 'onepipe.workflow.name': a.name, 'onepipe.workflow.id': a.id, ...(a.parentId === null ? {} : { 'onepipe.workflow.parent_id': a.parentId }) }
+  // The run keeps this span's context: its executions, here or in another process, continue the trace.
+  return withSpan(`workflow.start ${a.name}`, { kind: 'producer', attributes }, async (span) => {
+    const r = await insertOrFind(a, currentTraceparent())
+    span?.setAttribute('onepipe.workflow.created', r.created)
+    if (r.created) engineMetrics.workflowRuns.with(a.name, 'started').inc()
+    return r
+  })
+}
+
+async function insertOrFind(a: StartRun, traceparent: string | null): Promise<{ row: RunRow; created: boolean }> {
+  let r = await insertRun(a.db, { id: a.id, name: a.name, input: a.input, parentId: a.parentId, owner: a.owner, timeoutMs: a.timeoutMs, channel: runChannel(a.db), checked: a.checked, traceparent })
   if (!r) {
     // Inserted concurrently by another process: it is there now.
     const row = await selectRun(a.db, a.id)
@@ -144,8 +158,9 @@ export async function signalRun(db: Database, id: string, name: string, data: un
 /** Cancels a live run and its live descendants: 404 for no run, 409 for a finished one. */
 export async function cancelRunById(db: Database, id: string): Promise<void> {
   checkRunId(id)
-  const ids = await retryTransient(() => cancelRun(db, id, runChannel(db)))
-  if (ids.length > 0) return
+  const runs = await retryTransient(() => cancelRun(db, id, runChannel(db)))
+  for (const r of runs) engineMetrics.workflowRuns.with(r.workflow_name, 'cancelled').inc()
+  if (runs.length > 0) return
   const row = await selectRun(db, id)
   if (!row) throw notFound(id)
   throw new ConflictError('WORKFLOW_NOT_RUNNING', `Run "${id}" is ${row.status}; only a pending or running run can be cancelled`, { workflowId: id, status: row.status })

@@ -21,6 +21,8 @@ export interface RunRow {
   signal_seq: number
   /** False for a run a WorkflowClient started: its input has not been through the workflow's schema yet. */
   input_checked: boolean
+  /** W3C traceparent of the span that started the run (null when untraced): its executions continue that trace. */
+  traceparent: string | null
   created_at: Date
   updated_at: Date
   completed_at: Date | null
@@ -61,7 +63,7 @@ export async function retryTransient<T>(fn: () => Promise<T>, attempts = 3): Pro
   }
 }
 
-const COLS = `workflow_id, workflow_name, status, input, output, error, parent_id, owner, fence, heartbeat_at, wake_at, deadline_at, signal_seq, input_checked, created_at, updated_at, completed_at, now() AS db_now`
+const COLS = `workflow_id, workflow_name, status, input, output, error, parent_id, owner, fence, heartbeat_at, wake_at, deadline_at, signal_seq, input_checked, traceparent, created_at, updated_at, completed_at, now() AS db_now`
 const LIVE = `status IN ('pending', 'running')`
 const MS = `* interval '1 millisecond'`
 
@@ -76,6 +78,7 @@ export interface NewRun {
   channel: string
   /** False when the input was not validated against the workflow's schema (a WorkflowClient start). */
   checked: boolean
+  traceparent: string | null
 }
 
 /**
@@ -85,17 +88,17 @@ export interface NewRun {
 export async function insertRun(q: Queryable, r: NewRun): Promise<{ row: RunRow; created: boolean } | undefined> {
   const rows = await q.query<RunRow & { created: boolean }>(
     `WITH ins AS (
-       INSERT INTO _onepipe_workflows (workflow_id, workflow_name, status, input, parent_id, owner, fence, heartbeat_at, wake_at, deadline_at, input_checked)
+       INSERT INTO _onepipe_workflows (workflow_id, workflow_name, status, input, parent_id, owner, fence, heartbeat_at, wake_at, deadline_at, input_checked, traceparent)
        VALUES ($1, $2, CASE WHEN $5::text IS NULL THEN 'pending' ELSE 'running' END, $3::jsonb, $4, $5::text,
                CASE WHEN $5::text IS NULL THEN 0 ELSE 1 END, CASE WHEN $5::text IS NULL THEN NULL ELSE now() END,
-               CASE WHEN $5::text IS NULL THEN now() END, now() + $6::float8 ${MS}, $8)
+               CASE WHEN $5::text IS NULL THEN now() END, now() + $6::float8 ${MS}, $8, $9)
        ON CONFLICT (workflow_id) DO NOTHING
        RETURNING ${COLS}),
      note AS (SELECT pg_notify($7, 'due:' || workflow_name) FROM ins WHERE owner IS NULL)
      SELECT ins.*, true AS created, (SELECT count(*) FROM note) AS notified FROM ins
      UNION ALL
      SELECT ${COLS}, false AS created, 0 AS notified FROM _onepipe_workflows WHERE workflow_id = $1 AND NOT EXISTS (SELECT 1 FROM ins)`,
-    [r.id, r.name, { v: r.input }, r.parentId, r.owner, r.timeoutMs, r.channel, r.checked],
+    [r.id, r.name, { v: r.input }, r.parentId, r.owner, r.timeoutMs, r.channel, r.checked, r.traceparent],
   )
   const row = rows[0]
   if (!row) return undefined
@@ -411,9 +414,9 @@ const WAKE_PARENT = `parent AS (
        FROM done WHERE p.workflow_id = done.parent_id AND p.${LIVE}
        RETURNING p.workflow_name, pg_notify($7, 'due:' || p.workflow_name))`
 
-/** Cancels a live run and its live descendants; answers the ids cancelled (none for a finished run). Wakes the parent of the run. */
-export async function cancelRun(q: Queryable, id: string, channel: string): Promise<string[]> {
-  const rows = await q.query<{ workflow_id: string }>(
+/** Cancels a live run and its live descendants; answers the runs cancelled (none for a finished run). Wakes the parent of the run. */
+export async function cancelRun(q: Queryable, id: string, channel: string): Promise<{ workflow_id: string; workflow_name: string }[]> {
+  return q.query<{ workflow_id: string; workflow_name: string }>(
     `WITH RECURSIVE tree AS (
        SELECT workflow_id FROM _onepipe_workflows WHERE workflow_id = $1 AND ${LIVE}
        UNION ALL
@@ -421,16 +424,15 @@ export async function cancelRun(q: Queryable, id: string, channel: string): Prom
      done AS (
        UPDATE _onepipe_workflows SET status = 'cancelled', owner = NULL, heartbeat_at = NULL, wake_at = NULL, updated_at = now(), completed_at = now()
        WHERE workflow_id IN (SELECT workflow_id FROM tree) AND ${LIVE}
-       RETURNING workflow_id, CASE WHEN workflow_id = $1 THEN parent_id END AS parent_id, pg_notify($2, 'cancel:' || workflow_id)),
+       RETURNING workflow_id, workflow_name, CASE WHEN workflow_id = $1 THEN parent_id END AS parent_id, pg_notify($2, 'cancel:' || workflow_id)),
      parent AS (
        UPDATE _onepipe_workflows p SET signal_seq = p.signal_seq + 1, updated_at = now(),
               wake_at = CASE WHEN p.owner IS NULL THEN LEAST(p.wake_at, now()) ELSE p.wake_at END
        FROM done WHERE p.workflow_id = done.parent_id AND p.${LIVE}
        RETURNING p.workflow_name, pg_notify($2, 'due:' || p.workflow_name))
-     SELECT workflow_id, (SELECT count(*) FROM parent) AS woke FROM done`,
+     SELECT workflow_id, workflow_name, (SELECT count(*) FROM parent) AS woke FROM done`,
     [id, channel],
   )
-  return rows.map((r) => r.workflow_id)
 }
 
 /** Queues a signal for a live run and makes a sleeping run due; undefined when the run is not live. */
