@@ -1,14 +1,19 @@
 import { randomUUID } from 'node:crypto'
 import {
   assertDatabase,
+  currentTraceparent,
   encodeValue,
+  engineMetrics,
   ConfigError,
+  failSpan,
   isRetryable,
   parseDuration,
   registerPrimitive,
   stderrLogger,
+  traceContext,
   validate,
   ValidationError,
+  withSpan,
   type Component,
   type Database,
   type Logger,
@@ -65,11 +70,13 @@ export class Flow<T = unknown> implements Component {
   #subs = new Set<Unsubscribe>()
   #sweeper: AbortController | undefined
   #sweeping: Promise<void> | undefined
+  readonly #appended: { inc(n?: number): void }
 
   /** @internal Use {@link Flow.create}. */
   constructor(c: FlowConfig) {
     this.#c = c
     this.name = c.name
+    this.#appended = engineMetrics.flowAppends.with(c.name)
   }
 
   /**
@@ -113,7 +120,15 @@ export class Flow<T = unknown> implements Component {
    */
   async append(data: T): Promise<FlowAppendResult> {
     const value = await this.#validate(data)
-    const e = await this.store.append(randomUUID(), value)
+    const id = randomUUID()
+    const attributes = { 'messaging.system': 'onepipe', 'messaging.destination.name': this.name, 'messaging.operation.type': 'send', 'messaging.operation.name': 'append', 'messaging.message.id': id }
+    // The event keeps this span's context, so whoever handles it, in any process, continues the trace.
+    const e = await withSpan(`append ${this.name}`, { kind: 'producer', attributes }, async (span) => {
+      const stored = await this.store.append(id, value, currentTraceparent())
+      span?.setAttribute('onepipe.flow.offset', stored.offset)
+      return stored
+    })
+    this.#appended.inc()
     return { id: e.id, offset: e.offset }
   }
 
@@ -183,6 +198,7 @@ export class Flow<T = unknown> implements Component {
     })
     // Awaiting `ready` is optional; a start failure is also logged below.
     ready.catch(() => undefined)
+    let stopLag: (() => void) | undefined
     const run = async () => {
       let start = o.offset
       for (let backoff = 100; !ac.signal.aborted; backoff = Math.min(backoff * 2, 5000)) {
@@ -198,18 +214,20 @@ export class Flow<T = unknown> implements Component {
       }
       markReady()
       if (start === undefined || ac.signal.aborted) return
+      let handled = start
+      // Read on scrape only: the head costs a query, worth it when someone asks.
+      stopLag = engineMetrics.flowSubscriberLag.source([this.name], async () => Math.max(0, (await this.store.head()) - handled))
       for await (const e of pullEvents(this.store, start, { live: true, signal: ac.signal, logger: this.#logger })) {
-        try {
-          await fn(e as FlowEvent<T>)
-        } catch (err) {
-          this.#logger.error({ err, flow: this.name, offset: e.offset }, 'flow subscriber failed on an event')
-        }
+        await this.#deliver(e as FlowEvent<T>, fn)
+        handled = e.offset
       }
     }
-    const done = run().catch((e: unknown) => {
-      failReady(e)
-      this.#logger.error({ err: e, flow: this.name }, 'flow subscription stopped')
-    })
+    const done = run()
+      .catch((e: unknown) => {
+        failReady(e)
+        this.#logger.error({ err: e, flow: this.name }, 'flow subscription stopped')
+      })
+      .finally(() => stopLag?.())
     const unsub: Unsubscribe = Object.assign(
       async () => {
         ac.abort()
@@ -220,6 +238,23 @@ export class Flow<T = unknown> implements Component {
     )
     this.#subs.add(unsub)
     return unsub
+  }
+
+  /**
+   * Hands one event to a subscriber in a span that continues the trace of
+   * its append; a handler error is recorded there and logged (with the
+   * trace's ids), and the subscription goes on.
+   */
+  async #deliver(e: FlowEvent<T>, fn: (event: FlowEvent<T>) => unknown): Promise<void> {
+    const attributes = { 'messaging.system': 'onepipe', 'messaging.destination.name': this.name, 'messaging.operation.type': 'process', 'messaging.operation.name': 'deliver', 'messaging.message.id': e.id, 'onepipe.flow.offset': e.offset }
+    await withSpan(`deliver ${this.name}`, { kind: 'consumer', parent: traceContext(e.traceparent), attributes }, async (span) => {
+      try {
+        await fn(e)
+      } catch (err) {
+        failSpan(span, err)
+        this.#logger.error({ err, flow: this.name, offset: e.offset }, 'flow subscriber failed on an event')
+      }
+    })
   }
 
   /**

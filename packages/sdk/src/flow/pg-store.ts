@@ -10,6 +10,7 @@ const MAX_BATCH = 1000
 interface Pending {
   id: string
   data: unknown
+  traceparent: string | null
   resolve: (e: FlowEvent) => void
   reject: (e: unknown) => void
 }
@@ -19,6 +20,7 @@ interface Row {
   offset: number
   timestamp: number
   data?: unknown
+  traceparent?: string | null
 }
 
 /**
@@ -81,15 +83,15 @@ function notifierOf(db: Database): Notifier {
  * transaction.
  */
 async function insertBatch(q: Queryable, db: Database, flow: string, batch: Pending[]): Promise<Row[]> {
-  const payload = JSON.stringify(batch.map((p) => ({ i: p.id, d: p.data })))
+  const payload = JSON.stringify(batch.map((p) => ({ i: p.id, d: p.data, t: p.traceparent })))
   return q.query<Row>(
     `WITH c AS (
        INSERT INTO _onepipe_flows AS f (flow_name, last_offset) VALUES ($1, $3::bigint)
        ON CONFLICT (flow_name) DO UPDATE SET last_offset = f.last_offset + $3::bigint
        RETURNING f.last_offset - $3::bigint AS base
      ), ins AS (
-       INSERT INTO _onepipe_flow_events (id, flow_name, data, timestamp, offset_seq)
-       SELECT x.value->>'i', $1, x.value->'d', (extract(epoch FROM now()) * 1000)::bigint, c.base + x.ord
+       INSERT INTO _onepipe_flow_events (id, flow_name, data, timestamp, offset_seq, traceparent)
+       SELECT x.value->>'i', $1, x.value->'d', (extract(epoch FROM now()) * 1000)::bigint, c.base + x.ord, x.value->>'t'
        FROM c, jsonb_array_elements($2::text::jsonb) WITH ORDINALITY AS x(value, ord)
        RETURNING id, offset_seq, timestamp
      )
@@ -100,7 +102,7 @@ async function insertBatch(q: Queryable, db: Database, flow: string, batch: Pend
 
 async function selectAfter(q: Queryable, flow: string, after: number, limit: number): Promise<Row[]> {
   return q.query<Row>(
-    `SELECT id, offset_seq AS "offset", timestamp, data FROM _onepipe_flow_events
+    `SELECT id, offset_seq AS "offset", timestamp, data, traceparent FROM _onepipe_flow_events
      WHERE flow_name = $1 AND offset_seq > $2 ORDER BY offset_seq LIMIT $3`,
     [flow, after, limit],
   )
@@ -108,7 +110,7 @@ async function selectAfter(q: Queryable, flow: string, after: number, limit: num
 
 async function selectTail(q: Queryable, flow: string, n: number): Promise<Row[]> {
   const rows = await q.query<Row>(
-    `SELECT id, offset_seq AS "offset", timestamp, data FROM _onepipe_flow_events
+    `SELECT id, offset_seq AS "offset", timestamp, data, traceparent FROM _onepipe_flow_events
      WHERE flow_name = $1 ORDER BY offset_seq DESC LIMIT $2`,
     [flow, n],
   )
@@ -132,8 +134,11 @@ async function deleteBeyondCount(q: Queryable, flow: string, maxEvents: number):
   )
 }
 
-function toEvent(r: Row, data?: unknown): FlowEvent {
-  return { id: r.id, offset: Number(r.offset), timestamp: Number(r.timestamp), data: data === undefined ? r.data : data }
+function toEvent(r: Row, data?: unknown, traceparent?: string | null): FlowEvent {
+  const e: FlowEvent = { id: r.id, offset: Number(r.offset), timestamp: Number(r.timestamp), data: data === undefined ? r.data : data }
+  const tp = traceparent ?? r.traceparent
+  if (tp) e.traceparent = tp
+  return e
 }
 
 /**
@@ -156,9 +161,9 @@ export class PgFlowStore implements FlowStore {
   ) {
   }
 
-  append(id: string, data: unknown): Promise<FlowEvent> {
+  append(id: string, data: unknown, traceparent: string | null = null): Promise<FlowEvent> {
     return new Promise((resolve, reject) => {
-      this.#queue.push({ id, data, resolve, reject })
+      this.#queue.push({ id, data, traceparent, resolve, reject })
       if (!this.#flushing) void this.#flush()
     })
   }
@@ -179,7 +184,7 @@ export class PgFlowStore implements FlowStore {
         try {
           const rows = await insertBatch(this.db, this.db, this.flow, batch)
           if (rows.length !== batch.length) throw new TransportError('FLOW_APPEND_INCOMPLETE', `Flow "${this.flow}": stored ${rows.length} of ${batch.length} events; retry the append`)
-          batch.forEach((p, i) => p.resolve(toEvent(rows[i] as Row, p.data)))
+          batch.forEach((p, i) => p.resolve(toEvent(rows[i] as Row, p.data, p.traceparent)))
           // Local readers need not wait for the NOTIFY round trip.
           this.#wake.fire()
         } catch (e) {

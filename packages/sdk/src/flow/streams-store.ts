@@ -8,6 +8,8 @@ interface Envelope {
   id: string
   timestamp: number
   data: unknown
+  /** W3C traceparent of the append, when traced (absent otherwise, so untraced records stay as they were). */
+  tp?: string
 }
 
 /** How many numeric offset → stream offset pairs a store remembers (sequential readers only need the last). */
@@ -56,14 +58,14 @@ export class StreamsFlowStore implements FlowStore {
     return this.#created
   }
 
-  async append(id: string, data: unknown): Promise<FlowEvent> {
+  async append(id: string, data: unknown, traceparent?: string | null): Promise<FlowEvent> {
     await this.#create()
     const timestamp = Date.now()
-    const next = await this.#h.append({ id, timestamp, data })
+    const next = await this.#h.append(traceparent ? { id, timestamp, data, tp: traceparent } : { id, timestamp, data })
     const offset = recordsOf(next)
     this.#remember(offset, next)
     this.#wake.fire()
-    return { id, offset, timestamp, data }
+    return traceparent ? { id, offset, timestamp, data, traceparent } : { id, offset, timestamp, data }
   }
 
   /** The stream offset after `n` records, or undefined when the stream has fewer. */
@@ -94,7 +96,7 @@ export class StreamsFlowStore implements FlowStore {
         throw new TransportError('FLOW_STREAM_FOREIGN_APPEND', `Stream flows/${this.#h.name.slice(6)} holds appends with several messages; only Flow.append may write to a flow's stream`)
       }
       if (b.messages.length > 0) this.#remember(end, b.offset)
-      return b.messages.map((m, i) => ({ id: m.id, offset: after + i + 1, timestamp: m.timestamp, data: m.data }))
+      return b.messages.map((m, i) => (m.tp ? { id: m.id, offset: after + i + 1, timestamp: m.timestamp, data: m.data, traceparent: m.tp } : { id: m.id, offset: after + i + 1, timestamp: m.timestamp, data: m.data }))
     } catch (e) {
       if (e instanceof StreamNotFoundError) return []
       throw e

@@ -7,6 +7,12 @@ export interface FlowEvent<T = unknown> {
   /** Milliseconds since the epoch, from the store's clock. */
   timestamp: number
   data: T
+  /**
+   * W3C traceparent of the span that appended the event, when tracing was
+   * on: a consumer in any process continues that trace from it. Kept beside
+   * `data`, never inside it.
+   */
+  traceparent?: string
 }
 
 /** What `append` answers once the event is stored. */
@@ -63,7 +69,7 @@ export interface Unsubscribe {
  */
 export interface FlowStore {
   readonly kind: 'postgres' | 'streams'
-  append(id: string, data: unknown): Promise<FlowEvent>
+  append(id: string, data: unknown, traceparent?: string | null): Promise<FlowEvent>
   /** Events after `after`, in offset order, at most `limit`. */
   read(after: number, limit: number): Promise<FlowEvent[]>
   /** The last `n` events, in offset order. */
