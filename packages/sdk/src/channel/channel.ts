@@ -3,10 +3,12 @@ import {
   assertDatabase,
   ConfigError,
   ConflictError,
+  activeSpan,
   checkText,
   decodeValue,
   deserializeError,
   encodeValue,
+  engineMetrics,
   isRetryable,
   OnePipeError,
   parseDuration,
@@ -17,6 +19,7 @@ import {
   stderrLogger,
   validate,
   ValidationError,
+  withSpan,
   type Component,
   type Database,
   type Duration,
@@ -268,12 +271,15 @@ export class Channel<I = unknown, O = unknown> implements Component {
   readonly #inFlight = new Map<string, Promise<{ hash: string; settled: Settled } | undefined>>()
   #background = new Set<Promise<unknown>>()
   #sweep: NodeJS.Timeout | undefined
+  readonly #metrics: { completed: { inc(): void }; failed: { inc(): void }; replays: { inc(): void } }
 
   /** @internal Use {@link Channel.create}. */
   constructor(c: ChannelConfig) {
     this.#c = c
     this.name = c.name
     this.#db = c.db
+    const calls = engineMetrics.channelCalls
+    this.#metrics = { completed: calls.with(c.name, 'completed'), failed: calls.with(c.name, 'failed'), replays: engineMetrics.channelReplays.with(c.name) }
   }
 
   /**
@@ -303,6 +309,20 @@ export class Channel<I = unknown, O = unknown> implements Component {
    * ```
    */
   async call(input: I, options: CallOptions = {}): Promise<O> {
+    const attributes = { 'onepipe.channel': this.name, 'rpc.system': 'onepipe', 'rpc.method': this.name }
+    return withSpan(`channel.call ${this.name}`, { kind: 'client', attributes }, async () => {
+      try {
+        const out = await this.#call(input, options)
+        this.#metrics.completed.inc()
+        return out
+      } catch (e) {
+        this.#metrics.failed.inc()
+        throw e
+      }
+    })
+  }
+
+  async #call(input: I, options: CallOptions): Promise<O> {
     const value = this.#c.input ? await validate(this.#c.input, input, `input of channel "${this.name}"`) : input
     encodeValue(value, { subject: `input of channel "${this.name}"`, allowUndefined: true })
     const idem = this.#c.idempotency
@@ -346,17 +366,19 @@ export class Channel<I = unknown, O = unknown> implements Component {
     const handler = c.handler as (input: unknown, ctx: ChannelContext) => unknown
     const out = await runAttempts(
       (abort, attempt) =>
-        Promise.resolve(
-          handler(value, {
-            channel: this.name,
-            get signal() {
-              return abort.signal
-            },
-            attempt,
-            idempotencyKey: key,
-            db: this.#db,
-            logger: this.#log,
-          }),
+        this.#handleSpan(attempt, () =>
+          Promise.resolve(
+            handler(value, {
+              channel: this.name,
+              get signal() {
+                return abort.signal
+              },
+              attempt,
+              idempotencyKey: key,
+              db: this.#db,
+              logger: this.#log,
+            }),
+          ),
         ),
       c.retry,
       c.timeoutMs,
@@ -365,6 +387,11 @@ export class Channel<I = unknown, O = unknown> implements Component {
       stats,
     )
     return this.#stored(out)
+  }
+
+  /** One run of the handler as a span (a child of the call's), so what the handler does nests under it. */
+  #handleSpan<R>(attempt: number, run: () => Promise<R>): Promise<R> {
+    return withSpan(`channel.handle ${this.name}`, { kind: 'server', attributes: { 'onepipe.channel': this.name, 'onepipe.channel.attempt': attempt, 'rpc.system': 'onepipe', 'rpc.method': this.name } }, run)
   }
 
   /** Checks a handler's result against `.output()` and the value rule; answers it as stored and as read back. */
@@ -432,6 +459,10 @@ export class Channel<I = unknown, O = unknown> implements Component {
 
   /** What a call answers for a key's committed outcome: the result, the recorded error, or a conflict. */
   #replay(s: Settled, key: string): O {
+    if (s.kind !== 'conflict') {
+      this.#metrics.replays.inc()
+      activeSpan()?.setAttribute('onepipe.channel.replayed', true)
+    }
     if (s.kind === 'completed') return decodeValue<O>(s.text)
     if (s.kind === 'failed') throw deserializeError(s.error)
     throw new IdempotencyConflictError(this.name, key)
@@ -605,17 +636,19 @@ export class Channel<I = unknown, O = unknown> implements Component {
         (abort) => {
           // A timed-out handler's later statements must not reach the transaction (nor, after it, the pool).
           abort.onAbort(guard.close)
-          return Promise.resolve(
-            handler(value, {
-              channel: this.name,
-              get signal() {
-                return abort.signal
-              },
-              attempt: run.attempts,
-              idempotencyKey: key,
-              logger: this.#log,
-              tx: guard.tx,
-            }),
+          return this.#handleSpan(run.attempts, () =>
+            Promise.resolve(
+              handler(value, {
+                channel: this.name,
+                get signal() {
+                  return abort.signal
+                },
+                attempt: run.attempts,
+                idempotencyKey: key,
+                logger: this.#log,
+                tx: guard.tx,
+              }),
+            ),
           )
         },
         ONE_ATTEMPT,

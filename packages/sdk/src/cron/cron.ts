@@ -1,12 +1,16 @@
 import { randomUUID } from 'node:crypto'
 import {
   ConfigError,
+  engineMetrics,
+  failSpan,
   newInstanceId,
   serializeError,
   encodeValue,
   isRetryable,
   stderrLogger,
   TimeoutError,
+  traceContext,
+  withSpan,
   type Component,
   type Database,
   type Logger,
@@ -408,17 +412,24 @@ export class Cron implements Component {
       db,
       signal: this.#abort.signal,
     }
-    let outcome: { status: 'completed' | 'failed'; output: string | null; error: object | null }
-    try {
-      const out = await this.#c.handler(ctx)
-      // An output that cannot round-trip is the handler's bug: the run fails with the reason, once.
-      const text = encodeValue(out, { subject: `output of cron job "${this.name}"`, code: 'INVALID_RESULT', status: 500, allowUndefined: true })
-      outcome = { status: 'completed', output: text ?? null, error: null }
-    } catch (err) {
-      this.#log.error({ err, job: this.name, executionId: run.executionId }, 'cron run failed')
-      outcome = { status: 'failed', output: null, error: serializeError(err) }
-    }
-    const record = async (o: typeof outcome) => {
+    if (run.kind !== 'manual') engineMetrics.cronFireLateness.with(this.name).observe(Math.max(0, run.startedAt.getTime() - run.scheduledTime.getTime()) / 1000)
+    type Outcome = { status: 'completed' | 'failed'; output: string | null; error: object | null }
+    const attributes = { 'onepipe.cron.job': this.name, 'onepipe.cron.execution_id': run.executionId, 'onepipe.cron.kind': run.kind, 'onepipe.cron.scheduled_time': run.scheduledTime.toISOString() }
+    // A tick is nobody's request: each run is the root of a trace of its own.
+    const outcome = await withSpan(`cron.run ${this.name}`, { kind: 'internal', parent: traceContext(null), attributes }, async (span): Promise<Outcome> => {
+      try {
+        const out = await this.#c.handler(ctx)
+        // An output that cannot round-trip is the handler's bug: the run fails with the reason, once.
+        const text = encodeValue(out, { subject: `output of cron job "${this.name}"`, code: 'INVALID_RESULT', status: 500, allowUndefined: true })
+        return { status: 'completed', output: text ?? null, error: null }
+      } catch (err) {
+        failSpan(span, err)
+        this.#log.error({ err, job: this.name, executionId: run.executionId }, 'cron run failed')
+        return { status: 'failed', output: null, error: serializeError(err) }
+      }
+    })
+    engineMetrics.cronRuns.with(this.name, outcome.status).inc()
+    const record = async (o: Outcome) => {
       // The run already happened: a transient database error is retried (within the lease) so
       // the tick is not left looking abandoned; a permanent one is recorded as the run's failure.
       for (let i = 0; ; i++) {

@@ -1,6 +1,7 @@
 import {
   assertDatabase,
   ConfigError,
+  engineMetrics,
   registerPrimitive,
   stderrLogger,
   TimeoutError,
@@ -68,7 +69,7 @@ export class Projection<S = unknown, E = unknown> implements Component {
   readonly name: string
   readonly #c: ProjectionConfig<S, E>
   #logger: Logger = stderrLogger
-  #runner: { ac: AbortController; done: Promise<void> } | undefined
+  #runner: { ac: AbortController; done: Promise<void>; stopLag: () => void } | undefined
   #kick: (() => void) | undefined
   #prepared: Promise<void> | undefined
   #listeners = new Set<(c: Change<S>) => void>()
@@ -181,7 +182,9 @@ export class Projection<S = unknown, E = unknown> implements Component {
     await this.#prepare()
     await this.#flow.store.listen()
     const ac = new AbortController()
-    this.#runner = { ac, done: this.#run(ac.signal, every) }
+    // Read on scrape: the flow's head against the offset the state reached (two queries, only when asked).
+    const stopLag = engineMetrics.projectionLag.source([this.name], async () => Math.max(0, (await this.#flow.head()) - (await this.status()).lastOffset))
+    this.#runner = { ac, done: this.#run(ac.signal, every), stopLag }
   }
 
   async #run(signal: AbortSignal, every: number): Promise<void> {
@@ -218,6 +221,7 @@ export class Projection<S = unknown, E = unknown> implements Component {
     const r = this.#runner
     this.#runner = undefined
     if (!r) return
+    r.stopLag()
     r.ac.abort()
     this.#kick?.()
     await r.done

@@ -1,4 +1,4 @@
-import { ConflictError, TimeoutError } from '@onepipe/core'
+import { ConflictError, TimeoutError, engineMetrics } from '@onepipe/core'
 import type { SignalStore, VersionedValue } from './stores.js'
 
 /** Write attempts of one batch before it gives up with a ConflictError (each lost to a write that succeeded). */
@@ -57,9 +57,13 @@ export class UpdateQueue {
   #pending: Pending[] = []
   #running = false
   #known: Known | undefined
+  readonly #updates: { inc(n?: number): void }
+  readonly #casRetries: { inc(n?: number): void }
 
   constructor(o: UpdateQueueOptions) {
     this.#o = o
+    this.#updates = engineMetrics.signalUpdates.with(o.name)
+    this.#casRetries = engineMetrics.signalCasRetries.with(o.name)
   }
 
   /**
@@ -110,8 +114,10 @@ export class UpdateQueue {
       const r = await store.cas(cur.version, applied.text, applied.count)
       if (r.ok) {
         this.saw(r.version, applied.text)
+        this.#updates.inc(applied.count)
         return this.#settle(batch, applied, cur.version)
       }
+      this.#casRetries.inc()
       if (attempt >= MAX_ATTEMPTS) throw new ConflictError('SIGNAL_CONTENDED', `Signal "${this.#o.name}" changed under every one of ${MAX_ATTEMPTS} write attempts; reduce write contention or retry later`)
       cur = this.#toKnown(r.current ?? (await store.read()))
       fresh = true

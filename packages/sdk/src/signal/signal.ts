@@ -1,6 +1,7 @@
 import {
   assertDatabase,
   encodeValue,
+  engineMetrics,
   ConfigError,
   isRetryable,
   registerPrimitive,
@@ -130,6 +131,7 @@ export class Signal<T = unknown> implements Component {
     const { value: v, text } = await this.#check(value)
     const version = await this.#s.write(text)
     this.#queue.saw(version, text)
+    engineMetrics.signalUpdates.with(this.name).inc()
     return { value: v, version }
   }
 
