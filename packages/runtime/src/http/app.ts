@@ -3,6 +3,8 @@ import { buildOpenApi, errorResponse, requestIdOf, respondError, requestInfo, ty
 import type { CacheLike, Logger } from '@onepipe/core'
 import { Hono, type Context, type MiddlewareHandler } from 'hono'
 import { routePath } from 'hono/route'
+import { context } from '@opentelemetry/api'
+import { endServerSpan, startServerSpan } from '../observability/http-trace.js'
 import type { HttpMetrics } from '../observability/metrics.js'
 import { applySecurity, type SecurityOptions } from './security.js'
 
@@ -80,6 +82,8 @@ export function instrument(app: Hono, d: Pick<AppDeps, 'state' | 'metrics' | 'lo
     e.onepipe = info
     state.inFlight++
     const t0 = performance.now()
+    // Undefined unless a tracer provider is registered: the untraced path stays as it was.
+    const span = startServerSpan(req, env, requestId)
     const finish = (res: Response): Response => {
       state.inFlight--
       if (!info.idInResponse) setHeader(res, 'x-request-id', requestId)
@@ -88,21 +92,27 @@ export function instrument(app: Hono, d: Pick<AppDeps, 'state' | 'metrics' | 'lo
       const route = info.route ?? (res.status === 404 ? '(unmatched)' : '(other)')
       metrics.http.observe(req.method, route, res.status, ms / 1000)
       if (d.accessLog) d.logger.info({ requestId, method: req.method, url: req.url, status: res.status, ms: Math.round(ms * 10) / 10 }, 'request')
+      if (span) endServerSpan(span, info.route, res.status)
       if (state.inFlight === 0) for (const w of state.idle) w()
       return res
     }
     const fail = (err: unknown): never => {
       state.inFlight--
+      if (span) endServerSpan(span, info.route, 500, err)
       if (state.inFlight === 0) for (const w of state.idle) w()
       throw err
     }
-    let res: Response | Promise<Response>
-    try {
-      res = app.fetch(req, e)
-    } catch (err) {
-      return fail(err)
+    const run = (): Response | Promise<Response> => {
+      let res: Response | Promise<Response>
+      try {
+        res = app.fetch(req, e)
+      } catch (err) {
+        return fail(err)
+      }
+      return res instanceof Promise ? res.then(finish, fail) : finish(res)
     }
-    return res instanceof Promise ? res.then(finish, fail) : finish(res)
+    // The handler, and finish() with its access log line, run in the span's context.
+    return span ? context.with(span.ctx, run) : run()
   }
 }
 

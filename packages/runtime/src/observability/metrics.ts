@@ -1,4 +1,5 @@
-import { Registry, collectDefaultMetrics } from 'prom-client'
+import { engineMetricFamilies } from '@onepipe/core'
+import { Registry, collectDefaultMetrics, type Metric } from 'prom-client'
 
 const BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
@@ -55,15 +56,20 @@ export class HttpStats {
   }
 }
 
-/** Prometheus metrics of one `serve()`: process defaults plus HTTP stats. */
+/** Prometheus metrics of one `serve()`: process defaults, the engine metrics, plus HTTP stats. */
 export interface HttpMetrics {
   registry: Registry
   http: HttpStats
 }
 
 /**
- * Creates a registry with the process metrics, plus the HTTP request counter
- * and latency histogram (labels: method, route pattern, status).
+ * Creates a registry with the process metrics and the engine metrics of
+ * every primitive in the process (workflow runs and step durations, cron
+ * lateness and runs, channel calls and replays, flow appends and
+ * subscriber lag, projection lag, signal updates and CAS retries; see
+ * `engineMetrics`), plus the HTTP request counter and latency histogram
+ * (labels: method, route pattern, status). The engine metrics are the
+ * process's own, so every registry made here shows the same values.
  *
  * @example
  * ```ts
@@ -74,5 +80,7 @@ export interface HttpMetrics {
 export function createMetrics(): HttpMetrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'onepipe_' })
+  // Same shape as prom-client's own metrics (name, help, type, get()), without its label hashing per update.
+  for (const m of engineMetricFamilies()) registry.registerMetric(m as unknown as Metric)
   return { registry, http: new HttpStats() }
 }

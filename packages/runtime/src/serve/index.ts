@@ -6,6 +6,7 @@ import type { Server } from 'node:http'
 import { createApp, instrument, type FetchHandler, type HttpState } from '../http/app.js'
 import { createLogger } from '../observability/logger.js'
 import { createMetrics } from '../observability/metrics.js'
+import { startTracing } from '../observability/tracing.js'
 import { startInstanceHeartbeat } from './instance.js'
 import { listen, portOf } from './listen.js'
 import type { ServeOptions } from './options.js'
@@ -129,6 +130,8 @@ export async function serve(options: ServeOptions): Promise<App> {
   const attached: Component[] = []
   const fetch = instrument(app, { state, metrics, logger, accessLog: options.accessLog ?? false })
   let opened: Awaited<ReturnType<typeof listen>>
+  // Only with OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT set; otherwise every span stays a no-op.
+  const tracing = startTracing({ instanceId, version: options.version ?? process.env.ONEPIPE_VERSION ?? '0.0.0' }, logger)
   try {
     streams = options.streams !== false && needsStreams(components) ? await embedStreams(options.streams ?? {}, logger) : undefined
     if (stateful || options.db) await rt.db.ready()
@@ -151,6 +154,7 @@ export async function serve(options: ServeOptions): Promise<App> {
     if (ownDb) await db?.close().catch(() => undefined)
     if (!options.cache) await cache.close().catch(() => undefined)
     logger.error({ err: e }, `OnePipe app failed to start: ${e instanceof Error ? e.message : String(e)}`)
+    await tracing?.shutdown()
     throw e
   }
   const { server, port } = opened
@@ -192,6 +196,8 @@ export async function serve(options: ServeOptions): Promise<App> {
           // is harmless), so an embedded database releases its folder and its lock.
           ...(ownDb || (ending && db) ? [{ name: 'onepipe:database', fn: () => db?.close(), priority: 1000 }] : []),
           ...(!options.cache || ending ? [{ name: 'onepipe:cache', fn: () => cache.close(), priority: 1000 }] : []),
+          // After the app's hooks, so their spans go out too; what cannot be exported in time is dropped, not the shutdown cut.
+          ...(tracing ? [{ name: 'onepipe:telemetry', fn: () => tracing.shutdown(Math.min(5000, Math.max(0, end - Date.now() - 100))), priority: 1000 }] : []),
         ],
       })
       const hooks = await closers.runShutdown(Math.max(0, end - Date.now()))
