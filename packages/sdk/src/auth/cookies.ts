@@ -1,6 +1,13 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
 
-/** The cookie names a browser session uses. */
+/**
+ * The cookie names a browser session uses.
+ *
+ * @example
+ * ```ts
+ * const csrf = document.cookie.match(new RegExp(`${COOKIE.csrf}=([^;]+)`))?.[1] // send it as X-CSRF-Token
+ * ```
+ */
 export const COOKIE = { access: 'onepipe_access', refresh: 'onepipe_refresh', csrf: 'onepipe_csrf' } as const
 /** The path the refresh cookie is sent to: only the routes that use it. */
 export const REFRESH_COOKIE_PATH = '/__onepipe/auth'

@@ -2,7 +2,14 @@ import { OnePipeError, stderrLogger, type Logger } from '@onepipe/core'
 import type { Context } from 'hono'
 import { respondError } from '../http/index.js'
 
-/** The codes an {@link AuthError} carries, with their HTTP status. */
+/**
+ * The codes an {@link AuthError} carries, with their HTTP status.
+ *
+ * @example
+ * ```ts
+ * AUTH_ERROR_STATUS.TOO_MANY_ATTEMPTS // 429
+ * ```
+ */
 export const AUTH_ERROR_STATUS = {
   /** No credentials at all on a route that needs them. */
   UNAUTHORIZED: 401,

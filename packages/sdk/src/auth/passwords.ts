@@ -6,12 +6,24 @@ import { ValidationError } from '@onepipe/core'
  * argon2id with the OWASP Password Storage Cheat Sheet's first
  * configuration: 19 MiB of memory, 2 passes, 1 lane (RFC 9106 argon2id,
  * 16-byte random salt, 32-byte tag).
+ *
+ * @example
+ * ```ts
+ * console.log(`hash: ${PASSWORD_HASH.algorithm} m=${PASSWORD_HASH.memoryKiB} KiB t=${PASSWORD_HASH.iterations}`)
+ * ```
  */
 export const PASSWORD_HASH = { algorithm: 'argon2id', memoryKiB: 19_456, iterations: 2, parallelism: 1 } as const
 
 const OPTIONS = { algorithm: 2, memoryCost: PASSWORD_HASH.memoryKiB, timeCost: PASSWORD_HASH.iterations, parallelism: PASSWORD_HASH.parallelism } as const
 
-/** Shortest password accepted (OWASP ASVS 4.0 V2.1.1: at least 12 characters). */
+/**
+ * Shortest password accepted (OWASP ASVS 4.0 V2.1.1: at least 12 characters).
+ *
+ * @example
+ * ```ts
+ * if (pw.length < MIN_PASSWORD_LENGTH) showHint(`at least ${MIN_PASSWORD_LENGTH} characters`)
+ * ```
+ */
 export const MIN_PASSWORD_LENGTH = 12
 /** Longest password accepted: long passphrases are welcome, megabytes are not. */
 export const MAX_PASSWORD_LENGTH = 1024

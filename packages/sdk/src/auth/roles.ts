@@ -1,13 +1,25 @@
 import { ConfigError, ValidationError } from '@onepipe/core'
 import type { AuthUser } from '../rest/auth.js'
 
-/** OnePipe's own permissions: reading (`GET`), acting (`POST`, `PUT`, `PATCH`, `DELETE`), managing accounts and keys. */
+/**
+ * OnePipe's own permissions: reading (`GET`), acting (`POST`, `PUT`, `PATCH`, `DELETE`), managing accounts and keys.
+ *
+ * @example
+ * ```ts
+ * if (can(ctx.user, ONEPIPE_PERMISSIONS.write)) … // 'onepipe:write'
+ * ```
+ */
 export const ONEPIPE_PERMISSIONS = { read: 'onepipe:read', write: 'onepipe:write', admin: 'onepipe:admin' } as const
 
 /**
  * The built-in roles. `admin` ⊇ `operator` ⊇ `viewer`; `admin` also holds
  * every permission of every role an app declares (it can grant itself any
  * role anyway, so withholding one would only be a formality).
+ *
+ * @example
+ * ```ts
+ * BUILTIN_ROLES.operator // ['onepipe:write', 'onepipe:read']
+ * ```
  */
 export const BUILTIN_ROLES: Readonly<Record<'admin' | 'operator' | 'viewer', readonly string[]>> = {
   admin: [ONEPIPE_PERMISSIONS.admin, ONEPIPE_PERMISSIONS.write, ONEPIPE_PERMISSIONS.read],
