@@ -392,7 +392,7 @@ describe('login', () => {
     const known: number[] = []
     const unknown: number[] = []
     let messages = new Set<string>()
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i < 7; i++) {
       const a = await time(u.email)
       const b = await time(`nobody-${i}@example.com`)
       known.push(a.ms)
@@ -400,10 +400,11 @@ describe('login', () => {
       messages = messages.add(a.message).add(b.message)
     }
     expect(messages.size).toBe(1)
-    const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[2]!
-    // Both pay one argon2id verification (tens of ms); the unknown email is not a fast path.
-    expect(median(unknown)).toBeGreaterThan(median(known) * 0.5)
-    expect(median(unknown)).toBeLessThan(median(known) * 2)
+    const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[3]!
+    // Both pay one argon2id verification (about 10 ms); a fast path for unknown emails would be under a tenth of it.
+    // The bounds are loose because the machine is shared: they catch a missing hash, not jitter.
+    expect(median(unknown)).toBeGreaterThan(median(known) / 3)
+    expect(median(unknown)).toBeLessThan(median(known) * 3)
   })
 
   it('the 11th failed login in a minute for one account is a 429 with Retry-After, even with the right password', async () => {
