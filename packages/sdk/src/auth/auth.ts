@@ -16,7 +16,7 @@ import {
 } from '@onepipe/core'
 import type { Context, Hono } from 'hono'
 import { bearerProvider, fixedApiKeyProvider, type Authenticator, type AuthProvider, type AuthUser } from '../rest/auth.js'
-import { clientIp, trustProxies } from '../ratelimit/client-ip.js'
+import { clientIp, trustProxies, type TrustProxy } from '../ratelimit/client-ip.js'
 import { ApiKeys, Applications, Users, type AccountsDeps } from './accounts.js'
 import { apiKeyMatches, apiKeyPrefix } from './apikeys.js'
 import { COOKIE, csrfMatches, csrfToken, readCookie } from './cookies.js'
@@ -134,6 +134,7 @@ export class Auth implements Component, Authenticator {
   #throttle: LoginThrottle | undefined
   #status: StatusCache | undefined
   #log: Logger = stderrLogger
+  #trust: TrustProxy | undefined
   #ready: Promise<void> | undefined
   #sweep: NodeJS.Timeout | undefined
   readonly #memo = new WeakMap<Request, Promise<AuthCaller | null>>()
@@ -347,7 +348,10 @@ export class Auth implements Component, Authenticator {
   }
 
   #address(c: Context): string {
-    return (this.#c.clientAddress ?? ((ctx: Context) => clientIp(ctx, trustProxies())))(c) ?? 'unknown'
+    if (this.#c.clientAddress) return this.#c.clientAddress(c) ?? 'unknown'
+    // Read once: ONEPIPE_TRUSTED_PROXIES is configuration, and a bad entry should fail the first login loudly, not each.
+    this.#trust ??= trustProxies()
+    return clientIp(c, this.#trust) ?? 'unknown'
   }
 
   #secureCookies(c: Context): boolean {
