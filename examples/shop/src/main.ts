@@ -27,6 +27,7 @@ if (app.url) {
       `  Payments     ${app.url}/rpc/charge-payment   (idempotent RPC)`,
       `  OpenAPI      ${app.url}/openapi.json`,
       `  Health       ${app.url}/health   Ready ${app.url}/ready   Metrics ${app.url}/metrics`,
+      `  Log in       POST ${app.url}/__onepipe/auth/login  (start with ONEPIPE_ADMIN_EMAIL and ONEPIPE_ADMIN_PASSWORD set to make the first admin; see docs/auth.md)`,
       `  Try: curl -X POST ${app.url}/api/orders -H 'content-type: application/json' -d '{"customer":"ada","items":[{"sku":"tea","qty":2,"priceCents":450}]}'`,
       '',
     ].join('\n') + '\n',

@@ -24,5 +24,8 @@ export function createShop(db: Database) {
     cron: [createDailyReport(db)],
     lifecycle: createLifecycle(db),
     openapi: { title: 'Shop', version: '1.0.0' },
+    // What anyone may read without logging in; everything else of /__onepipe and /rpc needs an
+    // account (ONEPIPE_ADMIN_EMAIL + ONEPIPE_ADMIN_PASSWORD make the first one; see docs/auth.md).
+    public: ['GET /__onepipe/flows/order-events/*', 'GET /__onepipe/signals/shop-open', 'GET /__onepipe/signals/shop-open/*', 'GET /__onepipe/workflows/*'],
   }
 }

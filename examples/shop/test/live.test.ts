@@ -5,16 +5,24 @@ import { serve, type App } from '@onepipe/runtime'
 import { postgresUrl, testBackend, uniqueName, waitFor } from '@onepipe/testing'
 import { SHOP_SQL_DIR } from '../src/app.js'
 import { createShop } from '../src/shop.js'
+import { adminHeaders, withAdminEnv } from './login.js'
 
 describe('shop example: live state and input the tables cannot hold', () => {
   let app: App
+  let auth: Record<string, string>
   let db: Database
   const schema = uniqueName('shop')
 
   beforeAll(async () => {
     const b = Database.create('shop').schema(schema).migrations(SHOP_SQL_DIR, 'shop')
     db = (testBackend() === 'embedded' ? b.pglite('memory://') : b.postgres(postgresUrl())).build()
-    app = await serve({ port: 0, hostname: '127.0.0.1', ...createShop(db), handleSignals: false, logger: silent() })
+    const unset = withAdminEnv()
+    try {
+      app = await serve({ port: 0, hostname: '127.0.0.1', ...createShop(db), handleSignals: false, logger: silent() })
+    } finally {
+      unset()
+    }
+    auth = await adminHeaders(app)
   })
   afterAll(async () => {
     await app.shutdown()
@@ -71,7 +79,10 @@ describe('shop example: live state and input the tables cannot hold', () => {
   })
 
   it('closing the shop through its signal refuses new orders with 503 until it opens again', async () => {
-    const put = (v: boolean) => fetch(`${app.url}/__onepipe/signals/shop-open`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(v) })
+    const put = (v: boolean) => fetch(`${app.url}/__onepipe/signals/shop-open`, { method: 'PUT', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify(v) })
+    // Reading is public, changing needs an operator: without a token it is a 401 and nothing changes.
+    expect((await fetch(`${app.url}/__onepipe/signals/shop-open`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: 'false' })).status).toBe(401)
+    expect(await (await fetch(`${app.url}/__onepipe/signals/shop-open`)).json()).toMatchObject({ value: true })
     expect((await put(false)).status).toBe(200)
     const before = await count()
     const closed = await post({ customer: 'late', items: [{ sku: 'a', qty: 1, priceCents: 1 }] })

@@ -4,16 +4,24 @@ import { serve, type App } from '@onepipe/runtime'
 import { postgresUrl, testBackend, uniqueName, waitFor } from '@onepipe/testing'
 import { SHOP_SQL_DIR } from '../src/app.js'
 import { createShop } from '../src/shop.js'
+import { adminHeaders, withAdminEnv } from './login.js'
 
 describe('shop example: orders CRUD through serve()', () => {
   let app: App
+  let auth: Record<string, string>
   let db: Database
   const schema = uniqueName('shop')
 
   beforeAll(async () => {
     const b = Database.create('shop').schema(schema).migrations(SHOP_SQL_DIR, 'shop')
     db = (testBackend() === 'embedded' ? b.pglite('memory://') : b.postgres(postgresUrl())).build()
-    app = await serve({ port: 0, hostname: '127.0.0.1', ...createShop(db), handleSignals: false, logger: silent() })
+    const unset = withAdminEnv()
+    try {
+      app = await serve({ port: 0, hostname: '127.0.0.1', ...createShop(db), handleSignals: false, logger: silent() })
+    } finally {
+      unset()
+    }
+    auth = await adminHeaders(app)
   })
   afterAll(async () => {
     await app.shutdown()
@@ -60,7 +68,7 @@ describe('shop example: orders CRUD through serve()', () => {
     const flow = (await (await fetch(`${app.url}/__onepipe/flows/order-events/events`)).json()) as { events: { data: { type: string; orderId: number } }[] }
     expect(flow.events.filter((e) => e.data.orderId === o.id).map((e) => e.data.type)).toEqual(['order.placed', 'order.paid', 'order.shipped'])
     // The payment channel ran once for this order's key.
-    const calls = (await (await fetch(`${app.url}/rpc/charge-payment`)).json()) as { calls: { idempotencyKey: string }[] }
+    const calls = (await (await fetch(`${app.url}/rpc/charge-payment`, { headers: auth })).json()) as { calls: { idempotencyKey: string }[] }
     expect(calls.calls.filter((c) => c.idempotencyKey === `order-${o.id}`)).toHaveLength(1)
   })
 

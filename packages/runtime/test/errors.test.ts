@@ -33,7 +33,7 @@ describe('one error path for every route', () => {
       if (i.n === 500) throw new Error('secret internal detail')
       return i.n
     }).build()
-    app = await serve({ port: 0, hostname: '127.0.0.1', db, flows: [flow], signals: [signal], workflows: [wf], channels: [ch], handleSignals: false, logger })
+    app = await serve({ port: 0, hostname: '127.0.0.1', db, flows: [flow], signals: [signal], workflows: [wf], channels: [ch], handleSignals: false, logger, public: true })
   })
   afterAll(async () => {
     await app.shutdown()

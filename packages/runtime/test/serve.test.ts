@@ -36,7 +36,7 @@ describe('serve()', () => {
         events.push('hook')
       })
       .build()
-    app = await serve({ port: 0, hostname: '127.0.0.1', db, rest: [api], components: [component], lifecycle, handleSignals: false, logger: silent(), version: '1.2.3' })
+    app = await serve({ port: 0, hostname: '127.0.0.1', db, rest: [api], components: [component], lifecycle, handleSignals: false, logger: silent(), version: '1.2.3', public: true })
   })
   afterAll(async () => {
     await cleanup()

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto'
-import { buildOpenApi, errorResponse, requestIdOf, respondError, requestInfo, type AuthProvider, type LifecycleManager, type OpenApiInfo, type RequestInfo, type RestApi } from '@onepipe/sdk'
+import { buildOpenApi, errorResponse, requestIdOf, respondError, requestInfo, type LifecycleManager, type OpenApiInfo, type RequestInfo, type RestApi } from '@onepipe/sdk'
 import type { CacheLike, Logger } from '@onepipe/core'
 import { Hono, type Context, type MiddlewareHandler } from 'hono'
 import { routePath } from 'hono/route'
 import { context } from '@opentelemetry/api'
 import { endServerSpan, startServerSpan } from '../observability/http-trace.js'
 import type { HttpMetrics } from '../observability/metrics.js'
+import { guardMiddleware, type Guard } from './guard.js'
 import { applySecurity, type SecurityOptions } from './security.js'
 
 /** State the HTTP layer shares with the shutdown sequence. */
@@ -20,7 +21,8 @@ export interface AppDeps {
   logger: Logger
   metrics: HttpMetrics
   lifecycle: LifecycleManager
-  auth: AuthProvider | undefined
+  /** Who may call `/__onepipe/*` and `/rpc/*`; none means open (an app that declared everything public). */
+  guard: Guard | undefined
   rest: RestApi[]
   openapi: OpenApiInfo
   version: { name: string; version: string; commit?: string }
@@ -137,15 +139,8 @@ export function createApp(d: AppDeps): Hono {
 
   app.use('/__onepipe/*', recordRoute)
   app.use('/rpc/*', recordRoute)
-  if (d.auth) {
-    const auth = d.auth
-    const gate: MiddlewareHandler = async (c, next) => {
-      const user = await auth(c.req.raw)
-      if (!user) return errorResponse(401, 'UNAUTHORIZED', 'Authentication required; send valid credentials', requestIdOf(c), undefined, { 'www-authenticate': 'Bearer' })
-      c.set('user' as never, user as never)
-      await next()
-      return undefined
-    }
+  if (d.guard) {
+    const gate = guardMiddleware(d.guard, d.logger)
     app.use('/__onepipe/*', gate)
     app.use('/rpc/*', gate)
   }

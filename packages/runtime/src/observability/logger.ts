@@ -1,27 +1,11 @@
-import { ConfigError, REQUEST_ID_KEY, type Logger } from '@onepipe/core'
-import { context, isSpanContextValid, trace } from '@opentelemetry/api'
+import { ConfigError, traceLogFields, type Logger } from '@onepipe/core'
 import { pino, type DestinationStream, type Logger as Pino } from 'pino'
 
 const NOTHING = Object.freeze({})
 
-/**
- * What every line gets from where it was logged: the active span's
- * `traceId` and `spanId`, and the `requestId` of the request `serve()` is
- * tracing. Without a tracer provider there is no active context, so this
- * costs two lookups that find nothing; fields the call passes itself win.
- */
+/** The active span's ids and the traced request's id; the shared empty object when there are none (always, untraced). */
 function traceFields(): object {
-  const ctx = context.active()
-  const sc = trace.getSpanContext(ctx)
-  const requestId = ctx.getValue(REQUEST_ID_KEY)
-  if (!sc && requestId === undefined) return NOTHING
-  const o: { requestId?: string; traceId?: string; spanId?: string } = {}
-  if (typeof requestId === 'string') o.requestId = requestId
-  if (sc && isSpanContextValid(sc)) {
-    o.traceId = sc.traceId
-    o.spanId = sc.spanId
-  }
-  return o
+  return traceLogFields() ?? NOTHING
 }
 
 /**

@@ -1,5 +1,5 @@
 import { Cache, Database, getManifest, newInstanceId, registerPrimitive, type Component, type RuntimeContext } from '@onepipe/core'
-import { Lifecycle, type LifecycleManager, type ShutdownReport } from '@onepipe/sdk'
+import { Auth, Lifecycle, type LifecycleManager, type ShutdownReport } from '@onepipe/sdk'
 import type { Hono } from 'hono'
 import { setMaxListeners } from 'node:events'
 import type { Server } from 'node:http'
@@ -9,6 +9,7 @@ import { createMetrics } from '../observability/metrics.js'
 import { startTracing } from '../observability/tracing.js'
 import { startInstanceHeartbeat } from './instance.js'
 import { listen, portOf } from './listen.js'
+import { authGuard, providerGuard, type Guard } from '../http/guard.js'
 import type { ServeOptions } from './options.js'
 import { embedStreams, needsStreams } from './streams.js'
 
@@ -75,8 +76,19 @@ function allComponents(o: ServeOptions): Component[] {
  */
 export async function serve(options: ServeOptions): Promise<App> {
   const components = allComponents(options)
-  registerPrimitive({ primitive: 'app', name: 'app', infrastructure: ['none'], config: { port: options.port ?? null, components: components.map((c) => `${c.kind}:${c.name}`) } })
-  if (process.env.ONEPIPE_MANIFEST_ONLY === '1') return manifestOnly()
+  // OnePipe's own routes are never open by accident: without `auth`, an app that has any gets the
+  // default Auth on its database (secret from the environment), unless it declared them all public.
+  const guarded = components.some((c) => c.kind !== 'rest') && options.public !== true
+  const defaultAuth = guarded && options.auth === undefined
+  registerPrimitive({ primitive: 'app', name: 'app', infrastructure: ['none'], config: { port: options.port ?? null, components: components.map((c) => `${c.kind}:${c.name}`), auth: options.auth === undefined ? (defaultAuth ? 'default' : 'none') : 'app' } })
+  if (process.env.ONEPIPE_MANIFEST_ONLY === '1') {
+    if (defaultAuth) registerPrimitive({ primitive: 'auth', name: 'onepipe', infrastructure: ['postgresql'], config: { default: true, secret: 'ONEPIPE_AUTH_SECRET or ONEPIPE_AUTH_PRIVATE_KEY' } })
+    return manifestOnly()
+  }
+  const auth = options.auth instanceof Auth ? options.auth : defaultAuth ? Auth.create('onepipe').build() : undefined
+  if (auth && !components.includes(auth)) components.unshift(auth)
+  const pub = options.public ?? []
+  const guard: Guard | undefined = auth ? authGuard(auth, pub) : typeof options.auth === 'function' ? providerGuard(options.auth, pub) : undefined
 
   const instanceId = newInstanceId()
   const logger = options.logger ?? createLogger({ base: { instance: instanceId } })
@@ -115,7 +127,7 @@ export async function serve(options: ServeOptions): Promise<App> {
     logger,
     metrics,
     lifecycle,
-    auth: options.auth,
+    guard,
     rest: options.rest ?? [],
     openapi: options.openapi ?? { title: 'OnePipe app', version: options.version ?? process.env.ONEPIPE_VERSION ?? '0.0.0' },
     version: { name: 'onepipe-app', version: options.version ?? process.env.ONEPIPE_VERSION ?? '0.0.0', ...(process.env.ONEPIPE_COMMIT ? { commit: process.env.ONEPIPE_COMMIT } : {}) },

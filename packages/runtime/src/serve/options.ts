@@ -1,5 +1,5 @@
 import type { Cache, Component, Database, Logger } from '@onepipe/core'
-import type { AuthProvider, LifecycleManager, OpenApiInfo, RateLimit, RestApi } from '@onepipe/sdk'
+import type { Auth, AuthProvider, LifecycleManager, OpenApiInfo, RateLimit, RestApi } from '@onepipe/sdk'
 import type { EmbeddedStreamsOptions } from './streams.js'
 
 /**
@@ -26,8 +26,21 @@ export interface ServeOptions {
   /** Any other component to attach. */
   components?: Component[]
   lifecycle?: LifecycleManager
-  /** Guards `/__onepipe/*` and `/rpc/*` (REST APIs declare their own with `.auth()`). */
-  auth?: AuthProvider
+  /**
+   * Who may call `/__onepipe/*` and `/rpc/*` (REST APIs declare their own with
+   * `.auth()`). OnePipe's `Auth` also mounts `/__onepipe/auth/*` and checks
+   * roles (`viewer` reads, `operator` acts); a plain provider function only
+   * authenticates. Default: `Auth.create('onepipe')` on the app's database,
+   * its secret from `ONEPIPE_AUTH_SECRET` / `ONEPIPE_AUTH_PRIVATE_KEY`
+   * (required under `NODE_ENV=production`), whenever the app has such routes.
+   */
+  auth?: Auth | AuthProvider
+  /**
+   * Routes of `/__onepipe/*` and `/rpc/*` anyone may call, said in code:
+   * `['GET /__onepipe/flows/orders/*', '/rpc/quote']`, or `true` for all of
+   * them (then no Auth is made). Default none.
+   */
+  public?: true | string[]
   /** Info of the OpenAPI document at `/openapi.json`. */
   openapi?: OpenApiInfo
   /** Reported by `/version` (default: `ONEPIPE_VERSION` or 0.0.0). */
