@@ -19,6 +19,7 @@ import { toAuthProvider, type Authenticator, type AuthProvider, type AuthUser } 
 import { can, hasRole } from '../auth/roles.js'
 import { respondAuthError } from '../auth/errors.js'
 import { createContext, type RestContext } from './context.js'
+import { trustProxies, type RateLimit, type TrustProxy } from '../ratelimit/index.js'
 import { errorResponse, headerOf, parseSize, readJson, requestIdOf, requestInfo, respondError, type Size } from '../http/index.js'
 import { buildOpenApi, type OpenApiInfo, type RouteDoc } from './openapi.js'
 
@@ -57,6 +58,13 @@ export interface RouteOptions<B extends Schema | undefined = undefined, Q extend
   permission?: string | string[]
   /** Overrides the REST's body size limit for this route. */
   maxBodySize?: Size
+  /** Overrides the REST's limit on a multipart (upload) body for this route. */
+  maxUploadSize?: Size
+  /**
+   * Budgets this route spends, after authentication (so `by: 'user'` and
+   * `'apiKey'` see the caller): 429 with `Retry-After` over budget.
+   */
+  rateLimit?: RateLimit | RateLimit[]
 }
 
 /** A route handler: return a Response, a plain value (200 JSON), or nothing (204). */
@@ -81,6 +89,8 @@ interface RestState {
   auth: AuthProvider | undefined
   cors: { origin: string | string[]; credentials?: boolean } | undefined
   maxBodySize: number
+  maxUploadSize: number
+  rateLimits: RateLimit[]
   openapi: OpenApiInfo | undefined
   routes: RouteDef[]
 }
@@ -114,7 +124,7 @@ export class RESTBuilder {
   #s: RestState
 
   constructor(name: string) {
-    this.#s = { name, basePath: '/', db: undefined, cache: undefined, auth: undefined, cors: undefined, maxBodySize: 1024 * 1024, openapi: undefined, routes: [] }
+    this.#s = { name, basePath: '/', db: undefined, cache: undefined, auth: undefined, cors: undefined, maxBodySize: 1024 * 1024, maxUploadSize: 50 * 1024 * 1024, rateLimits: [], openapi: undefined, routes: [] }
   }
 
   /** Prefix of every route, e.g. `/api/orders`. */
@@ -156,6 +166,34 @@ export class RESTBuilder {
     return this
   }
   /** Largest accepted request body (default 1 MiB); larger → 413. */
+  /**
+   * The largest multipart (upload) body a route takes (default 50 MB a
+   * request); larger is a 413 before it is read whole.
+   *
+   * @example
+   * ```ts
+   * REST.create('blueprints').maxUploadSize('200mb').post('/upload', async (ctx) => ctx.file('pdf'))
+   * ```
+   */
+  maxUploadSize(size: Size): this {
+    this.#s.maxUploadSize = parseSize(size)
+    return this
+  }
+
+  /**
+   * Budgets every route of this API spends (after authentication), on top of
+   * any a route declares.
+   *
+   * @example
+   * ```ts
+   * REST.create('api').auth(auth).rateLimit(RateLimit.create('per-user').points(600).per('1m').by('user').build())
+   * ```
+   */
+  rateLimit(...limits: RateLimit[]): this {
+    this.#s.rateLimits.push(...limits)
+    return this
+  }
+
   maxBodySize(size: Size): this {
     this.#s.maxBodySize = parseSize(size)
     return this
@@ -316,14 +354,17 @@ export class RestApi implements Component {
     const hasBody = r.method !== 'GET' && r.method !== 'DELETE'
     if (hasBody) {
       const max = r.options.maxBodySize === undefined ? s.maxBodySize : parseSize(r.options.maxBodySize)
-      chain.push(limitBody(max))
+      const upload = r.options.maxUploadSize === undefined ? s.maxUploadSize : parseSize(r.options.maxUploadSize)
+      chain.push(limitBody(max, upload))
     }
     const needsAuth = s.auth !== undefined && r.options.auth !== false
     const roles = r.options.roles ?? (typeof r.options.auth === 'object' ? r.options.auth.roles : undefined)
     const permissions = r.options.permission === undefined ? undefined : typeof r.options.permission === 'string' ? [r.options.permission] : r.options.permission
     const o = r.options
     const deps = { db: this.#db, cache: this.#cache, logger: this.#logger, shutdown: () => this.#rt?.signal }
-    const plain = !s.auth && !o.params && !o.query && !o.body
+    const limits = [...s.rateLimits, ...(o.rateLimit === undefined ? [] : Array.isArray(o.rateLimit) ? o.rateLimit : [o.rateLimit])]
+    const trust = limits.length > 0 ? trustProxies() : undefined
+    const plain = !s.auth && !o.params && !o.query && !o.body && limits.length === 0
     const NONE = { hasBody: false }
     const status = r.options.status ?? 200
     const done = (out: unknown, requestId: string): Response => toResponse(out, requestId, status)
@@ -340,6 +381,11 @@ export class RestApi implements Component {
           if (needsAuth && !user) return errorResponse(401, 'UNAUTHORIZED', 'Authentication required; send valid credentials', requestId, undefined, { 'www-authenticate': 'Bearer' })
           if (roles && !roles.some((x) => hasRole(user, x))) return errorResponse(403, 'FORBIDDEN', `This route needs one of the roles: ${roles.join(', ')}`, requestId)
           if (permissions && !permissions.every((p) => can(user, p))) return errorResponse(403, 'FORBIDDEN', `This route needs the permission${permissions.length > 1 ? 's' : ''}: ${permissions.join(', ')}`, requestId)
+          if (user) c.set('user' as never, user as never)
+        }
+        if (trust) {
+          const refused = await spend(c, limits, trust, this.#cache(), requestId)
+          if (refused) return refused
         }
         const validated = {
           params: o.params ? await validate(o.params, c.req.param(), 'path parameters') : undefined,
@@ -384,16 +430,40 @@ export class RestApi implements Component {
  * Refuses a body over `max` bytes with 413. A declared Content-Length is
  * checked straight away; a chunked body is counted while it streams.
  */
-function limitBody(max: number): MiddlewareHandler {
-  const tooLarge = (c: Context) => errorResponse(413, 'PAYLOAD_TOO_LARGE', `The request body is larger than ${max} bytes; send a smaller body`, requestIdOf(c))
-  const streaming = bodyLimit({ maxSize: max, onError: tooLarge })
+function limitBody(max: number, upload: number): MiddlewareHandler {
+  const of = (limit: number) => {
+    const tooLarge = (c: Context) => errorResponse(413, 'PAYLOAD_TOO_LARGE', `The request body is larger than ${limit} bytes; send a smaller body`, requestIdOf(c))
+    return { tooLarge, streaming: bodyLimit({ maxSize: limit, onError: tooLarge }) }
+  }
+  const json = of(max)
+  const multipart = of(upload)
   return async (c, next) => {
+    // Uploads (multipart forms) have their own, larger limit; everything else the body limit.
+    const m = /^multipart\//i.test(headerOf(c, 'content-type') ?? '') ? multipart : json
+    const limit = m === multipart ? upload : max
     const declared = headerOf(c, 'content-length')
-    if (declared === undefined) return streaming(c, next)
-    if (Number(declared) > max) return tooLarge(c)
+    if (declared === undefined) return m.streaming(c, next)
+    if (Number(declared) > limit) return m.tooLarge(c)
     await next()
     return undefined
   }
+}
+
+/** Spends one point of each budget; the 429 of the first exhausted one, else undefined (and the headers of the tightest are kept for the answer). */
+async function spend(c: Context, limits: readonly RateLimit[], trust: TrustProxy, cache: CacheLike, requestId: string): Promise<Response | undefined> {
+  for (const l of limits) {
+    const st = await l.consume(l.keyOf(c, trust), cache)
+    if (!st.allowed) {
+      const reset = String(Math.max(1, Math.ceil(st.resetMs / 1000)))
+      return errorResponse(429, 'RATE_LIMITED', `Too many requests (limit "${l.name}": ${l.points} per ${l.durationMs / 1000}s); retry after ${reset}s`, requestId, undefined, {
+        'retry-after': reset,
+        'ratelimit-limit': String(st.limit),
+        'ratelimit-remaining': '0',
+        'ratelimit-reset': reset,
+      })
+    }
+  }
+  return undefined
 }
 
 
