@@ -24,7 +24,7 @@ export function startServer(file, env = {}) {
     const [cmd, args] = pin ? [taskset, ['-c', '1', process.execPath, file]] : [process.execPath, [file]]
     const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
     let out = ''
-    const timer = setTimeout(() => reject(new Error(`${file} did not start: ${out}`)), 20_000)
+    const timer = setTimeout(() => reject(new Error(`${file} did not start: ${out}`)), 90_000)
     child.stdout.on('data', (d) => {
       out += d
       const m = /PORT=(\d+)/.exec(out)
@@ -32,6 +32,7 @@ export function startServer(file, env = {}) {
         clearTimeout(timer)
         resolve({
           port: Number(m[1]),
+          output: out,
           stop: () =>
             new Promise((r) => {
               child.once('exit', r)

@@ -51,4 +51,32 @@ for (const r of routes) {
   rows.push({ name: `${r.name} requests/s`, ours: mean(results.onepipe[r.name].rps), peer: mean(results.hono[r.name].rps), unit: 'req/s' })
   rows.push({ name: `${r.name} p99`, ours: mean(results.onepipe[r.name].p99), peer: mean(results.hono[r.name].p99), unit: 'ms', higherIsBetter: false })
 }
+const priced = []
 printTable(`bench/rest — ${CONNECTIONS} connections, ${ROUNDS}×${DURATION}s per route and server, alternating, autocannon in its own process on core 0, servers on core 1, node ${process.version}`, 'Hono', rows)
+
+// The price of a JWT and of a rate limit: the GET JSON route of the same
+// OnePipe server, bare, behind a Bearer token (signature, claims and the
+// session's status checked on every request) and behind a rate limit.
+const token = /TOKEN=(\S+)/.exec(servers.onepipe.output ?? '')?.[1]
+const again = await startServer(here('./onepipe-server.mjs'))
+const tok = /TOKEN=(\S+)/.exec(again.output)?.[1] ?? token
+const variants = [
+  { name: 'GET JSON', path: '/hello', method: 'GET' },
+  { name: 'GET JSON with a JWT', path: '/secure/hello', method: 'GET', headers: { authorization: `Bearer ${tok}` } },
+  { name: 'GET JSON with a rate limit', path: '/limited/hello', method: 'GET' },
+]
+const vres = {}
+try {
+  for (const v of variants) {
+    const check = await run(again.port, v, 2)
+    if (check.non2xx > 0 || check['2xx'] === 0) throw new Error(`${v.name}: ${check.non2xx} non-2xx responses`)
+  }
+  for (let i = 0; i < ROUNDS; i++) {
+    for (const v of i % 2 === 0 ? variants : [...variants].reverse()) (vres[v.name] ??= []).push((await run(again.port, v, DURATION)).requests.average)
+  }
+} finally {
+  await again.stop()
+}
+const base = mean(vres['GET JSON'])
+for (const v of variants.slice(1)) priced.push({ name: `${v.name} requests/s`, ours: mean(vres[v.name]), peer: base, unit: 'req/s' })
+printTable('bench/rest — the same OnePipe route with and without a JWT and a rate limit (target ≥ 0.85)', 'without', priced)

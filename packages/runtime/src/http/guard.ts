@@ -1,11 +1,11 @@
 import { ConfigError } from '@onepipe/core'
-import { AuthError, can, type Auth, errorResponse, requestIdOf, respondAuthError, respondError, type AuthProvider, type AuthUser, type Logger } from '@onepipe/sdk'
+import { AuthError, can, type Auth, errorResponse, requestIdOf, requestView, respondAuthError, respondError, type AuthProvider, type AuthUser, type Logger } from '@onepipe/sdk'
 import type { Context, MiddlewareHandler } from 'hono'
 
 /** Who may call OnePipe's own routes, as serve() was told. */
 export interface Guard {
   /** The caller of a request, null when it sent no credentials; throws an AuthError for bad ones. */
-  authenticate(req: Request): Promise<AuthUser | null> | AuthUser | null
+  authenticate(c: Context): Promise<AuthUser | null> | AuthUser | null
   /** Whether roles are checked (OnePipe's Auth) or left to a custom provider. */
   checksRoles: boolean
   /** Routes anyone may call, from `serve({ public })`. */
@@ -60,7 +60,7 @@ export function guardMiddleware(g: Guard, logger: Logger): MiddlewareHandler {
     if (path.startsWith('/__onepipe/auth/')) return next()
     let user: AuthUser | null
     try {
-      user = await g.authenticate(c.req.raw)
+      user = await g.authenticate(c)
     } catch (e) {
       // Bad credentials on a public route are ignored, as if none were sent.
       if (open || matches(rules, method, path)) return next()
@@ -79,10 +79,10 @@ export function guardMiddleware(g: Guard, logger: Logger): MiddlewareHandler {
 
 /** OnePipe's Auth guards with roles. */
 export function authGuard(auth: Auth, pub: true | readonly string[]): Guard {
-  return { authenticate: (req) => auth.authenticate(req), checksRoles: true, public: pub }
+  return { authenticate: (c) => auth.authenticateView(requestView(c)), checksRoles: true, public: pub }
 }
 
 /** A custom provider guards without roles: it decides who may call by itself. */
 export function providerGuard(provider: AuthProvider, pub: true | readonly string[]): Guard {
-  return { authenticate: (req) => provider(req), checksRoles: false, public: pub }
+  return { authenticate: (c) => provider(c.req.raw), checksRoles: false, public: pub }
 }

@@ -1,3 +1,4 @@
+import { fetchView, type RequestView } from '../http/view.js'
 import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto'
 import {
   assertDatabase,
@@ -137,7 +138,7 @@ export class Auth implements Component, Authenticator {
   #trust: TrustProxy | undefined
   #ready: Promise<void> | undefined
   #sweep: NodeJS.Timeout | undefined
-  readonly #memo = new WeakMap<Request, Promise<AuthCaller | null>>()
+  readonly #memo = new WeakMap<object, Promise<AuthCaller | null>>()
   readonly #touched = new Map<string, number>()
   readonly #background = new Set<Promise<unknown>>()
 
@@ -320,7 +321,7 @@ export class Auth implements Component, Authenticator {
       address: (c) => this.#address(c),
       secureCookies: (c) => this.#secureCookies(c),
       sessionOfRefresh: (token) => this.#sessionOfRefresh(token),
-      checkOrigin: (req) => this.#checkOrigin(req),
+      checkOrigin: (req) => this.#checkOrigin(fetchView(req)),
       csrfToken: (sid) => csrfToken(this.#keys.csrf, sid),
       csrfValid: (sid, got) => csrfMatches(this.#keys.csrf, sid, got),
       refreshTtlSec: Math.round(this.#c.refreshTtlMs / 1000),
@@ -377,16 +378,29 @@ export class Auth implements Component, Authenticator {
    * ```
    */
   authenticate(req: Request): Promise<AuthCaller | null> {
-    let p = this.#memo.get(req)
+    return this.authenticateView(fetchView(req))
+  }
+
+  /**
+   * {@link Auth.authenticate} for a {@link RequestView}: what `serve()` and
+   * REST use, reading only the headers it needs.
+   *
+   * @example
+   * ```ts
+   * const user = await auth.authenticateView(requestView(c))
+   * ```
+   */
+  authenticateView(v: RequestView): Promise<AuthCaller | null> {
+    let p = this.#memo.get(v.key)
     if (!p) {
-      p = this.#authenticate(req)
-      this.#memo.set(req, p)
+      p = this.#authenticate(v)
+      this.#memo.set(v.key, p)
     }
     return p
   }
 
-  async #authenticate(req: Request): Promise<AuthCaller | null> {
-    const h = req.headers
+  async #authenticate(req: RequestView): Promise<AuthCaller | null> {
+    const h = { get: (n: string) => req.header(n) ?? null }
     const authz = h.get('authorization')
     if (authz !== null) {
       const m = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i.exec(authz)
@@ -408,10 +422,10 @@ export class Auth implements Component, Authenticator {
   }
 
   /** Refuses a browser request from another site: `Origin` (when sent) must be this host or an allowed origin. */
-  #checkOrigin(req: Request): void {
-    const origin = req.headers.get('origin')
-    if (origin === null) {
-      if (req.headers.get('sec-fetch-site') === 'cross-site') throw new AuthError('CSRF_FAILED', 'Cross-site requests may not use the session cookie')
+  #checkOrigin(req: RequestView): void {
+    const origin = req.header('origin')
+    if (origin === undefined) {
+      if (req.header('sec-fetch-site') === 'cross-site') throw new AuthError('CSRF_FAILED', 'Cross-site requests may not use the session cookie')
       return
     }
     if (this.#c.allowedOrigins.includes(origin)) return
@@ -422,7 +436,7 @@ export class Auth implements Component, Authenticator {
       host = undefined
     }
     // Hosts, not schemes: behind a TLS-terminating proxy the app sees http:// while the browser says https://.
-    if (host === undefined || host !== new URL(req.url).host) throw new AuthError('CSRF_FAILED', 'The request comes from an origin this app does not allow (Origin header); add it to ALLOWED_ORIGINS or .allowedOrigins()')
+    if (host === undefined || host !== new URL(req.url()).host) throw new AuthError('CSRF_FAILED', 'The request comes from an origin this app does not allow (Origin header); add it to ALLOWED_ORIGINS or .allowedOrigins()')
   }
 
   /**

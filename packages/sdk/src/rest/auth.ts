@@ -1,4 +1,5 @@
 import { timingSafeEqual } from 'node:crypto'
+import type { RequestView } from '../http/view.js'
 
 /**
  * The authenticated caller. An `Auth` fills every field but `email` (people
@@ -45,6 +46,8 @@ export type AuthProvider = (request: Request) => Promise<AuthUser | null> | Auth
  */
 export interface Authenticator {
   authenticate(request: Request): Promise<AuthUser | null>
+  /** The same from a {@link RequestView}, when the authenticator can (cheaper on Node: no Fetch Request is built). */
+  authenticateView?(view: RequestView): Promise<AuthUser | null>
 }
 
 /**

@@ -20,7 +20,7 @@ import { can, hasRole } from '../auth/roles.js'
 import { respondAuthError } from '../auth/errors.js'
 import { createContext, type RestContext } from './context.js'
 import { trustProxies, type RateLimit, type TrustProxy } from '../ratelimit/index.js'
-import { errorResponse, headerOf, parseSize, readJson, requestIdOf, requestInfo, respondError, type Size } from '../http/index.js'
+import { errorResponse, headerOf, parseSize, readJson, requestIdOf, requestInfo, requestView, respondError, type RequestView, type Size } from '../http/index.js'
 import { buildOpenApi, type OpenApiInfo, type RouteDoc } from './openapi.js'
 
 type Schema = StandardSchemaV1
@@ -87,6 +87,7 @@ interface RestState {
   db: Database | undefined
   cache: CacheLike | undefined
   auth: AuthProvider | undefined
+  authView: ((v: RequestView) => Promise<AuthUser | null>) | undefined
   cors: { origin: string | string[]; credentials?: boolean } | undefined
   maxBodySize: number
   maxUploadSize: number
@@ -124,7 +125,7 @@ export class RESTBuilder {
   #s: RestState
 
   constructor(name: string) {
-    this.#s = { name, basePath: '/', db: undefined, cache: undefined, auth: undefined, cors: undefined, maxBodySize: 1024 * 1024, maxUploadSize: 50 * 1024 * 1024, rateLimits: [], openapi: undefined, routes: [] }
+    this.#s = { name, basePath: '/', db: undefined, cache: undefined, auth: undefined, authView: undefined, cors: undefined, maxBodySize: 1024 * 1024, maxUploadSize: 50 * 1024 * 1024, rateLimits: [], openapi: undefined, routes: [] }
   }
 
   /** Prefix of every route, e.g. `/api/orders`. */
@@ -158,6 +159,8 @@ export class RESTBuilder {
    */
   auth(provider: AuthProvider | Authenticator): this {
     this.#s.auth = toAuthProvider(provider)
+    const viewer = typeof provider === 'object' ? provider.authenticateView?.bind(provider) : undefined
+    this.#s.authView = viewer
     return this
   }
   /** Answer CORS preflights and add CORS headers for these origins. */
@@ -373,7 +376,7 @@ export class RestApi implements Component {
         let user: AuthUser | undefined
         if (s.auth) {
           try {
-            user = (await s.auth(c.req.raw)) ?? undefined
+            user = (await (s.authView ? s.authView(requestView(c)) : s.auth(c.req.raw))) ?? undefined
           } catch (e) {
             // Bad credentials on a public route: the request goes on anonymous, as if none were sent.
             if (needsAuth) return respondAuthError(c, e, this.#logger)
