@@ -239,3 +239,29 @@ export function activeRequestId(): string | undefined {
   const v = context.active().getValue(REQUEST_ID_KEY)
   return typeof v === 'string' ? v : undefined
 }
+
+/**
+ * The fields a log line written here should carry to be found from its
+ * trace: the active span's `traceId` and `spanId`, and the `requestId` of
+ * the request `serve()` is tracing; undefined when there are none (always,
+ * without a tracer provider). `createLogger()` adds them to every line; a
+ * logger of the app's own can do the same.
+ *
+ * @example
+ * ```ts
+ * const log = pino({ mixin: () => traceLogFields() ?? {} })
+ * ```
+ */
+export function traceLogFields(): { requestId?: string; traceId?: string; spanId?: string } | undefined {
+  const ctx = context.active()
+  const sc = trace.getSpanContext(ctx)
+  const requestId = ctx.getValue(REQUEST_ID_KEY)
+  if (!sc && requestId === undefined) return undefined
+  const o: { requestId?: string; traceId?: string; spanId?: string } = {}
+  if (typeof requestId === 'string') o.requestId = requestId
+  if (sc && isSpanContextValid(sc)) {
+    o.traceId = sc.traceId
+    o.spanId = sc.spanId
+  }
+  return o
+}
