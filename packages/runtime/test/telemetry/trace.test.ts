@@ -65,7 +65,7 @@ describe('tracing through serve() (OTLP/HTTP export)', () => {
     env('OTEL_BSP_SCHEDULE_DELAY', '50')
     ;({ db, cleanup } = await testDatabase())
     events = Flow.create('trace-order-events').schema(z.object({ orderId: z.string(), chargeId: z.string() })).db(db).build()
-    app = await serve({ port: 0, hostname: '127.0.0.1', db, rest: [api], workflows: [placeOrder], channels: [charge], flows: [events], handleSignals: false, logger, accessLog: true })
+    app = await serve({ port: 0, hostname: '127.0.0.1', db, rest: [api], workflows: [placeOrder], channels: [charge], flows: [events], handleSignals: false, logger, accessLog: true, public: ['/rpc/trace-charge'] })
     unsubscribe = events.subscribe((e) => {
       delivered.push(e)
     })
