@@ -11,12 +11,14 @@ import {
   registerPrimitive,
   stderrLogger,
   traceContext,
+  tracingEnabled,
   validate,
   ValidationError,
   withSpan,
   type Component,
   type Database,
   type Logger,
+  type OtelSpan,
   type RuntimeContext,
   type StandardSchemaV1,
 } from '@onepipe/core'
@@ -121,6 +123,11 @@ export class Flow<T = unknown> implements Component {
   async append(data: T): Promise<FlowAppendResult> {
     const value = await this.#validate(data)
     const id = randomUUID()
+    if (!tracingEnabled()) {
+      const e = await this.store.append(id, value)
+      this.#appended.inc()
+      return { id: e.id, offset: e.offset }
+    }
     const attributes = { 'messaging.system': 'onepipe', 'messaging.destination.name': this.name, 'messaging.operation.type': 'send', 'messaging.operation.name': 'append', 'messaging.message.id': id }
     // The event keeps this span's context, so whoever handles it, in any process, continues the trace.
     const e = await withSpan(`append ${this.name}`, { kind: 'producer', attributes }, async (span) => {
@@ -246,15 +253,17 @@ export class Flow<T = unknown> implements Component {
    * trace's ids), and the subscription goes on.
    */
   async #deliver(e: FlowEvent<T>, fn: (event: FlowEvent<T>) => unknown): Promise<void> {
-    const attributes = { 'messaging.system': 'onepipe', 'messaging.destination.name': this.name, 'messaging.operation.type': 'process', 'messaging.operation.name': 'deliver', 'messaging.message.id': e.id, 'onepipe.flow.offset': e.offset }
-    await withSpan(`deliver ${this.name}`, { kind: 'consumer', parent: traceContext(e.traceparent), attributes }, async (span) => {
+    const run = async (span?: OtelSpan) => {
       try {
         await fn(e)
       } catch (err) {
         failSpan(span, err)
         this.#logger.error({ err, flow: this.name, offset: e.offset }, 'flow subscriber failed on an event')
       }
-    })
+    }
+    if (!tracingEnabled()) return run()
+    const attributes = { 'messaging.system': 'onepipe', 'messaging.destination.name': this.name, 'messaging.operation.type': 'process', 'messaging.operation.name': 'deliver', 'messaging.message.id': e.id, 'onepipe.flow.offset': e.offset }
+    await withSpan(`deliver ${this.name}`, { kind: 'consumer', parent: traceContext(e.traceparent), attributes }, run)
   }
 
   /**
