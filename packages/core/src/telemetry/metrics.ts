@@ -4,14 +4,28 @@
 // so an update on a hot path is one addition: no label hashing per call
 // (prom-client hashes the labels on every inc, even through labels()).
 
-/** One sample as a Prometheus registry renders it (prom-client's shape). */
+/**
+ * One sample as a Prometheus registry renders it (prom-client's shape).
+ *
+ * @example
+ * ```ts
+ * const s: MetricSample = { metricName: 'app_seconds_bucket', labels: { le: '0.5' }, value: 3 }
+ * ```
+ */
 export interface MetricSample {
   labels: Record<string, string>
   value: number
   metricName?: string
 }
 
-/** What a metric family answers on scrape (prom-client's `get()` shape, so its registry can render it). */
+/**
+ * What a metric family answers on scrape (prom-client's `get()` shape, so its registry can render it).
+ *
+ * @example
+ * ```ts
+ * const { values } = await engineMetrics.channelCalls.get()
+ * ```
+ */
 export interface MetricSnapshot {
   name: string
   help: string
@@ -89,7 +103,15 @@ abstract class Family<C> implements MetricFamily {
   abstract get(): Promise<MetricSnapshot>
 }
 
-/** A counter child: `inc()` adds to it. */
+/**
+ * A counter child: `inc()` adds to it.
+ *
+ * @example
+ * ```ts
+ * const replays: CounterChild = engineMetrics.channelReplays.with('pay')
+ * replays.inc()
+ * ```
+ */
 export class CounterChild {
   value = 0
   inc(n = 1): void {
@@ -118,7 +140,15 @@ export class CounterFamily extends Family<CounterChild> {
   }
 }
 
-/** A histogram child: `observe(v)` counts `v` in its bucket. */
+/**
+ * A histogram child: `observe(v)` counts `v` in its bucket.
+ *
+ * @example
+ * ```ts
+ * const step: HistogramChild = engineMetrics.workflowStepDuration.with('process-order', 'charge')
+ * step.observe(0.12)
+ * ```
+ */
 export class HistogramChild {
   readonly counts: Float64Array
   sum = 0
@@ -182,7 +212,14 @@ export class HistogramFamily extends Family<HistogramChild> {
   }
 }
 
-/** Reads one gauge value on scrape; undefined (or a throw, or no answer in time) leaves it out. */
+/**
+ * Reads one gauge value on scrape; undefined (or a throw, or no answer in time) leaves it out.
+ *
+ * @example
+ * ```ts
+ * const read: GaugeSource = async () => (await flow.head()) - handled
+ * ```
+ */
 export type GaugeSource = () => number | undefined | Promise<number | undefined>
 
 /** How long a scrape waits for one gauge source (a store that does not answer must not hang /metrics). */

@@ -19,10 +19,24 @@ import {
   type Tracer,
 } from '@opentelemetry/api'
 
-/** OpenTelemetry's span and context, under names that cannot clash with an app's own. */
+/**
+ * OpenTelemetry's span, context and attributes, under names that cannot clash with an app's own.
+ *
+ * @example
+ * ```ts
+ * const span: OtelSpan | undefined = startSpan('reindex')
+ * ```
+ */
 export type { Span as OtelSpan, Context as OtelContext, Attributes as OtelAttributes }
 
-/** The instrumentation scope of OnePipe's spans. */
+/**
+ * The instrumentation scope of OnePipe's spans.
+ *
+ * @example
+ * ```ts
+ * const mine = spans.filter((s) => s.instrumentationScope.name === TRACER_NAME)
+ * ```
+ */
 export const TRACER_NAME = 'onepipe'
 
 // The provider the API answers with while none is registered.
@@ -58,7 +72,14 @@ export function tracingEnabled(): boolean {
   return onepipeTracer() !== undefined
 }
 
-/** The kinds of span OnePipe starts (OpenTelemetry's SpanKind by name). */
+/**
+ * The kinds of span OnePipe starts (OpenTelemetry's SpanKind by name).
+ *
+ * @example
+ * ```ts
+ * const kind: OnePipeSpanKind = 'producer'
+ * ```
+ */
 export type OnePipeSpanKind = 'internal' | 'server' | 'client' | 'producer' | 'consumer'
 
 const KINDS: Record<OnePipeSpanKind, SpanKind> = {
@@ -69,7 +90,14 @@ const KINDS: Record<OnePipeSpanKind, SpanKind> = {
   consumer: SpanKind.CONSUMER,
 }
 
-/** How a span starts: its kind, attributes, links, and parent (default: the active context). */
+/**
+ * How a span starts: its kind, attributes, links, and parent (default: the active context).
+ *
+ * @example
+ * ```ts
+ * const o: OnePipeSpanOptions = { kind: 'consumer', parent: traceContext(event.traceparent), attributes: { 'messaging.system': 'onepipe' } }
+ * ```
+ */
 export interface OnePipeSpanOptions {
   kind?: OnePipeSpanKind
   attributes?: Attributes
@@ -223,7 +251,14 @@ export function traceContext(traceparent: string | null | undefined, tracestate?
   return trace.setSpanContext(ROOT_CONTEXT, sc)
 }
 
-/** Where OnePipe keeps the request id in the active context (read by the log mixin). */
+/**
+ * Where OnePipe keeps the request id in the active context (read by the log mixin).
+ *
+ * @example
+ * ```ts
+ * context.with(context.active().setValue(REQUEST_ID_KEY, requestId), handle)
+ * ```
+ */
 export const REQUEST_ID_KEY = createContextKey('onepipe.request_id')
 
 /**

@@ -4,7 +4,15 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http'
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources'
 import { BatchSpanProcessor, NodeTracerProvider } from '@opentelemetry/sdk-trace-node'
 
-/** The tracer provider a `serve()` registered; `shutdown()` exports what is buffered and lets it go. */
+/**
+ * The tracer provider a `serve()` registered; `shutdown()` exports what is buffered and lets it go.
+ *
+ * @example
+ * ```ts
+ * const tracing: Tracing | undefined = startTracing({ instanceId: 'worker-1', version: '1.0.0' }, logger)
+ * await tracing?.shutdown(2000)
+ * ```
+ */
 export interface Tracing {
   /** Flushes buffered spans (at most `timeoutMs`), then unregisters the provider once its last `serve()` is done. */
   shutdown(timeoutMs?: number): Promise<void>
@@ -14,7 +22,14 @@ export interface Tracing {
 // the API takes one global provider, and the last serve() to stop unregisters it.
 let shared: { provider: NodeTracerProvider; users: number } | undefined
 
-/** What names the process in its spans: `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES` win over these. */
+/**
+ * What names the process in its spans: `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES` win over these.
+ *
+ * @example
+ * ```ts
+ * const id: TracingIdentity = { instanceId: newInstanceId(), version: process.env.ONEPIPE_VERSION ?? '0.0.0' }
+ * ```
+ */
 export interface TracingIdentity {
   instanceId: string
   version: string
