@@ -10,6 +10,7 @@ import { startTracing } from '../observability/tracing.js'
 import { startInstanceHeartbeat } from './instance.js'
 import { listen, portOf } from './listen.js'
 import { authGuard, providerGuard, type Guard } from '../http/guard.js'
+import { securityHeaders } from '../http/security.js'
 import type { ServeOptions } from './options.js'
 import { embedStreams, needsStreams } from './streams.js'
 
@@ -141,6 +142,7 @@ export async function serve(options: ServeOptions): Promise<App> {
   let heartbeat: Awaited<ReturnType<typeof startInstanceHeartbeat>> | undefined
   const attached: Component[] = []
   const fetch = instrument(app, { state, metrics, logger, accessLog: options.accessLog ?? false })
+  const headers = await securityHeaders()
   let opened: Awaited<ReturnType<typeof listen>>
   // Only with OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT set; otherwise every span stays a no-op.
   const tracing = startTracing({ instanceId, version: options.version ?? process.env.ONEPIPE_VERSION ?? '0.0.0' }, logger)
@@ -157,7 +159,7 @@ export async function serve(options: ServeOptions): Promise<App> {
       await c.attach?.(rt)
       attached.push(c)
     }
-    opened = await listen(fetch, wantPort, options.hostname ?? process.env.HOST ?? '0.0.0.0')
+    opened = await listen(fetch, wantPort, options.hostname ?? process.env.HOST ?? '0.0.0.0', headers)
   } catch (e) {
     // Leave nothing behind: engines hand back their leases, so another instance takes over at once.
     for (const c of attached.reverse()) await c.detach?.().catch(() => undefined)

@@ -364,7 +364,16 @@ export class RestApi implements Component {
     const roles = r.options.roles ?? (typeof r.options.auth === 'object' ? r.options.auth.roles : undefined)
     const permissions = r.options.permission === undefined ? undefined : typeof r.options.permission === 'string' ? [r.options.permission] : r.options.permission
     const o = r.options
-    const deps = { db: this.#db, cache: this.#cache, logger: this.#logger, shutdown: () => this.#rt?.signal }
+    // A getter: routes are mounted before serve() hands over its logger in routes(), and a handler logs through the app's.
+    const self = () => this.#logger
+    const deps = {
+      db: this.#db,
+      cache: this.#cache,
+      get logger() {
+        return self()
+      },
+      shutdown: () => this.#rt?.signal,
+    }
     const limits = [...s.rateLimits, ...(o.rateLimit === undefined ? [] : Array.isArray(o.rateLimit) ? o.rateLimit : [o.rateLimit])]
     const trust = limits.length > 0 ? trustProxies() : undefined
     const plain = !s.auth && !o.params && !o.query && !o.body && limits.length === 0

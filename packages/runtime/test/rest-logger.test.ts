@@ -1,0 +1,30 @@
+import { describe, expect, it } from 'vitest'
+import { REST, type Logger } from '@onepipe/sdk'
+import { serve } from '@onepipe/runtime'
+
+describe('ctx.logger', () => {
+  it("is the app's logger under serve(), with the request id", async () => {
+    const lines: Record<string, unknown>[] = []
+    const logger: Logger = {
+      debug() {},
+      info(obj) {
+        lines.push(typeof obj === 'string' ? { msg: obj } : (obj as Record<string, unknown>))
+      },
+      warn() {},
+      error() {},
+      child(b) {
+        const parent = this
+        return { ...parent, info: (o: object | string, m?: string) => parent.info({ ...b, ...(typeof o === 'string' ? { msg: o } : o) }, m), child: parent.child }
+      },
+    }
+    const api = REST.create('logs').get('/x', (ctx) => (ctx.logger.info({ did: 'it' }), { ok: true })).build()
+    const app = await serve({ port: 0, hostname: '127.0.0.1', rest: [api], handleSignals: false, logger })
+    try {
+      const res = await fetch(`${app.url}/x`, { headers: { 'x-request-id': 'log-1' } })
+      expect(res.status).toBe(200)
+      expect(lines.some((l) => l.did === 'it' && l.requestId === 'log-1')).toBe(true)
+    } finally {
+      await app.shutdown()
+    }
+  })
+})
