@@ -5,18 +5,14 @@ import { serve } from '@onepipe/runtime'
 describe('ctx.logger', () => {
   it("is the app's logger under serve(), with the request id", async () => {
     const lines: Record<string, unknown>[] = []
-    const logger: Logger = {
+    const make = (bindings: Record<string, unknown>): Logger => ({
       debug() {},
-      info(obj) {
-        lines.push(typeof obj === 'string' ? { msg: obj } : (obj as Record<string, unknown>))
-      },
+      info: (obj) => void lines.push({ ...bindings, ...(typeof obj === 'string' ? { msg: obj } : obj) }),
       warn() {},
       error() {},
-      child(b) {
-        const parent = this
-        return { ...parent, info: (o: object | string, m?: string) => parent.info({ ...b, ...(typeof o === 'string' ? { msg: o } : o) }, m), child: parent.child }
-      },
-    }
+      child: (b) => make({ ...bindings, ...b }),
+    })
+    const logger = make({})
     const api = REST.create('logs').get('/x', (ctx) => (ctx.logger.info({ did: 'it' }), { ok: true })).build()
     const app = await serve({ port: 0, hostname: '127.0.0.1', rest: [api], handleSignals: false, logger })
     try {
