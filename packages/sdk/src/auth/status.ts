@@ -135,6 +135,11 @@ export class StatusCache {
   }
 
   /** The state of session `sid`; undefined when there is no such session (swept, or never issued here). */
+  /** The state of session `sid` if it is in memory and fresh; undefined otherwise (then ask {@link session}). */
+  peekSession(sid: string): SessionState | undefined {
+    return this.#fresh(this.#sessions, sid)
+  }
+
   async session(sid: string): Promise<SessionState | undefined> {
     const hit = this.#fresh(this.#sessions, sid)
     if (hit) return hit

@@ -76,6 +76,12 @@ export class AccessTokens {
     return { token, claims }
   }
 
+  /** The claims of a token already verified and not expired; undefined otherwise (then {@link verify} it). */
+  peek(token: string): AccessClaims | undefined {
+    const hit = this.#verified.get(token)
+    return hit && Date.now() < hit.untilMs ? hit.claims : undefined
+  }
+
   /** @throws AuthError `TOKEN_EXPIRED`, `TOKEN_INVALID` */
   async verify(token: string): Promise<AccessClaims> {
     const now = Date.now()

@@ -48,6 +48,8 @@ export interface Authenticator {
   authenticate(request: Request): Promise<AuthUser | null>
   /** The same from a {@link RequestView}, when the authenticator can (cheaper on Node: no Fetch Request is built). */
   authenticateView?(view: RequestView): Promise<AuthUser | null>
+  /** The caller when it can be told at once (null: no credentials), or undefined to ask `authenticateView`. */
+  authenticateNow?(view: RequestView): AuthUser | null | undefined
 }
 
 /**

@@ -88,6 +88,7 @@ interface RestState {
   cache: CacheLike | undefined
   auth: AuthProvider | undefined
   authView: ((v: RequestView) => Promise<AuthUser | null>) | undefined
+  authNow: ((v: RequestView) => AuthUser | null | undefined) | undefined
   cors: { origin: string | string[]; credentials?: boolean } | undefined
   maxBodySize: number
   maxUploadSize: number
@@ -125,7 +126,7 @@ export class RESTBuilder {
   #s: RestState
 
   constructor(name: string) {
-    this.#s = { name, basePath: '/', db: undefined, cache: undefined, auth: undefined, authView: undefined, cors: undefined, maxBodySize: 1024 * 1024, maxUploadSize: 50 * 1024 * 1024, rateLimits: [], openapi: undefined, routes: [] }
+    this.#s = { name, basePath: '/', db: undefined, cache: undefined, auth: undefined, authView: undefined, authNow: undefined, cors: undefined, maxBodySize: 1024 * 1024, maxUploadSize: 50 * 1024 * 1024, rateLimits: [], openapi: undefined, routes: [] }
   }
 
   /** Prefix of every route, e.g. `/api/orders`. */
@@ -161,6 +162,7 @@ export class RESTBuilder {
     this.#s.auth = toAuthProvider(provider)
     const viewer = typeof provider === 'object' ? provider.authenticateView?.bind(provider) : undefined
     this.#s.authView = viewer
+    this.#s.authNow = typeof provider === 'object' ? provider.authenticateNow?.bind(provider) : undefined
     return this
   }
   /** Answer CORS preflights and add CORS headers for these origins. */
@@ -377,6 +379,8 @@ export class RestApi implements Component {
     const limits = [...s.rateLimits, ...(o.rateLimit === undefined ? [] : Array.isArray(o.rateLimit) ? o.rateLimit : [o.rateLimit])]
     const trust = limits.length > 0 ? trustProxies() : undefined
     const plain = !s.auth && !o.params && !o.query && !o.body && limits.length === 0
+    const authNow = s.authNow
+    const quickAuth = authNow !== undefined && !o.params && !o.query && !o.body && limits.length === 0
     const NONE = { hasBody: false }
     const status = r.options.status ?? 200
     const done = (out: unknown, requestId: string): Response => toResponse(out, requestId, status)
@@ -421,9 +425,20 @@ export class RestApi implements Component {
         info.route = r.path
         info.idInResponse = true
       }
-      if (!plain) return slow(c, requestId)
+      let user: AuthUser | undefined
+      if (!plain) {
+        // Behind auth but with nothing else to check, a caller known at once (a token seen before)
+        // keeps the synchronous path; anything else goes the full way.
+        const now = quickAuth ? authNow(requestView(c)) : undefined
+        if (now === undefined) return slow(c, requestId)
+        if (needsAuth && !now) return errorResponse(401, 'UNAUTHORIZED', 'Authentication required; send valid credentials', requestId, undefined, { 'www-authenticate': 'Bearer' })
+        if (roles && !roles.some((x) => hasRole(now ?? undefined, x))) return errorResponse(403, 'FORBIDDEN', `This route needs one of the roles: ${roles.join(', ')}`, requestId)
+        if (permissions && !permissions.every((p) => can(now ?? undefined, p))) return errorResponse(403, 'FORBIDDEN', `This route needs the permission${permissions.length > 1 ? 's' : ''}: ${permissions.join(', ')}`, requestId)
+        user = now ?? undefined
+        if (user) c.set('user' as never, user as never)
+      }
       try {
-        const out = r.handler(createContext(c, requestId, undefined, deps, NONE))
+        const out = r.handler(createContext(c, requestId, user, deps, NONE))
         if (out instanceof Promise) return out.then((v) => done(v, requestId), (e: unknown) => this.#errorToResponse(e, requestId, c))
         return done(out, requestId)
       } catch (e) {
