@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { checkText, ConflictError, NotFoundError, ValidationError, type Database, type Queryable } from '@onepipe/core'
+import { checkText, ConfigError, ConflictError, NotFoundError, ValidationError, type Database, type Logger, type Queryable } from '@onepipe/core'
 import { newApiKey } from './apikeys.js'
 import { checkEmail, checkPassword, hashPassword } from './passwords.js'
 import type { RoleMap } from './roles.js'
@@ -299,5 +299,35 @@ export class ApiKeys {
     })
     if (change) this.#d.applied([change])
     return created
+  }
+}
+
+/**
+ * What {@link Auth.ready} does last: creates the first admin from
+ * `ONEPIPE_ADMIN_EMAIL` + `ONEPIPE_ADMIN_PASSWORD` (`env`, as read when the
+ * app started) if no account has that email, never overwriting one; with
+ * neither set, warns in production when there is no account at all.
+ *
+ * @throws ConfigError `AUTH_ADMIN_INCOMPLETE`, `AUTH_ADMIN_INVALID`
+ */
+export async function createFirstAdmin(users: Users, auth: { readonly name: string; readonly log: Logger; database(): Database }, env: Record<string, string | undefined>): Promise<void> {
+  const email = env.ONEPIPE_ADMIN_EMAIL
+  const password = env.ONEPIPE_ADMIN_PASSWORD
+  if (!email && !password) {
+    if (env.NODE_ENV === 'production' && (await sql.countUsers(auth.database())) === 0) {
+      auth.log.warn({ auth: auth.name }, 'auth: there is no account yet; set ONEPIPE_ADMIN_EMAIL and ONEPIPE_ADMIN_PASSWORD to create the first admin')
+    }
+    return
+  }
+  if (!email || !password) throw new ConfigError('AUTH_ADMIN_INCOMPLETE', `${email ? 'ONEPIPE_ADMIN_PASSWORD' : 'ONEPIPE_ADMIN_EMAIL'} is not set; the first admin needs both ONEPIPE_ADMIN_EMAIL and ONEPIPE_ADMIN_PASSWORD`)
+  try {
+    await users.create({ email, password, roles: ['admin'] })
+    auth.log.info({ auth: auth.name }, 'auth: created the first admin from ONEPIPE_ADMIN_EMAIL')
+  } catch (e) {
+    if ((e as { code?: unknown }).code === 'EMAIL_TAKEN') return
+    if (e instanceof ValidationError) {
+      throw new ConfigError('AUTH_ADMIN_INVALID', `ONEPIPE_ADMIN_EMAIL or ONEPIPE_ADMIN_PASSWORD is not valid: ${e.issues.map((i) => `${i.path} ${i.message}`).join('; ')}`)
+    }
+    throw e
   }
 }

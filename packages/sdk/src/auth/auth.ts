@@ -1,94 +1,23 @@
 import { fetchView, type RequestView } from '../http/view.js'
-import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto'
-import {
-  assertDatabase,
-  ConfigError,
-  Database,
-  parseDuration,
-  registerPrimitive,
-  stderrLogger,
-  ValidationError,
-  type CacheLike,
-  type Component,
-  type Duration,
-  type Logger,
-  type Queryable,
-  type RuntimeContext,
-} from '@onepipe/core'
+import { assertDatabase, ConfigError, parseDuration, registerPrimitive, type CacheLike, type Component, type Database, type Duration, type RuntimeContext } from '@onepipe/core'
 import type { Context, Hono } from 'hono'
 import { bearerProvider, fixedApiKeyProvider, type Authenticator, type AuthProvider, type AuthUser } from '../rest/auth.js'
-import { clientIp, trustProxies, type TrustProxy } from '../ratelimit/client-ip.js'
-import { ApiKeys, Applications, Users, type AccountsDeps } from './accounts.js'
-import { apiKeyMatches, apiKeyPrefix } from './apikeys.js'
-import { COOKIE, csrfMatches, csrfToken, readCookie } from './cookies.js'
-import { AuthError } from './errors.js'
-import { resolveKeys, type SigningAlgorithm, type SigningKeys } from './keys.js'
-import { hashPassword, needsRehash, verifyDummy, verifyPassword } from './passwords.js'
-import { RoleMap } from './roles.js'
+import { ApiKeys, Applications, createFirstAdmin, Users, type AccountsDeps } from './accounts.js'
+import { Authentication } from './authenticate.js'
+import { csrfMatches, csrfToken } from './cookies.js'
+import type { SigningAlgorithm } from './keys.js'
+import type { RoleMap } from './roles.js'
 import { mountAuthRoutes } from './routes.js'
+import { Sessions } from './sessions.js'
 import * as sql from './sql.js'
-import { AUTH_NOTIFY, changePayload, StatusCache, type Change } from './status.js'
-import { LoginThrottle } from './throttle.js'
-import { AccessTokens } from './tokens.js'
+import { AuthState } from './state.js'
+import type { AuthCaller, AuthConfig, IssuedSession } from './types.js'
 
-/**
- * A caller as an `Auth` answers it: an {@link AuthUser} with every field
- * that applies filled in.
- *
- * @example
- * ```ts
- * { id: '0b9…', kind: 'user', email: 'ada@example.com', roles: ['operator'], permissions: ['onepipe:read', 'onepipe:write'], sessionId: '5c1…' }
- * ```
- */
-export interface AuthCaller extends AuthUser {
-  kind: 'user' | 'application'
-  roles: string[]
-  permissions: string[]
-}
+// The Auth and its builder; the Auth's sessions (login, refresh, logout) are in
+// sessions.ts, the authentication of requests in authenticate.ts, and what they
+// share (configuration, keys, database, status cache) in state.ts.
 
-/**
- * What a login or a refresh hands out. `refreshToken` is a secret to keep
- * (a browser gets it as an HttpOnly cookie instead); `expiresIn` and
- * `refreshExpiresIn` are seconds, as in an OAuth 2.0 token response (RFC 6749 §5.1).
- */
-export interface IssuedSession {
-  user: AuthCaller
-  accessToken: string
-  refreshToken: string
-  tokenType: 'Bearer'
-  expiresIn: number
-  refreshExpiresIn: number
-  sessionId: string
-}
-
-/** Everything a built Auth runs with. */
-interface AuthConfig {
-  name: string
-  db: Database | undefined
-  cache: CacheLike | undefined
-  secret: string | Uint8Array | undefined
-  privateKey: string | undefined
-  issuer: string
-  audience: string
-  accessTtlMs: number
-  refreshTtlMs: number
-  reuseMs: number
-  roles: Record<string, string[]>
-  allowedOrigins: string[]
-  secureCookies: boolean | undefined
-  clientAddress: ((c: Context) => string | undefined) | undefined
-}
-
-const REFRESH_FORMAT = /^[A-Za-z0-9_-]{43}$/
-const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
-const sha256 = (s: string) => createHash('sha256').update(s).digest('hex')
 const SWEEP_MS = 3_600_000
-const TOUCH_MS = 60_000
-
-/** How a refresh ended inside its transaction: answered, or refused with what was committed (a revocation) kept. */
-type RefreshOutcome =
-  | { kind: 'issued'; session: sql.SessionRow; prev: string; usedSec: number }
-  | { kind: 'refused'; code: 'TOKEN_INVALID' | 'TOKEN_EXPIRED' | 'TOKEN_REVOKED' | 'ACCOUNT_DISABLED'; message: string; reused?: sql.SessionRow }
 
 /**
  * Accounts and sessions for people, API keys for applications, and roles
@@ -126,44 +55,33 @@ export class Auth implements Component, Authenticator {
   readonly publicRoutes: readonly string[]
   /** The roles this Auth knows and what they grant. */
   readonly roleMap: RoleMap
-  readonly #c: AuthConfig
-  readonly #keys: SigningKeys
-  readonly #tokens: AccessTokens
-  #db: Database | undefined
-  #ownDb = false
-  #cache: CacheLike | undefined
-  #throttle: LoginThrottle | undefined
-  #status: StatusCache | undefined
-  #log: Logger = stderrLogger
-  #trust: TrustProxy | undefined
+  /** What the Auth's parts share: configuration, keys, database, cache, logger, status cache. */
+  readonly #s: AuthState
+  readonly #sessions: Sessions
+  readonly #authn: Authentication
   #ready: Promise<void> | undefined
   #sweep: NodeJS.Timeout | undefined
-  readonly #memo = new WeakMap<object, Promise<AuthCaller | null>>()
-  readonly #touched = new Map<string, number>()
-  readonly #background = new Set<Promise<unknown>>()
 
   /** @internal Use {@link Auth.create}. */
   constructor(c: AuthConfig) {
-    this.#c = c
+    const s = (this.#s = new AuthState(c))
     this.name = c.name
-    this.#db = c.db
-    this.#cache = c.cache
-    this.roleMap = new RoleMap(c.roles)
-    this.#keys = resolveKeys({ secret: c.secret, privateKey: c.privateKey }, c.name, stderrLogger)
-    this.algorithm = this.#keys.alg
-    this.#tokens = new AccessTokens(this.#keys, { issuer: c.issuer, audience: c.audience, ttlSec: Math.round(c.accessTtlMs / 1000) })
+    this.roleMap = s.roleMap
+    this.algorithm = s.keys.alg
     const deps: AccountsDeps = {
-      db: () => this.#database(),
+      db: () => s.database(),
       roles: this.roleMap,
-      announce: (tx, change) => this.#announce(tx, change),
+      announce: (tx, change) => s.announce(tx, change),
       applied: (changes) => {
-        for (const ch of changes) this.#statusCache().apply(ch)
+        for (const ch of changes) s.statusCache().apply(ch)
       },
     }
     this.users = new Users(deps)
     this.applications = new Applications(deps)
     this.apiKeys = new ApiKeys(deps)
-    this.publicRoutes = ['POST /__onepipe/auth/login', 'POST /__onepipe/auth/refresh', 'POST /__onepipe/auth/logout', ...(this.#keys.publicJwk ? ['GET /.well-known/jwks.json'] : [])]
+    this.publicRoutes = ['POST /__onepipe/auth/login', 'POST /__onepipe/auth/refresh', 'POST /__onepipe/auth/logout', ...(s.keys.publicJwk ? ['GET /.well-known/jwks.json'] : [])]
+    this.#sessions = new Sessions(s, () => this.ready())
+    this.#authn = new Authentication(s)
   }
 
   /**
@@ -210,29 +128,6 @@ export class Auth implements Component, Authenticator {
     return (req) => this.authenticate(req)
   }
 
-  #database(): Database {
-    if (!this.#db) {
-      // Outside serve() and without .db(), the environment's database, as REST does.
-      this.#db = Database.fromEnv()
-      this.#ownDb = true
-    }
-    return this.#db
-  }
-
-  #statusCache(): StatusCache {
-    this.#status ??= new StatusCache(this.#database(), this.roleMap, this.#log)
-    return this.#status
-  }
-
-  #throttler(): LoginThrottle {
-    this.#throttle ??= new LoginThrottle(this.#cache, this.name)
-    return this.#throttle
-  }
-
-  async #announce(tx: Queryable, change: Change): Promise<void> {
-    await sql.notifyIn(tx, this.#database().channel(AUTH_NOTIFY), changePayload(change))
-  }
-
   /**
    * Migrates, starts listening for revocations, and creates the first admin
    * from `ONEPIPE_ADMIN_EMAIL` + `ONEPIPE_ADMIN_PASSWORD` if no account has
@@ -251,9 +146,9 @@ export class Auth implements Component, Authenticator {
     // The environment as it is now, when the app starts, not after the awaits below.
     const env = { ONEPIPE_ADMIN_EMAIL: process.env.ONEPIPE_ADMIN_EMAIL, ONEPIPE_ADMIN_PASSWORD: process.env.ONEPIPE_ADMIN_PASSWORD, NODE_ENV: process.env.NODE_ENV }
     this.#ready ??= (async () => {
-      await this.#database().ready()
-      await this.#statusCache().start()
-      await this.#firstAdmin(env)
+      await this.#s.database().ready()
+      await this.#s.statusCache().start()
+      await createFirstAdmin(this.users, this.#s, env)
     })().catch((e: unknown) => {
       this.#ready = undefined
       throw e
@@ -261,40 +156,19 @@ export class Auth implements Component, Authenticator {
     return this.#ready
   }
 
-  async #firstAdmin(env: Record<string, string | undefined>): Promise<void> {
-    const email = env.ONEPIPE_ADMIN_EMAIL
-    const password = env.ONEPIPE_ADMIN_PASSWORD
-    if (!email && !password) {
-      if (env.NODE_ENV === 'production' && (await sql.countUsers(this.#database())) === 0) {
-        this.#log.warn({ auth: this.name }, 'auth: there is no account yet; set ONEPIPE_ADMIN_EMAIL and ONEPIPE_ADMIN_PASSWORD to create the first admin')
-      }
-      return
-    }
-    if (!email || !password) throw new ConfigError('AUTH_ADMIN_INCOMPLETE', `${email ? 'ONEPIPE_ADMIN_PASSWORD' : 'ONEPIPE_ADMIN_EMAIL'} is not set; the first admin needs both ONEPIPE_ADMIN_EMAIL and ONEPIPE_ADMIN_PASSWORD`)
-    try {
-      await this.users.create({ email, password, roles: ['admin'] })
-      this.#log.info({ auth: this.name }, 'auth: created the first admin from ONEPIPE_ADMIN_EMAIL')
-    } catch (e) {
-      if ((e as { code?: unknown }).code === 'EMAIL_TAKEN') return
-      if (e instanceof ValidationError) {
-        throw new ConfigError('AUTH_ADMIN_INVALID', `ONEPIPE_ADMIN_EMAIL or ONEPIPE_ADMIN_PASSWORD is not valid: ${e.issues.map((i) => `${i.path} ${i.message}`).join('; ')}`)
-      }
-      throw e
-    }
-  }
-
   // ─── Component hooks ───────────────────────────────────────────────
 
   /** Uses the app's database and cache unless given, then {@link Auth.ready}; sweeps old sessions hourly (called by `serve()`). */
   async attach(rt: RuntimeContext): Promise<void> {
-    this.#log = rt.logger.child({ auth: this.name })
-    this.#db ??= rt.db
-    this.#cache ??= rt.cache
+    const s = this.#s
+    s.log = rt.logger.child({ auth: this.name })
+    s.db ??= rt.db
+    s.cache ??= rt.cache
     await this.ready()
     clearInterval(this.#sweep)
-    const db = this.#database()
+    const db = s.database()
     this.#sweep = setInterval(() => {
-      this.#track(sql.sweepSessions(db)).catch((err: unknown) => this.#log.error({ err }, 'auth: sweeping old sessions failed'))
+      s.track(sql.sweepSessions(db)).catch((err: unknown) => s.log.error({ err }, 'auth: sweeping old sessions failed'))
     }, SWEEP_MS)
     this.#sweep.unref()
   }
@@ -303,28 +177,29 @@ export class Auth implements Component, Authenticator {
   async detach(): Promise<void> {
     clearInterval(this.#sweep)
     this.#sweep = undefined
-    await Promise.allSettled([...this.#background])
-    await this.#status?.stop()
-    this.#status = undefined
+    await this.#s.settled()
+    await this.#s.status?.stop()
+    this.#s.status = undefined
     this.#ready = undefined
   }
 
   /** Mounts `/__onepipe/auth/*` and, with a private key, `/.well-known/jwks.json` (called by `serve()`). */
   routes(app: unknown, rt?: RuntimeContext): void {
+    const s = this.#s
     if (rt) {
-      this.#db ??= rt.db
-      this.#cache ??= rt.cache
-      this.#log = rt.logger.child({ auth: this.name })
+      s.db ??= rt.db
+      s.cache ??= rt.cache
+      s.log = rt.logger.child({ auth: this.name })
     }
     mountAuthRoutes(app as Hono, this, {
-      logger: () => this.#log,
-      address: (c) => this.#address(c),
-      secureCookies: (c) => this.#secureCookies(c),
-      sessionOfRefresh: (token) => this.#sessionOfRefresh(token),
-      checkOrigin: (req) => this.#checkOrigin(fetchView(req)),
-      csrfToken: (sid) => csrfToken(this.#keys.csrf, sid),
-      csrfValid: (sid, got) => csrfMatches(this.#keys.csrf, sid, got),
-      refreshTtlSec: Math.round(this.#c.refreshTtlMs / 1000),
+      logger: () => s.log,
+      address: (c) => s.address(c),
+      secureCookies: (c) => s.secureCookies(c),
+      sessionOfRefresh: (token) => this.#sessions.sessionOfRefresh(token),
+      checkOrigin: (req) => this.#authn.checkOrigin(fetchView(req)),
+      csrfToken: (sid) => csrfToken(s.keys.csrf, sid),
+      csrfValid: (sid, got) => csrfMatches(s.keys.csrf, sid, got),
+      refreshTtlSec: Math.round(s.c.refreshTtlMs / 1000),
     })
   }
 
@@ -339,25 +214,7 @@ export class Auth implements Component, Authenticator {
    */
   async close(): Promise<void> {
     await this.detach()
-    if (this.#ownDb) await this.#db?.close()
-  }
-
-  #track<T>(p: Promise<T>): Promise<T> {
-    this.#background.add(p)
-    void p.finally(() => this.#background.delete(p)).catch(() => undefined)
-    return p
-  }
-
-  #address(c: Context): string {
-    if (this.#c.clientAddress) return this.#c.clientAddress(c) ?? 'unknown'
-    // Read once: ONEPIPE_TRUSTED_PROXIES is configuration, and a bad entry should fail the first login loudly, not each.
-    this.#trust ??= trustProxies()
-    return clientIp(c, this.#trust) ?? 'unknown'
-  }
-
-  #secureCookies(c: Context): boolean {
-    if (this.#c.secureCookies !== undefined) return this.#c.secureCookies
-    return process.env.NODE_ENV === 'production' || new URL(c.req.url).protocol === 'https:' || c.req.header('x-forwarded-proto') === 'https'
+    if (this.#s.ownDb) await this.#s.db?.close()
   }
 
   // ─── Authentication ────────────────────────────────────────────────
@@ -391,12 +248,7 @@ export class Auth implements Component, Authenticator {
    * ```
    */
   authenticateView(v: RequestView): Promise<AuthCaller | null> {
-    let p = this.#memo.get(v.key)
-    if (!p) {
-      p = this.#authenticate(v)
-      this.#memo.set(v.key, p)
-    }
-    return p
+    return this.#authn.view(v)
   }
 
   /**
@@ -414,54 +266,7 @@ export class Auth implements Component, Authenticator {
    * ```
    */
   authenticateNow(v: RequestView): AuthCaller | null | undefined {
-    const authz = v.header('authorization')
-    if (authz === undefined) return v.header('x-api-key') === undefined && v.header('cookie') === undefined ? null : undefined
-    if (authz.length < 8 || authz.slice(0, 7).toLowerCase() !== 'bearer ') return undefined
-    const claims = this.#tokens.peek(authz.slice(7).trim())
-    if (!claims) return undefined
-    const st = this.#status?.peekSession(claims.sid)
-    if (!st || st.revoked || st.disabled || st.userId !== claims.sub) return undefined
-    return { id: claims.sub, kind: 'user', email: st.email, roles: st.roles, permissions: st.permissions, sessionId: claims.sid }
-  }
-
-  async #authenticate(req: RequestView): Promise<AuthCaller | null> {
-    const h = { get: (n: string) => req.header(n) ?? null }
-    const authz = h.get('authorization')
-    if (authz !== null) {
-      const m = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i.exec(authz)
-      if (!m?.[1]) throw new AuthError('TOKEN_INVALID', 'The Authorization header must be "Bearer <access token>"')
-      return this.verifyAccessToken(m[1])
-    }
-    const key = h.get('x-api-key')
-    if (key !== null) return this.#fromApiKey(key)
-    const cookie = readCookie(h.get('cookie'), COOKIE.access)
-    if (cookie === undefined) return null
-    const user = await this.verifyAccessToken(cookie)
-    if (UNSAFE.has(req.method)) {
-      this.#checkOrigin(req)
-      if (!csrfMatches(this.#keys.csrf, user.sessionId ?? '', h.get('x-csrf-token'))) {
-        throw new AuthError('CSRF_FAILED', 'A request authenticated by cookie that changes state needs the X-CSRF-Token header (the onepipe_csrf cookie)')
-      }
-    }
-    return user
-  }
-
-  /** Refuses a browser request from another site: `Origin` (when sent) must be this host or an allowed origin. */
-  #checkOrigin(req: RequestView): void {
-    const origin = req.header('origin')
-    if (origin === undefined) {
-      if (req.header('sec-fetch-site') === 'cross-site') throw new AuthError('CSRF_FAILED', 'Cross-site requests may not use the session cookie')
-      return
-    }
-    if (this.#c.allowedOrigins.includes(origin)) return
-    let host: string | undefined
-    try {
-      host = new URL(origin).host
-    } catch {
-      host = undefined
-    }
-    // Hosts, not schemes: behind a TLS-terminating proxy the app sees http:// while the browser says https://.
-    if (host === undefined || host !== new URL(req.url()).host) throw new AuthError('CSRF_FAILED', 'The request comes from an origin this app does not allow (Origin header); add it to ALLOWED_ORIGINS or .allowedOrigins()')
+    return this.#authn.now(v)
   }
 
   /**
@@ -476,30 +281,8 @@ export class Auth implements Component, Authenticator {
    * const user = await auth.verifyAccessToken(token) // { id, kind: 'user', email, roles, permissions, sessionId }
    * ```
    */
-  async verifyAccessToken(token: string): Promise<AuthCaller> {
-    const claims = await this.#tokens.verify(token)
-    const st = await this.#statusCache().session(claims.sid)
-    if (st?.disabled && st.userId === claims.sub) throw new AuthError('ACCOUNT_DISABLED', 'The account is disabled')
-    if (!st || st.userId !== claims.sub || st.revoked) throw new AuthError('TOKEN_REVOKED', 'The session has ended; log in again')
-    return { id: claims.sub, kind: 'user', email: st.email, roles: st.roles, permissions: st.permissions, sessionId: claims.sid }
-  }
-
-  async #fromApiKey(key: string): Promise<AuthCaller> {
-    const prefix = apiKeyPrefix(key)
-    const k = prefix === undefined ? undefined : await this.#statusCache().apiKey(prefix)
-    if (!k || !apiKeyMatches(key, k.hash)) throw new AuthError('API_KEY_INVALID', 'The API key is not valid')
-    if (!k.usable || (k.expiresAtMs !== null && k.expiresAtMs <= Date.now())) throw new AuthError('API_KEY_INVALID', 'The API key is disabled or expired')
-    this.#touchKey(k.id)
-    return { id: k.applicationId, kind: 'application', applicationId: k.applicationId, apiKeyId: k.id, roles: k.roles, permissions: k.permissions }
-  }
-
-  /** Records a key's use at most once a minute per key and instance, off the request's path. */
-  #touchKey(id: string): void {
-    const now = Date.now()
-    if (now - (this.#touched.get(id) ?? 0) < TOUCH_MS) return
-    if (this.#touched.size > 10_000) this.#touched.clear()
-    this.#touched.set(id, now)
-    this.#track(sql.touchApiKey(this.#database(), id)).catch((err: unknown) => this.#log.warn({ err, apiKeyId: id }, 'auth: recording an API key use failed'))
+  verifyAccessToken(token: string): Promise<AuthCaller> {
+    return this.#authn.verifyAccessToken(token)
   }
 
   // ─── Sessions ──────────────────────────────────────────────────────
@@ -519,48 +302,8 @@ export class Auth implements Component, Authenticator {
    * fetch('/api/orders', { headers: { authorization: `Bearer ${s.accessToken}` } })
    * ```
    */
-  async login(email: string, password: string, o: { address?: string } = {}): Promise<IssuedSession> {
-    if (typeof email !== 'string' || email.length === 0 || email.length > 254) throw new ValidationError('login', [{ path: 'email', message: 'must be an email address' }])
-    if (typeof password !== 'string' || password.length === 0 || password.length > 1024) throw new ValidationError('login', [{ path: 'password', message: 'must be a string of 1-1024 characters' }])
-    await this.ready()
-    const address = o.address ?? 'unknown'
-    await this.#throttler().attempt(email, address)
-    const db = this.#database()
-    const row = await sql.credentialsByEmail(db, email)
-    if (!row) {
-      await verifyDummy(password)
-      throw new AuthError('INVALID_CREDENTIALS', 'The email or the password is wrong')
-    }
-    if (!(await verifyPassword(row.password_hash, password))) throw new AuthError('INVALID_CREDENTIALS', 'The email or the password is wrong')
-    await this.#throttler().succeeded(email, address)
-    if (row.disabled_at !== null) throw new AuthError('ACCOUNT_DISABLED', 'The account is disabled')
-    if (needsRehash(row.password_hash)) await sql.setPasswordHash(db, row.id, await hashPassword(password))
-    const sid = randomUUID()
-    const refreshToken = randomBytes(32).toString('base64url')
-    await sql.startSession(db, { id: sid, userId: row.id, tokenHash: sha256(refreshToken), ttlMs: this.#c.refreshTtlMs })
-    const { token } = await this.#tokens.sign({ sub: row.id, sid, roles: row.roles })
-    return this.#issued(token, refreshToken, sid, { id: row.id, email: row.email, roles: row.roles })
-  }
-
-  #issued(accessToken: string, refreshToken: string, sid: string, u: { id: string; email: string; roles: string[] }): IssuedSession {
-    return {
-      user: { id: u.id, kind: 'user', email: u.email, roles: u.roles, permissions: this.roleMap.permissionsOf(u.roles), sessionId: sid },
-      accessToken,
-      refreshToken,
-      tokenType: 'Bearer',
-      expiresIn: this.#tokens.ttlSec,
-      refreshExpiresIn: Math.round(this.#c.refreshTtlMs / 1000),
-      sessionId: sid,
-    }
-  }
-
-  /** The refresh token that follows `token`: derived, so a repeat within the reuse interval gets it again with nothing stored in plain. */
-  #successorOf(token: string): string {
-    return createHmac('sha256', this.#keys.successor).update(`next:${token}`).digest('base64url')
-  }
-
-  #jtiOf(token: string): string {
-    return createHmac('sha256', this.#keys.successor).update(`jti:${token}`).digest('base64url').slice(0, 22)
+  login(email: string, password: string, o: { address?: string } = {}): Promise<IssuedSession> {
+    return this.#sessions.login(email, password, o)
   }
 
   /**
@@ -577,64 +320,8 @@ export class Auth implements Component, Authenticator {
    * const next = await auth.refresh(saved.refreshToken) // keep next.refreshToken; the old one is spent
    * ```
    */
-  async refresh(refreshToken: string): Promise<IssuedSession> {
-    if (typeof refreshToken !== 'string' || !REFRESH_FORMAT.test(refreshToken)) throw new AuthError('TOKEN_INVALID', 'The refresh token is malformed')
-    await this.ready()
-    const out = await this.#database().transaction((tx) => this.#rotate(tx, refreshToken))
-    if (out.kind === 'refused') {
-      if (out.reused) {
-        this.#statusCache().apply({ kind: 's', id: out.reused.id })
-        this.#log.warn({ auth: this.name, sessionId: out.reused.id, userId: out.reused.user_id }, 'auth: a spent refresh token was presented after the reuse interval; the session was revoked')
-      }
-      throw new AuthError(out.code, out.message)
-    }
-    const { session: s, prev, usedSec } = out
-    const next = this.#successorOf(prev)
-    const { token } = await this.#tokens.sign({ sub: s.user_id, sid: s.id, roles: s.roles, iat: usedSec, jti: this.#jtiOf(prev) })
-    return this.#issued(token, next, s.id, { id: s.user_id, email: s.email, roles: s.roles })
-  }
-
-  async #rotate(tx: Queryable, presented: string): Promise<RefreshOutcome> {
-    const hash = sha256(presented)
-    const s = await sql.lockSessionOfToken(tx, hash)
-    const t = s ? await sql.readToken(tx, hash, this.#c.reuseMs) : undefined
-    if (!s || !t) return { kind: 'refused', code: 'TOKEN_INVALID', message: 'The refresh token is not known; log in again' }
-    if (s.disabled) return { kind: 'refused', code: 'ACCOUNT_DISABLED', message: 'The account is disabled' }
-    if (s.revoked) return { kind: 'refused', code: 'TOKEN_REVOKED', message: 'The session has ended; log in again' }
-    if (!t.used) {
-      if (t.expired) return { kind: 'refused', code: 'TOKEN_EXPIRED', message: 'The refresh token has expired; log in again' }
-      const usedSec = await sql.rotateToken(tx, { tokenHash: hash, successorHash: sha256(this.#successorOf(presented)), ttlMs: this.#c.refreshTtlMs })
-      if (usedSec === undefined) return { kind: 'refused', code: 'TOKEN_INVALID', message: 'The refresh token could not be rotated; log in again' }
-      return { kind: 'issued', session: s, prev: presented, usedSec }
-    }
-    if (t.within_reuse && t.used_sec !== null) return this.#latest(tx, s, presented, t.used_sec)
-    await sql.revokeSession(tx, s.id, 'reuse')
-    await this.#announce(tx, { kind: 's', id: s.id })
-    return { kind: 'refused', code: 'TOKEN_REVOKED', message: 'This refresh token was used already; the session was ended to protect the account. Log in again', reused: s }
-  }
-
-  /**
-   * The pair a spent token was exchanged for, followed down the chain to
-   * the newest one, so a second tab that repeats an old token ends up with
-   * the token the first tab already moved on to, not a spent one.
-   */
-  async #latest(tx: Queryable, s: sql.SessionRow, spent: string, usedSec: number): Promise<RefreshOutcome> {
-    let prev = spent
-    let sec = usedSec
-    for (let hop = 0; hop < 16; hop++) {
-      const next = this.#successorOf(prev)
-      const t = await sql.readToken(tx, sha256(next), this.#c.reuseMs)
-      if (!t || t.session_id !== s.id) return { kind: 'refused', code: 'TOKEN_INVALID', message: 'The refresh token is not known; log in again' }
-      if (!t.used || t.used_sec === null) return { kind: 'issued', session: s, prev, usedSec: sec }
-      prev = next
-      sec = t.used_sec
-    }
-    return { kind: 'refused', code: 'TOKEN_INVALID', message: 'The refresh token is too old; log in again' }
-  }
-
-  async #sessionOfRefresh(refreshToken: string): Promise<string | undefined> {
-    if (!REFRESH_FORMAT.test(refreshToken)) return undefined
-    return sql.sessionOfToken(this.#database(), sha256(refreshToken))
+  refresh(refreshToken: string): Promise<IssuedSession> {
+    return this.#sessions.refresh(refreshToken)
   }
 
   /**
@@ -652,21 +339,8 @@ export class Auth implements Component, Authenticator {
    * await auth.logout({ userId, all: true })
    * ```
    */
-  async logout(o: { sessionId: string } | { refreshToken: string } | { userId: string; all: true }): Promise<void> {
-    await this.ready()
-    const db = this.#database()
-    let change: Change
-    if ('userId' in o) change = { kind: 'u', id: o.userId }
-    else {
-      const sid = 'sessionId' in o ? o.sessionId : await this.#sessionOfRefresh(o.refreshToken)
-      if (!sid) throw new AuthError('TOKEN_INVALID', 'The refresh token is not known')
-      change = { kind: 's', id: sid }
-    }
-    await db.transaction(async (tx) => {
-      const changed = change.kind === 'u' ? (await sql.revokeUserSessions(tx, change.id, 'logout')).length > 0 : await sql.revokeSession(tx, change.kind === 's' ? change.id : '', 'logout')
-      if (changed) await this.#announce(tx, change)
-    })
-    this.#statusCache().apply(change)
+  logout(o: { sessionId: string } | { refreshToken: string } | { userId: string; all: true }): Promise<void> {
+    return this.#sessions.logout(o)
   }
 
   /**
@@ -679,9 +353,8 @@ export class Auth implements Component, Authenticator {
    * ```
    */
   jwks(): { keys: Record<string, unknown>[] } {
-    return { keys: this.#keys.publicJwk ? [{ ...this.#keys.publicJwk }] : [] }
+    return { keys: this.#s.keys.publicJwk ? [{ ...this.#s.keys.publicJwk }] : [] }
   }
-
 }
 
 /**

@@ -1,10 +1,25 @@
 import { parseDuration, ValidationError, type Logger } from '@onepipe/core'
 import type { Context, Hono } from 'hono'
 import { intParam, readJson } from '../http/index.js'
-import type { Auth, AuthCaller, IssuedSession } from './auth.js'
+import type { ApiKeys, Applications, Users } from './accounts.js'
 import { COOKIE, readCookie, REFRESH_COOKIE_PATH, setCookie } from './cookies.js'
 import { AuthError, respondAuthError } from './errors.js'
+import type { SigningAlgorithm } from './keys.js'
 import { can, ONEPIPE_PERMISSIONS } from './roles.js'
+import type { AuthCaller, IssuedSession } from './types.js'
+
+/** What the routes use of their Auth: its public surface, named structurally so this file needs no import of auth.ts. */
+interface RoutedAuth {
+  readonly algorithm: SigningAlgorithm
+  readonly users: Users
+  readonly applications: Applications
+  readonly apiKeys: ApiKeys
+  login(email: string, password: string, o?: { address?: string }): Promise<IssuedSession>
+  refresh(refreshToken: string): Promise<IssuedSession>
+  logout(o: { sessionId: string } | { refreshToken: string } | { userId: string; all: true }): Promise<void>
+  authenticate(req: Request): Promise<AuthCaller | null>
+  jwks(): { keys: Record<string, unknown>[] }
+}
 
 /** What the routes need from their Auth besides its public methods. */
 export interface RouteDeps {
@@ -56,7 +71,7 @@ const forbidden = (message: string) => new AuthError('FORBIDDEN', message)
  * API keys. Every failure goes through `respondError` (with
  * `WWW-Authenticate` and `Retry-After` where they apply).
  */
-export function mountAuthRoutes(app: Hono, auth: Auth, d: RouteDeps): void {
+export function mountAuthRoutes(app: Hono, auth: RoutedAuth, d: RouteDeps): void {
   const base = '/__onepipe/auth'
   const run = (fn: (c: Context) => Promise<Response>) => async (c: Context) => {
     try {

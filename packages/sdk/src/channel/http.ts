@@ -1,7 +1,15 @@
 import type { Hono } from 'hono'
 import type { Logger } from '@onepipe/core'
 import { DEFAULT_MAX_BODY_BYTES, intParam, readJson, respondError } from '../http/index.js'
-import type { Channel } from './channel.js'
+import type { ChannelCall } from './store.js'
+import type { CallOptions } from './types.js'
+
+/** What the routes use of their Channel (named structurally, so this file needs no import of channel.ts). */
+interface RoutedChannel {
+  readonly name: string
+  call(input: unknown, options?: CallOptions): Promise<unknown>
+  history(options?: { limit?: number }): Promise<ChannelCall[]>
+}
 
 /**
  * The channel's HTTP surface: `POST /rpc/{name}` with the input as JSON body
@@ -10,7 +18,7 @@ import type { Channel } from './channel.js'
  * overrides the key the channel computes. `GET /rpc/{name}?limit=` answers
  * `{ calls }`, the recent executed calls.
  */
-export function mountChannelRoutes(app: Hono, channel: Channel<unknown, unknown>, logger: Logger): void {
+export function mountChannelRoutes(app: Hono, channel: RoutedChannel, logger: Logger): void {
   const path = `/rpc/${channel.name}`
   app.post(path, async (c) => {
     try {

@@ -1,4 +1,6 @@
 // Channel: RPC with validated input, timeout, retries and idempotency by key.
-export { Channel, ChannelBuilder, IdempotencyConflictError, type CallOptions, type ChannelContext, type TransactionalContext } from './channel.js'
+export { Channel, ChannelBuilder } from './channel.js'
+export { IdempotencyConflictError } from './errors.js'
+export type { CallOptions, ChannelContext, TransactionalContext } from './types.js'
 export type { ChannelCall } from './store.js'
 export type { RetryPolicy as ChannelRetryPolicy } from './retry.js'
