@@ -8,6 +8,7 @@ export const AUTH_NOTIFY = 'onepipe_auth'
 /** How long a status read from the database is trusted without a notification: the bound if one is ever lost. */
 export const STATUS_TTL_MS = 30_000
 const MAX_ENTRIES = 50_000
+const SESSION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /** What an access token's session stands for right now. */
 export interface SessionState {
@@ -143,6 +144,9 @@ export class StatusCache {
   async session(sid: string): Promise<SessionState | undefined> {
     const hit = this.#fresh(this.#sessions, sid)
     if (hit) return hit
+    // A session id is a UUID; anything else (a token signed with the key but made elsewhere) is no
+    // session, answered TOKEN_REVOKED, not a 400 quoting PostgreSQL's uuid error and a warning per request.
+    if (!SESSION_ID.test(sid)) return undefined
     if (!this.#live) await this.start()
     const epoch = this.#epoch
     const row = await sessionStatus(this.#db, sid)
