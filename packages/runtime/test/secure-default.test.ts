@@ -68,3 +68,25 @@ describe('secure by default', () => {
     expect((await fetch(`${url}/health`)).status).toBe(200)
   })
 })
+
+// A client that puts a credential in the query string must not have it written to the access log.
+describe('access log', () => {
+  it('redacts credentials in the query string and keeps the rest of the URL', async () => {
+    const { Hono } = await import('hono')
+    const { instrument } = await import('../src/http/app.js')
+    const lines: Record<string, unknown>[] = []
+    const capture = (o: object | string) => void lines.push(typeof o === 'string' ? { msg: o } : (o as Record<string, unknown>))
+    const logger = { debug: capture, info: capture, warn: capture, error: capture, child: () => logger }
+    const hono = new Hono()
+    hono.get('/api/x', (c) => c.json({ ok: true }))
+    const metrics = { http: { observe: () => undefined } }
+    const fetchApp = instrument(hono, { state: { inFlight: 0, draining: false, idle: new Set() }, metrics: metrics as never, logger, accessLog: true })
+    await fetchApp(new Request('http://app.test/api/x?access_token=eyJSECRET1&api_key=op_abcdefgh_SECRET2&password=SECRET3&page=2'))
+    await fetchApp(new Request('http://app.test/api/x?page=3'))
+    const urls = lines.map((l) => String(l.url))
+    expect(urls.join(' ')).not.toMatch(/SECRET/)
+    expect(urls[0]).toContain('page=2')
+    expect(urls[0]).toContain('access_token=%5Bredacted%5D')
+    expect(urls[1]).toBe('http://app.test/api/x?page=3')
+  })
+})

@@ -56,6 +56,33 @@ function nextRequestId(): string {
   return `${idPrefix}-${(++idCounter).toString(36)}`
 }
 
+/** Query parameters whose values are credentials by their name (`?access_token=`, `?api_key=`, `?password=`…). */
+const SECRET_PARAM = /token|key|secret|pass|pwd|auth|session|signature|credential|cookie|jwt/i
+
+/**
+ * The URL as the access log writes it: a credential a client puts in the query
+ * string (OnePipe never asks for one there, but clients and links do) is
+ * replaced by `[redacted]`, as the logger redacts headers, since log lines
+ * outlive tokens and reach more people than the app does.
+ */
+export function loggedUrl(url: string): string {
+  if (!url.includes('?')) return url
+  let u: URL
+  try {
+    u = new URL(url)
+  } catch {
+    return url.slice(0, url.indexOf('?'))
+  }
+  let changed = false
+  for (const k of new Set(u.searchParams.keys())) {
+    if (SECRET_PARAM.test(k)) {
+      u.searchParams.set(k, '[redacted]')
+      changed = true
+    }
+  }
+  return changed ? u.toString() : url
+}
+
 type NodeIncoming = { headers: Record<string, string | string[] | undefined> }
 
 function clientRequestId(req: Request, env: Record<string, unknown> | undefined): string | undefined {
@@ -93,7 +120,7 @@ export function instrument(app: Hono, d: Pick<AppDeps, 'state' | 'metrics' | 'lo
       const ms = performance.now() - t0
       const route = info.route ?? (res.status === 404 ? '(unmatched)' : '(other)')
       metrics.http.observe(req.method, route, res.status, ms / 1000)
-      if (d.accessLog) d.logger.info({ requestId, method: req.method, url: req.url, status: res.status, ms: Math.round(ms * 10) / 10 }, 'request')
+      if (d.accessLog) d.logger.info({ requestId, method: req.method, url: loggedUrl(req.url), status: res.status, ms: Math.round(ms * 10) / 10 }, 'request')
       if (span) endServerSpan(span, info.route, res.status)
       if (state.inFlight === 0) for (const w of state.idle) w()
       return res
