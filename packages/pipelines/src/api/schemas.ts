@@ -1,0 +1,87 @@
+// The bodies of the external API (docs/protocol/workers.md), checked with
+// zod; every failure becomes a 400 naming the field path.
+import { ValidationError } from '@onepipe/core'
+import { HANDLER_NAME } from '@onepipe/sdk'
+import { z } from 'zod'
+
+const uuid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be a UUID')
+const handler = z.string().regex(HANDLER_NAME, 'must be 1-128 letters, digits, "_", "-", "." or ":", starting with a letter')
+const text = (max: number) => z.string().max(max)
+
+export const pullBody = z.strictObject({
+  handlers: z.array(handler).min(1, 'name at least one handler').max(100),
+  max: z.number().int().min(1).max(100).optional(),
+  waitMs: z.number().int().min(0).optional(),
+  wait: z.number().min(0).optional(),
+  workerId: uuid.optional(),
+})
+
+const ackOne = z.strictObject({
+  executionId: uuid,
+  status: z.enum(['completed', 'failed']),
+  output: z.unknown().optional(),
+  error: z
+    .strictObject({ message: text(8192), code: text(128).optional(), name: text(128).optional(), retryable: z.boolean().optional(), details: z.unknown().optional() })
+    .optional(),
+  logs: z.array(z.strictObject({ level: z.enum(['debug', 'info', 'warn', 'error']), message: text(8192), at: z.string().max(64).optional(), fields: z.record(z.string(), z.unknown()).optional() })).max(1000).optional(),
+  context: z.record(text(256), z.unknown()).optional(),
+})
+export type AckBody = z.infer<typeof ackOne>
+
+export const ackBody = z.union([ackOne, z.strictObject({ acks: z.array(ackOne).min(1).max(500) })])
+
+export const renewBody = z.strictObject({ executionId: uuid })
+
+export const logsBody = z.strictObject({
+  executionId: uuid.optional(),
+  pipelineId: uuid.optional(),
+  entries: z.array(z.strictObject({ level: z.enum(['debug', 'info', 'warn', 'error']), message: text(8192), at: z.string().max(64).optional(), fields: z.record(z.string(), z.unknown()).optional() })).min(1).max(1000),
+})
+
+export const bootstrapBody = z.strictObject({
+  name: z.string().min(1).max(128),
+  handlers: z.array(handler).min(1).max(100),
+  concurrency: z.number().int().min(1).max(1000),
+  version: text(64).optional(),
+  host: text(256).optional(),
+})
+
+export const heartbeatBody = z.strictObject({
+  workerId: uuid.optional(),
+  inFlight: z.number().int().min(0).max(100_000),
+  cpu: z.number().min(0).max(1024).optional(),
+  memoryBytes: z.number().int().min(0).optional(),
+  lagMs: z.number().min(0).max(86_400_000).optional(),
+})
+
+export const eventsBody = z.strictObject({
+  workerId: uuid.optional(),
+  events: z.array(z.strictObject({ type: z.string().min(1).max(128), at: z.string().max(64).optional(), data: z.unknown().optional() })).min(1).max(500),
+})
+
+export const shutdownBody = z.strictObject({ workerId: uuid.optional(), reason: text(1024).optional() })
+
+export const resumeBody = z.strictObject({ decision: z.enum(['approved', 'rejected']), reason: text(4096).optional() })
+
+export const rerunBody = z.strictObject({ following: z.boolean().optional() }).optional()
+
+export const templateBody = z.strictObject({
+  template: z.string().min(1).max(128),
+  input: z.unknown().optional(),
+  context: z.record(text(256), z.unknown()).optional(),
+  keywords: z.array(z.string().min(1).max(128)).max(32).optional(),
+})
+
+/**
+ * Parses `body` with `schema`, or throws a 400 ValidationError naming each field.
+ *
+ * @example
+ * ```ts
+ * const b = parse(pullBody, await readJson(c), 'pull request')
+ * ```
+ */
+export function parse<T extends z.ZodType>(schema: T, body: unknown, subject: string): z.infer<T> {
+  const r = schema.safeParse(body)
+  if (r.success) return r.data
+  throw new ValidationError(subject, r.error.issues.slice(0, 10).map((i) => ({ path: i.path.map(String).join('.'), message: i.message })))
+}

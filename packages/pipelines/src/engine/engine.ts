@@ -1,0 +1,303 @@
+import { DatabaseError, encodeValue, retryDelay, type Database, type Logger, type Queryable } from '@onepipe/core'
+import { notifyReady, READY_CHANNEL } from '@onepipe/sdk'
+import { attemptNotFound, JobCancelledError, StaleAttemptError } from './errors.js'
+import * as sql from './sql.js'
+import { insertLogs } from './sql-ops.js'
+import type { ClaimedRow, StageRow } from './sql.js'
+
+/** The NOTIFY channel (schema-scoped) of pipeline and stage changes; payload JSON {@link PipelineChange}. */
+export const CHANGES_CHANNEL = 'onepipe_pipeline_changes'
+
+/**
+ * One change of a pipeline, as every replica publishes it (live updates
+ * for the dashboard).
+ *
+ * @example
+ * ```ts
+ * { appId: '9c…', pipelineId: '3f…', stage: 'analyze', stageStatus: 'Completed', pipelineStatus: 'Running' }
+ * ```
+ */
+export interface PipelineChange {
+  appId: string
+  pipelineId: string
+  stage?: string
+  stageStatus?: string
+  pipelineStatus?: string
+}
+
+/**
+ * A job as a worker gets it from `POST /jobs/pull` (docs/protocol/workers.md).
+ *
+ * @example
+ * ```ts
+ * { executionId: '…', stageId: '…', pipelineId: '…', stageName: 'analyze', handler: 'vision.analyze', attempt: 1,
+ *   input: { file: 'a.pdf' }, upstream: {}, context: {}, leaseMs: 30000, leaseExpiresAt: '2026-…Z' }
+ * ```
+ */
+export interface Job {
+  executionId: string
+  stageId: string
+  pipelineId: string
+  stageName: string
+  handler: string
+  attempt: number
+  input: unknown
+  upstream: Record<string, unknown>
+  context: Record<string, unknown>
+  leaseMs: number
+  leaseExpiresAt: string
+  deadline?: string
+}
+
+/**
+ * What a worker reports about an attempt (`POST /jobs/ack`).
+ *
+ * @example
+ * ```ts
+ * { executionId: '…', status: 'failed', error: { message: 'model overloaded', retryable: true } }
+ * ```
+ */
+export interface Ack {
+  executionId: string
+  status: 'completed' | 'failed'
+  output?: unknown
+  error?: { message: string; code?: string | undefined; retryable?: boolean | undefined; name?: string | undefined }
+  context?: Record<string, unknown>
+  /** Log lines of the attempt, stored in the ack's transaction. */
+  logs?: { level: string; message: string; at?: string | undefined; fields?: Record<string, unknown> | undefined }[]
+}
+
+/** The engine's timings (ms). */
+export interface EngineOptions {
+  leaseMs: number
+  log: Logger
+}
+
+const iso = (d: Date | null | undefined): string | undefined => (d ? new Date(d).toISOString() : undefined)
+
+/**
+ * The stage engine: hands stages out, takes acks and renewals fenced by
+ * execution id, retries, times out and releases dependents. Stateless
+ * between calls; any number of replicas share one database.
+ */
+export class StageEngine {
+  readonly #db: Database
+  readonly #o: EngineOptions
+  readonly #ready: string
+  readonly #changes: string
+  #retryTimer: NodeJS.Timeout | undefined
+  #retryAt = Infinity
+
+  constructor(db: Database, o: EngineOptions) {
+    this.#db = db
+    this.#o = o
+    this.#ready = db.channel(READY_CHANNEL)
+    this.#changes = db.channel(CHANGES_CHANNEL)
+  }
+
+  /** Claims up to `max` ready stages of `handlers` for a worker. */
+  async claim(appId: string, handlers: readonly string[], max: number, workerId: string | null): Promise<Job[]> {
+    const rows = await sql.claimStages(this.#db, appId, handlers, max, workerId, this.#o.leaseMs)
+    return rows.map((r) => this.#job(r))
+  }
+
+  #job(r: ClaimedRow): Job {
+    const deadline = iso(r.deadline_at)
+    return {
+      executionId: r.execution_id ?? '',
+      stageId: r.id,
+      pipelineId: r.pipeline_id,
+      stageName: r.name,
+      handler: r.handler,
+      attempt: r.attempt,
+      input: r.input ?? r.pipeline_input ?? null,
+      upstream: r.upstream ?? {},
+      context: r.context,
+      leaseMs: this.#o.leaseMs,
+      leaseExpiresAt: iso(r.lease_expires_at) ?? '',
+      ...(deadline ? { deadline } : {}),
+    }
+  }
+
+  /**
+   * Extends the lease of a current attempt.
+   *
+   * @throws StaleAttemptError / JobCancelledError (409) for an attempt that is over; NotFoundError (404) for an unknown one
+   */
+  async renew(appId: string, executionId: string): Promise<{ leaseExpiresAt: string; deadline?: string }> {
+    const row = await sql.renewLease(this.#db, appId, executionId, this.#o.leaseMs)
+    if (row) {
+      const deadline = iso(row.deadline_at)
+      return { leaseExpiresAt: iso(row.lease_expires_at) ?? '', ...(deadline ? { deadline } : {}) }
+    }
+    throw await this.#whyNot(this.#db, appId, executionId)
+  }
+
+  async #whyNot(q: Queryable, appId: string, executionId: string): Promise<Error> {
+    const a = await sql.explainAttempt(q, appId, executionId)
+    if (!a) return attemptNotFound(executionId)
+    if (a.outcome === 'cancelled' || a.pipeline_status === 'Cancelled') return new JobCancelledError(executionId)
+    const why = a.outcome ?? (a.current && a.stage_status === 'Running' ? 'its lease or deadline passed' : 'another attempt replaced it')
+    return new StaleAttemptError(executionId, why)
+  }
+
+  /**
+   * Applies one ack: completes the stage (releasing what depends on it) or
+   * fails the attempt (retry by policy, or fail and skip what depends on
+   * it), in one transaction locked on the pipeline.
+   *
+   * @returns the stage's status after the ack
+   * @throws StaleAttemptError / JobCancelledError (409), NotFoundError (404); ValidationError (400) for an output that is not plain JSON
+   */
+  async ack(appId: string, a: Ack): Promise<{ stageStatus: string }> {
+    const output = a.status === 'completed' ? (a.output === undefined ? null : encodeValue(a.output, { subject: 'output' })) : null
+    const context = a.context && Object.keys(a.context).length > 0 ? encodeValue(a.context, { subject: 'context' }) : null
+    const error = a.status === 'failed' ? encodeValue(stageError(a.error), { subject: 'error' }) : null
+    const logs = a.logs && a.logs.length > 0 ? a.logs : undefined
+    if (logs) encodeValue(logs, { subject: 'logs' })
+    const result = await this.#tx(async (tx) => {
+      const p = await sql.lockPipelineOfAttempt(tx, appId, a.executionId)
+      // Thrown inside the transaction: nothing was written yet, and the rollback keeps it so.
+      if (!p) throw attemptNotFound(a.executionId)
+      if (p.status === 'Cancelled') throw new JobCancelledError(a.executionId)
+      let stage: StageRow | undefined
+      if (a.status === 'completed') stage = await sql.completeAttempt(tx, a.executionId, output)
+      else {
+        const current = await sql.stageByExecution(tx, a.executionId)
+        const delay = current ? retryDelay({ attempts: current.max_retries + 1, backoff: current.backoff, delayMs: current.retry_interval_ms, maxDelayMs: current.max_retry_interval_ms }, current.attempt) : 0
+        stage = await sql.failAttempt(tx, { executionId: a.executionId, errorJson: error ?? '{}', retryable: a.error?.retryable !== false, delayMs: delay, outcome: 'failed', expiredOnly: false })
+      }
+      if (!stage) throw await this.#whyNot(tx, appId, a.executionId)
+      const done = stage
+      if (context !== null) await sql.mergeContext(tx, p.id, context)
+      if (logs) await insertLogs(tx, appId, p.id, JSON.stringify(logs.map((l) => ({ ...l, stage_id: done.id, execution_id: a.executionId }))))
+      const pipelineStatus = await this.#afterStageChange(tx, stage)
+      return { stage, pipelineStatus }
+    })
+    this.#scheduleRetry(result.stage)
+    return { stageStatus: result.stage.status }
+  }
+
+  /**
+   * What follows a stage's change inside its transaction: dependents
+   * released or skipped, the pipeline finished when nothing is left, ready
+   * handlers woken, the change published.
+   */
+  async #afterStageChange(tx: Queryable, stage: StageRow): Promise<string | undefined> {
+    let ready: string[] = []
+    if (stage.status === 'Completed' || (stage.status === 'Failed' && stage.run_next_if_failed) || stage.status === 'Skipped') {
+      ready = await sql.releaseDependents(tx, stage.pipeline_id, stage.name)
+    } else if (stage.status === 'Failed') {
+      await sql.skipDependents(tx, stage.pipeline_id, stage.name, JSON.stringify({ code: 'DEPENDENCY_FAILED', message: `Stage "${stage.name}" failed` }))
+    }
+    await notifyReady(tx, this.#ready, stage.app_id, ready)
+    const pipelineStatus = stage.status === 'RetryScheduled' ? undefined : await sql.finishIfDone(tx, stage.pipeline_id)
+    await this.publish(tx, { appId: stage.app_id, pipelineId: stage.pipeline_id, stage: stage.name, stageStatus: stage.status, ...(pipelineStatus ? { pipelineStatus } : {}) })
+    return pipelineStatus
+  }
+
+  /** Publishes a change to every replica (delivered at commit inside a transaction). */
+  async publish(q: Queryable, c: PipelineChange): Promise<void> {
+    await q.execute('SELECT pg_notify($1, $2)', [this.#changes, JSON.stringify(c)])
+  }
+
+  /** Wakes pulls parked on `handlers` in every replica. */
+  async wake(q: Queryable, appId: string, handlers: readonly string[]): Promise<void> {
+    await notifyReady(q, this.#ready, appId, handlers)
+  }
+
+  /**
+   * The watchdog's pass: attempts whose lease or deadline passed end
+   * (retried by policy or failed), due retries become ready. Safe on every
+   * replica at once: each transition locks its pipeline and re-checks.
+   *
+   * @returns how many attempts it ended and retries it made ready
+   */
+  async sweep(): Promise<{ expired: number; promoted: number }> {
+    let expired = 0
+    for (const e of await sql.expiredAttempts(this.#db, 200)) {
+      const done = await this.#tx(async (tx) => {
+        const p = await sql.lockPipelineOfAttempt(tx, e.app_id, e.execution_id)
+        if (!p) return undefined
+        const current = await sql.stageByExecution(tx, e.execution_id)
+        if (!current) return undefined
+        const delay = retryDelay({ attempts: current.max_retries + 1, backoff: current.backoff, delayMs: current.retry_interval_ms, maxDelayMs: current.max_retry_interval_ms }, current.attempt)
+        const error = e.timed_out
+          ? { code: 'STAGE_TIMEOUT', message: `The attempt ran past the stage's timeout of ${current.timeout_ms} ms`, retryable: true }
+          : { code: 'LEASE_EXPIRED', message: 'The worker stopped renewing the lease (it died, hung or lost its connection)', retryable: true }
+        const stage = await sql.failAttempt(tx, { executionId: e.execution_id, errorJson: JSON.stringify(error), retryable: true, delayMs: delay, outcome: e.timed_out ? 'timed_out' : 'lease_expired', expiredOnly: true })
+        if (stage) await this.#afterStageChange(tx, stage)
+        return stage
+      })
+      if (done) {
+        expired++
+        this.#scheduleRetry(done)
+      }
+    }
+    const promoted = await this.#promote()
+    return { expired, promoted }
+  }
+
+  async #promote(): Promise<number> {
+    return this.#tx(async (tx) => {
+      const rows = await sql.promoteDueRetries(tx)
+      const byApp = new Map<string, Set<string>>()
+      for (const r of rows) (byApp.get(r.app_id) ?? byApp.set(r.app_id, new Set()).get(r.app_id)!).add(r.handler)
+      for (const [app, hs] of byApp) await notifyReady(tx, this.#ready, app, [...hs])
+      return rows.length
+    })
+  }
+
+  /** A retry scheduled here is made ready at its time by this process, not at the next sweep. */
+  #scheduleRetry(stage: StageRow): void {
+    if (stage.status !== 'RetryScheduled' || !stage.ready_at) return
+    const at = new Date(stage.ready_at).getTime()
+    if (at >= this.#retryAt) return
+    clearTimeout(this.#retryTimer)
+    this.#retryAt = at
+    this.#retryTimer = setTimeout(() => {
+      this.#retryAt = Infinity
+      this.#retryTimer = undefined
+      this.#promote().catch((err: unknown) => this.#o.log.warn({ err }, 'pipelines: making due retries ready failed; the next sweep will'))
+    }, Math.max(0, at - Date.now()))
+    this.#retryTimer.unref()
+  }
+
+  /** Stops the retry timer (the sweep of any replica picks up the rest). */
+  close(): void {
+    clearTimeout(this.#retryTimer)
+    this.#retryTimer = undefined
+    this.#retryAt = Infinity
+  }
+
+  /** @internal A transaction, run again on a deadlock or serialization failure (every transition re-checks its state). */
+  async #tx<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    for (let i = 1; ; i++) {
+      try {
+        return await this.#db.transaction(fn)
+      } catch (e) {
+        if (!(e instanceof DatabaseError) || !e.retryable || i >= 3) throw e
+      }
+    }
+  }
+
+  /** @internal For the operator actions (ops.ts): a retried transaction and the after-change step. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    return this.#tx(fn)
+  }
+
+  /** @internal */
+  afterStageChange(tx: Queryable, stage: StageRow): Promise<string | undefined> {
+    return this.#afterStageChange(tx, stage)
+  }
+}
+
+/** The stored form of a worker's error: message, code, name, retryable; nothing else. */
+function stageError(e: Ack['error']): Record<string, unknown> {
+  return {
+    message: e?.message ?? 'The worker reported a failure without a message',
+    ...(e?.code === undefined ? {} : { code: e.code }),
+    ...(e?.name === undefined ? {} : { name: e.name }),
+    retryable: e?.retryable !== false,
+  }
+}

@@ -1,0 +1,260 @@
+// Every statement the stage engine makes. Lock order, kept everywhere so
+// two transactions never wait on each other in a circle: the pipeline row
+// first (FOR UPDATE), then its stage rows. A claim locks only stage rows,
+// with SKIP LOCKED, and never waits.
+import type { Queryable } from '@onepipe/core'
+
+/** A stage row as the engine reads it. */
+export interface StageRow {
+  id: string
+  pipeline_id: string
+  app_id: string
+  position: number
+  name: string
+  handler: string
+  input: unknown
+  depends_on: string[]
+  parallel_with: string[]
+  waiting_on: number
+  max_retries: number
+  retry_interval_ms: number
+  max_retry_interval_ms: number
+  backoff: 'fixed' | 'linear' | 'exponential'
+  timeout_ms: number | null
+  run_next_if_failed: boolean
+  requires_approval: boolean
+  status: string
+  attempt: number
+  execution_id: string | null
+  worker_id: string | null
+  ready_at: Date | null
+  lease_expires_at: Date | null
+  deadline_at: Date | null
+  started_at: Date | null
+  finished_at: Date | null
+  output: unknown
+  error: unknown
+  approval: unknown
+  updated_at: Date
+}
+
+/** A claimed stage with what its worker needs. */
+export interface ClaimedRow extends StageRow {
+  pipeline_input: unknown
+  context: Record<string, unknown>
+  upstream: Record<string, unknown> | null
+}
+
+const MS = `* interval '1 millisecond'`
+/** Final stage statuses: nothing more happens to these without an operator. */
+export const FINAL = ['Completed', 'Failed', 'Skipped', 'Cancelled'] as const
+
+/**
+ * Hands out up to `max` ready stages of `handlers` to one worker: each gets
+ * a new execution id (its fencing token), a lease and, with a timeout, a
+ * deadline; the attempt is recorded in the same statement.
+ */
+export async function claimStages(q: Queryable, appId: string, handlers: readonly string[], max: number, workerId: string | null, leaseMs: number): Promise<ClaimedRow[]> {
+  return q.query<ClaimedRow>(
+    `WITH c AS (
+       SELECT id FROM _onepipe_pipeline_stages
+        WHERE app_id = $1 AND handler = ANY($2::text[]) AND status = 'Pending'
+        ORDER BY ready_at LIMIT $3 FOR UPDATE SKIP LOCKED
+     ), u AS (
+       UPDATE _onepipe_pipeline_stages s
+          SET status = 'Running', attempt = s.attempt + 1, execution_id = gen_random_uuid(), worker_id = $4,
+              lease_expires_at = now() + $5::float8 ${MS},
+              deadline_at = CASE WHEN s.timeout_ms IS NULL THEN NULL ELSE now() + s.timeout_ms ${MS} END,
+              started_at = coalesce(s.started_at, now()), updated_at = now()
+         FROM c WHERE s.id = c.id
+       RETURNING s.*
+     ), a AS (
+       INSERT INTO _onepipe_stage_attempts (execution_id, stage_id, app_id, attempt, worker_id)
+       SELECT execution_id, id, app_id, attempt, worker_id FROM u
+     )
+     SELECT u.*, p.input AS pipeline_input, p.context,
+            (SELECT jsonb_object_agg(d.name, jsonb_build_object('output', d.output))
+               FROM _onepipe_pipeline_stages d WHERE d.pipeline_id = u.pipeline_id AND d.name = ANY(u.depends_on)) AS upstream
+       FROM u JOIN _onepipe_pipelines p ON p.id = u.pipeline_id
+      ORDER BY u.ready_at`,
+    [appId, handlers, max, workerId, leaseMs],
+  )
+}
+
+/** Extends the lease of a current attempt; none when the attempt is over (see {@link explainAttempt}). */
+export async function renewLease(q: Queryable, appId: string, executionId: string, leaseMs: number): Promise<{ lease_expires_at: Date; deadline_at: Date | null } | undefined> {
+  const [row] = await q.query<{ lease_expires_at: Date; deadline_at: Date | null }>(
+    `UPDATE _onepipe_pipeline_stages SET lease_expires_at = now() + $3::float8 ${MS}
+      WHERE execution_id = $2 AND app_id = $1 AND status = 'Running'
+        AND lease_expires_at > now() AND (deadline_at IS NULL OR deadline_at > now())
+      RETURNING lease_expires_at, deadline_at`,
+    [appId, executionId, leaseMs],
+  )
+  return row
+}
+
+/** What became of an attempt, for the 404/409 an ack or renewal of a finished one gets. */
+export async function explainAttempt(q: Queryable, appId: string, executionId: string): Promise<{ outcome: string | null; pipeline_status: string; stage_status: string; current: boolean } | undefined> {
+  const [row] = await q.query<{ outcome: string | null; pipeline_status: string; stage_status: string; current: boolean }>(
+    `SELECT a.outcome, p.status AS pipeline_status, s.status AS stage_status, s.execution_id = a.execution_id AS current
+       FROM _onepipe_stage_attempts a JOIN _onepipe_pipeline_stages s ON s.id = a.stage_id JOIN _onepipe_pipelines p ON p.id = s.pipeline_id
+      WHERE a.execution_id = $2 AND a.app_id = $1`,
+    [appId, executionId],
+  )
+  return row
+}
+
+/** Locks the pipeline of an attempt (the first lock of every transition); its id and status. */
+export async function lockPipelineOfAttempt(q: Queryable, appId: string, executionId: string): Promise<{ id: string; status: string } | undefined> {
+  const [row] = await q.query<{ id: string; status: string }>(
+    `SELECT p.id, p.status FROM _onepipe_stage_attempts a
+       JOIN _onepipe_pipeline_stages s ON s.id = a.stage_id JOIN _onepipe_pipelines p ON p.id = s.pipeline_id
+      WHERE a.execution_id = $2 AND a.app_id = $1 FOR UPDATE OF p`,
+    [appId, executionId],
+  )
+  return row
+}
+
+/** Locks a pipeline row; undefined when it is not this application's. */
+export async function lockPipeline(q: Queryable, appId: string | null, pipelineId: string): Promise<{ id: string; status: string; app_id: string } | undefined> {
+  const [row] = await q.query<{ id: string; status: string; app_id: string }>(
+    `SELECT id, status, app_id FROM _onepipe_pipelines WHERE id = $1 AND ($2::text IS NULL OR app_id = $2) FOR UPDATE`,
+    [pipelineId, appId],
+  )
+  return row
+}
+
+/** Ends the current attempt as `completed`, when it still is the current one and inside its lease and deadline. */
+export async function completeAttempt(q: Queryable, executionId: string, outputJson: string | null): Promise<StageRow | undefined> {
+  const [row] = await q.query<StageRow>(
+    `WITH s AS (
+       UPDATE _onepipe_pipeline_stages SET status = 'Completed', output = $2::text::jsonb, error = NULL, finished_at = now(),
+              lease_expires_at = NULL, updated_at = now()
+        WHERE execution_id = $1 AND status = 'Running' AND lease_expires_at > now() AND (deadline_at IS NULL OR deadline_at > now())
+       RETURNING *
+     ), a AS (
+       UPDATE _onepipe_stage_attempts SET outcome = 'completed', ended_at = now() WHERE execution_id = $1 AND EXISTS (SELECT 1 FROM s)
+     )
+     SELECT * FROM s`,
+    [executionId, outputJson],
+  )
+  return row
+}
+
+/**
+ * Ends a running attempt as failed (`outcome`: failed, timed_out,
+ * lease_expired). With retries left and a retryable error the stage is
+ * RetryScheduled at `now() + delayMs`; otherwise Failed. `expiredOnly`
+ * (the watchdog) matches only an attempt whose lease or deadline passed.
+ */
+export async function failAttempt(
+  q: Queryable,
+  f: { executionId: string; errorJson: string; retryable: boolean; delayMs: number; outcome: string; expiredOnly: boolean },
+): Promise<StageRow | undefined> {
+  const [row] = await q.query<StageRow>(
+    `WITH s AS (
+       UPDATE _onepipe_pipeline_stages
+          SET status = CASE WHEN $3 AND attempt <= max_retries THEN 'RetryScheduled' ELSE 'Failed' END,
+              ready_at = CASE WHEN $3 AND attempt <= max_retries THEN now() + $4::float8 ${MS} ELSE ready_at END,
+              finished_at = CASE WHEN $3 AND attempt <= max_retries THEN NULL ELSE now() END,
+              error = $2::text::jsonb, lease_expires_at = NULL, deadline_at = NULL, updated_at = now()
+        WHERE execution_id = $1 AND status = 'Running'
+          AND (CASE WHEN $6 THEN lease_expires_at <= now() OR deadline_at <= now()
+                    ELSE lease_expires_at > now() AND (deadline_at IS NULL OR deadline_at > now()) END)
+       RETURNING *
+     ), a AS (
+       UPDATE _onepipe_stage_attempts SET outcome = $5, ended_at = now(), error = $2::text::jsonb WHERE execution_id = $1 AND EXISTS (SELECT 1 FROM s)
+     )
+     SELECT * FROM s`,
+    [f.executionId, f.errorJson, f.retryable, f.delayMs, f.outcome, f.expiredOnly],
+  )
+  return row
+}
+
+/**
+ * Counts one satisfied dependency for every stage waiting on `name`; those
+ * with none left become Pending (or AwaitingApproval). Answers the
+ * handlers that have a new ready stage.
+ */
+export async function releaseDependents(q: Queryable, pipelineId: string, name: string): Promise<string[]> {
+  const rows = await q.query<{ handler: string; status: string }>(
+    `UPDATE _onepipe_pipeline_stages
+        SET waiting_on = waiting_on - 1,
+            status = CASE WHEN waiting_on > 1 THEN status WHEN requires_approval THEN 'AwaitingApproval' ELSE 'Pending' END,
+            ready_at = CASE WHEN waiting_on = 1 AND NOT requires_approval THEN now() ELSE ready_at END,
+            updated_at = now()
+      WHERE pipeline_id = $1 AND $2 = ANY(depends_on) AND status = 'NotStarted'
+      RETURNING handler, status`,
+    [pipelineId, name],
+  )
+  return [...new Set(rows.filter((r) => r.status === 'Pending').map((r) => r.handler))]
+}
+
+/** Skips every stage that (transitively) depends on `name` and has not started: it can never run. */
+export async function skipDependents(q: Queryable, pipelineId: string, name: string, errorJson: string): Promise<number> {
+  return q.execute(
+    `WITH RECURSIVE dep(name) AS (
+       SELECT s.name FROM _onepipe_pipeline_stages s WHERE s.pipeline_id = $1 AND $2 = ANY(s.depends_on)
+       UNION
+       SELECT s.name FROM _onepipe_pipeline_stages s JOIN dep ON dep.name = ANY(s.depends_on) WHERE s.pipeline_id = $1
+     )
+     UPDATE _onepipe_pipeline_stages SET status = 'Skipped', error = $3::text::jsonb, finished_at = now(), updated_at = now()
+      WHERE pipeline_id = $1 AND name IN (SELECT name FROM dep) AND status IN ('NotStarted', 'AwaitingApproval')`,
+    [pipelineId, name, errorJson],
+  )
+}
+
+/** Merges context items into the pipeline's. */
+export async function mergeContext(q: Queryable, pipelineId: string, contextJson: string): Promise<void> {
+  await q.execute(`UPDATE _onepipe_pipelines SET context = context || $2::text::jsonb, updated_at = now() WHERE id = $1`, [pipelineId, contextJson])
+}
+
+/**
+ * Ends a pipeline whose stages are all final: Failed when a stage failed
+ * without `run_next_if_failed`, else Completed. Answers the new status, or
+ * undefined while stages remain.
+ */
+export async function finishIfDone(q: Queryable, pipelineId: string): Promise<string | undefined> {
+  const [row] = await q.query<{ status: string }>(
+    `UPDATE _onepipe_pipelines p
+        SET status = CASE WHEN EXISTS (SELECT 1 FROM _onepipe_pipeline_stages s WHERE s.pipeline_id = p.id AND s.status = 'Failed' AND NOT s.run_next_if_failed)
+                          THEN 'Failed' ELSE 'Completed' END,
+            finished_at = now(), updated_at = now()
+      WHERE p.id = $1 AND p.status = 'Running'
+        AND NOT EXISTS (SELECT 1 FROM _onepipe_pipeline_stages s WHERE s.pipeline_id = p.id AND s.status NOT IN ('Completed', 'Failed', 'Skipped', 'Cancelled'))
+      RETURNING status`,
+    [pipelineId],
+  )
+  return row?.status
+}
+
+/** Running attempts whose lease or deadline passed (the watchdog's work). */
+export async function expiredAttempts(q: Queryable, limit: number): Promise<{ app_id: string; execution_id: string; timed_out: boolean }[]> {
+  return q.query(
+    `SELECT app_id, execution_id, deadline_at IS NOT NULL AND deadline_at <= now() AS timed_out FROM _onepipe_pipeline_stages
+      WHERE status = 'Running' AND (lease_expires_at <= now() OR deadline_at <= now()) LIMIT $1`,
+    [limit],
+  )
+}
+
+/** Makes due retries Pending; answers their application and handler (to wake parked pulls). */
+export async function promoteDueRetries(q: Queryable): Promise<{ app_id: string; handler: string }[]> {
+  return q.query(
+    `UPDATE _onepipe_pipeline_stages SET status = 'Pending', updated_at = now()
+      WHERE status = 'RetryScheduled' AND ready_at <= now() RETURNING app_id, handler`,
+  )
+}
+
+/** Milliseconds until the next retry is due (null when none is scheduled). */
+export async function nextRetryInMs(q: Queryable): Promise<number | null> {
+  const [row] = await q.query<{ ms: number | null }>(
+    `SELECT extract(epoch FROM min(ready_at) - now()) * 1000 AS ms FROM _onepipe_pipeline_stages WHERE status = 'RetryScheduled'`,
+  )
+  return row?.ms === null || row?.ms === undefined ? null : Number(row.ms)
+}
+
+/** The stage whose current attempt is `executionId`, locked (after its pipeline). */
+export async function stageByExecution(q: Queryable, executionId: string): Promise<StageRow | undefined> {
+  const [row] = await q.query<StageRow>(`SELECT * FROM _onepipe_pipeline_stages WHERE execution_id = $1 FOR UPDATE`, [executionId])
+  return row
+}
