@@ -5,7 +5,7 @@ import type { Hono } from 'hono'
 import type { AddressInfo } from 'node:net'
 import { Callers } from './api/callers.js'
 import { workerApi } from './api/routes.js'
-import { PostgresDispatch } from './dispatch/postgres.js'
+import { PostgresDispatch, type Dispatch } from './dispatch/postgres.js'
 import { CHANGES_CHANNEL, StageEngine, type PipelineChange } from './engine/engine.js'
 import { PipelineOps } from './engine/ops.js'
 import { markLost } from './workers/sql.js'
@@ -21,6 +21,9 @@ interface ControlPlaneConfig {
   maxWaitMs: number
   sweepMs: number
   templates: Pipeline[]
+  /** 'postgres' (default) or 'rabbitmq' (default when RABBITMQ_URL is set). */
+  dispatch: 'postgres' | 'rabbitmq'
+  rabbitmqUrl: string | undefined
 }
 
 /**
@@ -47,7 +50,7 @@ export class ControlPlane implements Component {
   #log: Logger = stderrLogger
   #engine: StageEngine | undefined
   #ops: PipelineOps | undefined
-  #dispatch: PostgresDispatch | undefined
+  #dispatch: Dispatch | undefined
   #server: ServerType | undefined
   #api: Hono | undefined
   #sweep: NodeJS.Timeout | undefined
@@ -143,7 +146,7 @@ export class ControlPlane implements Component {
     for (const t of this.#c.templates) await t.attach(rt)
     this.#engine = new StageEngine(db, { leaseMs: this.#c.leaseMs, log: this.#log })
     this.#ops = new PipelineOps(db, this.#engine)
-    this.#dispatch = new PostgresDispatch(db, this.#engine, { log: this.#log })
+    this.#dispatch = await this.#makeDispatch(db, this.#engine)
     await this.#dispatch.start()
     this.#unlisten = await db.listen(CHANGES_CHANNEL, (p) => this.#changed(p))
     this.#api = workerApi({
@@ -162,6 +165,14 @@ export class ControlPlane implements Component {
     this.#sweep = setInterval(() => this.#runSweep(), this.#c.sweepMs)
     this.#sweep.unref()
     if (this.#c.port !== false) await this.#listen(this.#c.port)
+  }
+
+  async #makeDispatch(db: Database, engine: StageEngine): Promise<Dispatch> {
+    if (this.#c.dispatch === 'postgres') return new PostgresDispatch(db, engine, { log: this.#log })
+    if (!this.#c.rabbitmqUrl) throw new ConfigError('PIPELINES_NO_RABBITMQ_URL', 'RabbitMQ dispatch needs RABBITMQ_URL (or .rabbitmq(url))')
+    // Loaded only when asked for: an app on PostgreSQL dispatch never loads the AMQP client.
+    const { RabbitDispatch } = await import('./dispatch/rabbitmq.js')
+    return new RabbitDispatch(db, engine, { log: this.#log, url: this.#c.rabbitmqUrl })
   }
 
   async #listen(port: number): Promise<void> {
@@ -259,6 +270,21 @@ export class ControlPlaneBuilder {
     maxWaitMs: 30_000,
     sweepMs: 1000,
     templates: [],
+    dispatch: process.env.RABBITMQ_URL ? 'rabbitmq' : 'postgres',
+    rabbitmqUrl: process.env.RABBITMQ_URL || undefined,
+  }
+
+  /** Dispatch through RabbitMQ at `url` (default when `RABBITMQ_URL` is set); workers still speak HTTP only. @example `.rabbitmq('amqp://guest:guest@127.0.0.1:5672')` */
+  rabbitmq(url: string): this {
+    this.#c.dispatch = 'rabbitmq'
+    this.#c.rabbitmqUrl = url
+    return this
+  }
+
+  /** Dispatch through PostgreSQL LISTEN/NOTIFY even when `RABBITMQ_URL` is set. @example `.postgresDispatch()` */
+  postgresDispatch(): this {
+    this.#c.dispatch = 'postgres'
+    return this
   }
 
   /** The database of pipelines (default: the app's under serve()). @example `.db(db)` */

@@ -3,7 +3,7 @@ import { DEFAULT_MAX_BODY_BYTES, insertPipeline, parsePipelineDefinition, readJs
 import { Hono, type Context } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { randomUUID } from 'node:crypto'
-import type { PostgresDispatch } from '../dispatch/postgres.js'
+import type { Dispatch } from '../dispatch/postgres.js'
 import type { StageEngine } from '../engine/engine.js'
 import type { PipelineOps } from '../engine/ops.js'
 import { attemptOwner, insertLogs } from '../engine/sql-ops.js'
@@ -16,7 +16,7 @@ export interface ApiDeps {
   db: Database
   engine: StageEngine
   ops: PipelineOps
-  dispatch: PostgresDispatch
+  dispatch: Dispatch
   callers: Callers
   templates: ReadonlyMap<string, Pipeline>
   log: Logger

@@ -2,6 +2,25 @@ import type { Database, Logger } from '@onepipe/core'
 import { READY_CHANNEL } from '@onepipe/sdk'
 import type { Job, StageEngine } from '../engine/engine.js'
 
+/**
+ * How jobs reach parked pulls: PostgreSQL (LISTEN/NOTIFY, the default) or
+ * RabbitMQ (`RABBITMQ_URL`). Either way the claim in PostgreSQL decides who
+ * gets a stage; dispatch only says when and where to look.
+ *
+ * @example
+ * ```ts
+ * const jobs = await dispatch.pull(appId, ['vision.analyze'], 8, 20_000, workerId, signal)
+ * ```
+ */
+export interface Dispatch {
+  start(): Promise<void>
+  stop(): Promise<void>
+  /** Pulls parked in this process. */
+  readonly parked: number
+  /** Up to `max` jobs as soon as there are some; [] after `waitMs` or when `signal` aborts. */
+  pull(appId: string, handlers: readonly string[], max: number, waitMs: number, workerId: string | null, signal: AbortSignal): Promise<Job[]>
+}
+
 /** One parked pull. */
 interface Waiter {
   appId: string
@@ -25,7 +44,7 @@ interface Waiter {
  * reconnect every parked pull claims again; a slow periodic re-check covers
  * anything else (a stage made ready by a replica that died before NOTIFY).
  */
-export class PostgresDispatch {
+export class PostgresDispatch implements Dispatch {
   readonly #db: Database
   readonly #engine: StageEngine
   readonly #log: Logger
