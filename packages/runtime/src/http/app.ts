@@ -6,7 +6,7 @@ import { routePath } from 'hono/route'
 import { context } from '@opentelemetry/api'
 import { endServerSpan, startServerSpan } from '../observability/http-trace.js'
 import type { HttpMetrics } from '../observability/metrics.js'
-import { guardMiddleware, type Guard } from './guard.js'
+import { guardMiddleware, identifyCaller, type Guard } from './guard.js'
 import { applySecurity, type SecurityOptions } from './security.js'
 
 /** State the HTTP layer shares with the shutdown sequence. */
@@ -158,7 +158,7 @@ const recordRoute: MiddlewareHandler = async (c, next) => {
  */
 export function createApp(d: AppDeps): Hono {
   const app = new Hono()
-  applySecurity(app, d.security, d.cache)
+  const perCaller = applySecurity(app, d.security, d.cache, d.guard ? identifyCaller(d.guard) : undefined)
   const named = (route: string, c: Context) => {
     const info = requestInfo(c)
     if (info) info.route = route
@@ -171,6 +171,8 @@ export function createApp(d: AppDeps): Hono {
     app.use('/__onepipe/*', gate)
     app.use('/rpc/*', gate)
   }
+  // After the guard, so limits by user or API key count the caller it found, not the address.
+  if (perCaller) app.use('*', perCaller)
 
   app.get('/health', (c) => {
     named('/health', c)

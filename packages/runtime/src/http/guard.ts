@@ -37,6 +37,37 @@ function matches(rules: readonly Rule[], method: string, path: string): boolean 
   return rules.some((r) => (r.method === undefined || r.method === method || (r.method === 'GET' && method === 'HEAD')) && (r.prefix ? path.startsWith(r.path) : path === r.path))
 }
 
+/** Requests the guard has authenticated, so the limits keyed by caller that run after it do not ask again. */
+const authenticated = new WeakSet<Context>()
+
+/**
+ * Tells the caller of a request to the rate limits keyed by user or API key,
+ * which run after authentication: on `/__onepipe/*` and `/rpc/*` the guard
+ * has already set it (the `user` context variable), elsewhere (REST routes,
+ * `/__onepipe/auth/*`) it is asked here and set the same way. OnePipe's Auth
+ * answers once per request, so a REST route guarded by the same Auth does
+ * not check the credentials twice. Bad credentials leave the request
+ * anonymous (it spends its address's budget); its route refuses it.
+ *
+ * @example
+ * ```ts
+ * const identify = identifyCaller(guard)
+ * app.use('*', async (c, next) => { await identify(c); return perUser(c, next) })
+ * ```
+ */
+export function identifyCaller(g: Guard): (c: Context) => Promise<void> {
+  return async (c) => {
+    if (authenticated.has(c) || c.get('user' as never) !== undefined) return
+    let user: AuthUser | null
+    try {
+      user = await g.authenticate(c)
+    } catch {
+      return
+    }
+    if (user) c.set('user' as never, user as never)
+  }
+}
+
 /**
  * The gate in front of `/__onepipe/*` and `/rpc/*`. A request needs a
  * caller (401 without one) unless its route is public; with OnePipe's Auth,
@@ -59,6 +90,7 @@ export function guardMiddleware(g: Guard, logger: Logger): MiddlewareHandler {
     const path = c.req.path
     if (path.startsWith('/__onepipe/auth/')) return next()
     let user: AuthUser | null
+    authenticated.add(c)
     try {
       user = await g.authenticate(c)
     } catch (e) {

@@ -88,6 +88,8 @@ export async function serve(options: ServeOptions): Promise<App> {
   }
   const auth = options.auth instanceof Auth ? options.auth : defaultAuth ? Auth.create('onepipe').build() : undefined
   if (auth && !components.includes(auth)) components.unshift(auth)
+  // Login throttling counts per client address: it must read that address behind the same proxies as the rate limits.
+  if (auth && options.trustProxy) auth.useTrustedProxies(options.trustProxy)
   const pub = options.public ?? []
   const guard: Guard | undefined = auth ? authGuard(auth, pub) : typeof options.auth === 'function' ? providerGuard(options.auth, pub) : undefined
 

@@ -173,6 +173,23 @@ export class Auth implements Component, Authenticator {
     this.#sweep.unref()
   }
 
+  /**
+   * @internal Reads login addresses behind these proxies (`serve({ trustProxy })`),
+   * as serve()'s rate limits do, instead of `ONEPIPE_TRUSTED_PROXIES`: otherwise
+   * every client behind the proxy shares its address and one attacker's failed
+   * logins lock everyone out. An app that gave `.clientAddress()` keeps it.
+   *
+   * @throws ConfigError `INVALID_TRUSTED_PROXY` for an entry that is not an address or range
+   *
+   * @example
+   * ```ts
+   * auth.useTrustedProxies(['10.0.0.0/8']) // serve() does this with options.trustProxy
+   * ```
+   */
+  useTrustedProxies(list: readonly string[]): void {
+    this.#s.useTrustedProxies(list)
+  }
+
   /** Stops listening and the sweep, waits for `last_used_at` writes in flight (called by `serve()`). */
   async detach(): Promise<void> {
     clearInterval(this.#sweep)
@@ -448,7 +465,7 @@ export class AuthBuilder {
     this.#c.secureCookies = on
     return this
   }
-  /** How to read a login's client address for throttling (default: the socket's, or X-Forwarded-For from ONEPIPE_TRUSTED_PROXIES). */
+  /** How to read a login's client address for throttling (default: the socket's, or X-Forwarded-For from proxies trusted by `serve({ trustProxy })`, else ONEPIPE_TRUSTED_PROXIES). */
   clientAddress(fn: (c: Context) => string | undefined): this {
     this.#c.clientAddress = fn
     return this

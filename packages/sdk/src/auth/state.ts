@@ -77,6 +77,13 @@ export class AuthState {
     await Promise.allSettled([...this.#background])
   }
 
+  /** The proxies serve() was told to trust; ignored when the app reads addresses itself with `.clientAddress()`. */
+  useTrustedProxies(list: readonly string[]): void {
+    if (this.c.clientAddress) return
+    // Compiled now, so a bad entry fails serve() at start rather than the first login.
+    this.#trust = trustProxies(list)
+  }
+
   address(c: Context): string {
     if (this.c.clientAddress) return this.c.clientAddress(c) ?? 'unknown'
     // Read once: ONEPIPE_TRUSTED_PROXIES is configuration, and a bad entry should fail the first login loudly, not each.

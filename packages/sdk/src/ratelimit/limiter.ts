@@ -189,7 +189,10 @@ export function rateLimitMiddleware(limits: readonly RateLimit[], o: { trust?: T
       if (!tightest || s.remaining < tightest.remaining) tightest = s
     }
     await next()
-    if (tightest) for (const [k, v] of Object.entries(headers(tightest))) c.res.headers.set(k, v)
+    if (!tightest) return undefined
+    // Limits may run in two places (by address first, by caller after authentication): the answer shows the tighter.
+    const prior = Number(c.res.headers.get('ratelimit-remaining') ?? Number.POSITIVE_INFINITY)
+    if (!(prior < tightest.remaining)) for (const [k, v] of Object.entries(headers(tightest))) c.res.headers.set(k, v)
     return undefined
   }
 }
