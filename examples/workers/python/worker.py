@@ -75,6 +75,12 @@ def now_iso():
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def clip(text, limit=8192):
+    """The protocol takes messages of up to 8192 characters: cut longer ones rather than have the ack refused."""
+    text = str(text).replace("\0", "\\u0000")
+    return text if len(text) <= limit else text[: limit - 12] + "\u2026 (cut)"
+
+
 def say(message, **fields):
     extra = (" " + json.dumps(fields, default=str)) if fields else ""
     print("onepipe-python-worker: %s%s" % (message, extra), flush=True)
@@ -127,7 +133,7 @@ class Job:
 
     # the ctx a handler sees
     def log(self, level, message, **fields):
-        entry = {"level": level, "message": str(message), "at": now_iso()}
+        entry = {"level": level, "message": clip(message), "at": now_iso()}
         if fields:
             entry["fields"] = fields
         self.logs.append(entry)
@@ -242,9 +248,9 @@ class Worker:
         self.finish(job, ack)
 
     def failed_ack(self, job, message, code, retryable, name="Error"):
-        error = {"message": message, "name": name, "retryable": retryable}
+        error = {"message": clip(message), "name": clip(name, 128), "retryable": retryable}
         if isinstance(code, str):
-            error["code"] = code
+            error["code"] = clip(code, 128)
         return {"executionId": job.id, "status": "failed", "error": error}
 
     def finish(self, job, ack):

@@ -28,7 +28,7 @@ async function started(b: WorkerBuilder): Promise<Worker> {
 interface SeenAck {
   status: string
   output?: unknown
-  error?: { message: string; code?: string; name: string; retryable: boolean }
+  error?: { message: string; code?: string; name: string; retryable: boolean; details?: unknown }
 }
 const ackOf = (id: string) => cp.acks.find((a) => a.executionId === id) as SeenAck | undefined
 
@@ -79,14 +79,21 @@ describe('worker client (protocol)', () => {
           throw Object.assign(new Error('boom'), { code: 'ECONNRESET' })
         })
         .handle('t.nan', () => ({ deep: { x: NaN } }))
-        .concurrency(3),
+        .handle('t.long', () => {
+          throw new Error(`long ${'x'.repeat(20_000)}\u0000`)
+        })
+        .concurrency(4),
     )
-    const [a, b, c] = [cp.add('t.terminal', null), cp.add('t.flaky', null), cp.add('t.nan', null)]
-    await waitFor(() => cp.acks.length === 3)
+    const [a, b, c, d] = [cp.add('t.terminal', null), cp.add('t.flaky', null), cp.add('t.nan', null), cp.add('t.long', null)]
+    await waitFor(() => cp.acks.length === 4)
+    // The protocol's limit is 8192 characters: a longer message is cut rather than have the ack refused.
+    expect(ackOf(d.executionId)!.error!.message.length).toBeLessThanOrEqual(8192)
+    expect(ackOf(d.executionId)!.error!.message).toMatch(/^long x+… \(cut\)$/)
     expect(ackOf(a.executionId)).toMatchObject({ status: 'failed', error: { code: 'CARD_DECLINED', message: 'declined', name: 'TerminalError', retryable: false } })
     expect(ackOf(b.executionId)).toMatchObject({ status: 'failed', error: { code: 'ECONNRESET', message: 'boom', name: 'Error', retryable: true } })
     expect(ackOf(c.executionId)).toMatchObject({ status: 'failed', error: { code: 'INVALID_OUTPUT', retryable: false } })
     expect(ackOf(c.executionId)!.error!.message).toContain('deep.x')
+    expect(ackOf(c.executionId)!.error!.details).toMatchObject({ issues: [{ path: 'deep.x' }] })
   })
 
   it('a 409 on renewal aborts ctx.signal and sends no ack', async () => {

@@ -101,6 +101,8 @@ export interface AckError {
   code?: string
   name: string
   retryable: boolean
+  /** A OnePipeError's details (a ValidationError's `issues`), made storable. */
+  details?: unknown
 }
 
 /** What a RunningJob needs from its worker. */
@@ -124,6 +126,10 @@ export interface AckText {
 const LOG_FLUSH_BYTES = 64 * 1024
 const LOG_FLUSH_ENTRIES = 500
 const MAX_TIMER_MS = 2 ** 31 - 1
+// The protocol takes messages of up to 8192 characters and codes and names of up to 128:
+// a longer one would have the whole ack refused, so it is cut here, saying so.
+const MAX_MESSAGE = 8192
+const MAX_NAME = 128
 
 /**
  * One job between pull and ack: its signal, lease renewal, deadline, log
@@ -231,7 +237,7 @@ export class RunningJob {
   #log(level: string, message: string, fields: Record<string, unknown> | undefined): void {
     const entry = JSON.stringify({
       level,
-      message: recordable(typeof message === 'string' ? message : String(message)),
+      message: clip(message, MAX_MESSAGE),
       at: new Date().toISOString(),
       ...(fields === undefined ? {} : { fields: recordable(fields) }),
     })
@@ -298,17 +304,24 @@ export class RunningJob {
  * anything else is retryable, by the stage's policy.
  */
 export function ackError(e: unknown): AckError {
-  const text = (s: unknown) => recordable(typeof s === 'string' ? s : String(s)) as string
-  if (e instanceof OnePipeError) return { message: text(e.message), code: text(e.code), name: text(e.name), retryable: e.retryable }
+  if (e instanceof OnePipeError) {
+    return { message: clip(e.message, MAX_MESSAGE), code: clip(e.code, MAX_NAME), name: clip(e.name, MAX_NAME), retryable: e.retryable, ...(e.details === undefined ? {} : { details: recordable(e.details) }) }
+  }
   if (e instanceof Error) {
     const o = e as Error & { code?: unknown; retryable?: unknown }
     // Another copy of @onepipe/core (or a look-alike) still says retryable: false: honour it.
-    return { message: text(e.message), ...(typeof o.code === 'string' ? { code: text(o.code) } : {}), name: text(e.name), retryable: o.retryable !== false }
+    return { message: clip(e.message, MAX_MESSAGE), ...(typeof o.code === 'string' ? { code: clip(o.code, MAX_NAME) } : {}), name: clip(e.name, MAX_NAME), retryable: o.retryable !== false }
   }
   if (typeof e === 'object' && e !== null) {
     const o = e as Record<string, unknown>
     const message = typeof o.message === 'string' ? o.message : JSON.stringify(recordable(o))
-    return { message: text(message), ...(typeof o.code === 'string' ? { code: text(o.code) } : {}), name: 'Error', retryable: o.retryable !== false }
+    return { message: clip(message, MAX_MESSAGE), ...(typeof o.code === 'string' ? { code: clip(o.code, MAX_NAME) } : {}), name: 'Error', retryable: o.retryable !== false }
   }
-  return { message: text(e), name: 'Error', retryable: true }
+  return { message: clip(typeof e === 'symbol' ? e.toString() : String(e), MAX_MESSAGE), name: 'Error', retryable: true }
+}
+
+/** `s` made storable (no NUL, no lone surrogate) and at most `max` characters. */
+export function clip(s: unknown, max: number): string {
+  const t = recordable(typeof s === 'string' ? s : String(s)) as string
+  return t.length <= max ? t : `${t.slice(0, max - 12)}… (cut)`
 }
