@@ -1,8 +1,9 @@
 // The worker client against an in-memory control plane of the protocol, to pin
 // exactly what goes over the wire: acks batched, 409s honoured, stop() handing
 // jobs back, sessions replaced, drain, deadlines, backoff.
+import { fileURLToPath } from 'node:url'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { waitFor } from '@onepipe/testing'
+import { spawnNode, waitFor } from '@onepipe/testing'
 import { ConfigError, JobAbortedError, TerminalError, Worker, WorkerAuthError, type WorkerBuilder, type WorkerLogger } from '../src/index.js'
 import { FakeControlPlane } from './fake-control-plane.js'
 
@@ -195,5 +196,21 @@ describe('worker client (protocol)', () => {
     const again = cp.add('t.d', null)
     await waitFor(() => ackOf(again.executionId), { what: 'a job after the 503s' })
     expect(w.state).toBe('running')
+  })
+
+  it('with handleSignals(), SIGTERM hands running jobs back, shuts down and lets the process exit', async () => {
+    const fixture = fileURLToPath(new URL('./fixtures/signals.mjs', import.meta.url))
+    const p = spawnNode(fixture, [], { ONEPIPE_WORKERS_URL: cp.url, ONEPIPE_API_KEY: cp.apiKey })
+    try {
+      await p.waitFor(/ready/)
+      const job = cp.add('t.sig', null)
+      await waitFor(() => job.state === 'leased')
+      p.kill('SIGTERM')
+      expect(await p.exited).toBe(0)
+      expect(ackOf(job.executionId)).toMatchObject({ status: 'failed', error: { code: 'WORKER_SHUTTING_DOWN', retryable: true } })
+      expect(cp.paths().at(-1)).toBe('/workers/shutdown')
+    } finally {
+      if (p.child.exitCode === null) p.kill('SIGKILL')
+    }
   })
 })

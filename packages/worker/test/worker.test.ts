@@ -2,12 +2,13 @@
 // created over the API run stage after stage on workers that only speak HTTP.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { waitFor } from '@onepipe/testing'
-import { TerminalError, Worker, type WorkerLogger } from '../src/index.js'
+import { JobAbortedError, TerminalError, Worker, type WorkerLogger } from '../src/index.js'
 import { stage, startPlane, type Plane } from './control-plane.js'
 
 let plane: Plane
 let worker: Worker
 const seenAttempts: number[] = []
+const timedOut: { reason: unknown; afterMs: number }[] = []
 const lines: string[] = []
 const logger: WorkerLogger = {
   debug: () => {},
@@ -45,6 +46,14 @@ beforeAll(async () => {
       if (ctx.attempt === 1) throw new Error('first attempt fails')
       return { attempt: ctx.attempt }
     })
+    .handle('e2e.slow', (job, ctx) => new Promise((_resolve, reject) => {
+      const began = Date.now()
+      ctx.signal.addEventListener('abort', () => {
+        timedOut.push({ reason: ctx.signal.reason, afterMs: Date.now() - began })
+        reject(ctx.signal.reason as Error)
+      })
+      if (job.deadline === undefined) reject(new Error('no deadline'))
+    }))
     .build()
   await worker.start()
 })
@@ -95,6 +104,17 @@ describe('TypeScript worker end to end', () => {
     expect(p.status).toBe('Completed')
     expect(stage(p, 'flaky').output).toEqual({ attempt: 2 })
     expect(seenAttempts).toEqual([1, 2])
+  })
+
+  it("a stage's timeout aborts ctx.signal at its deadline", async () => {
+    const id = await plane.run({ name: 'timeout', stages: [{ stageName: 'slow', stageHandlerName: 'e2e.slow', options: { timeOut: 300 } }] })
+    const p = await plane.finished(id)
+    expect(p.status).toBe('Failed')
+    expect(timedOut).toHaveLength(1)
+    expect(timedOut[0]!.reason).toBeInstanceOf(JobAbortedError)
+    expect((timedOut[0]!.reason as JobAbortedError).code).toBe('DEADLINE_EXCEEDED')
+    expect(timedOut[0]!.afterMs).toBeGreaterThan(150)
+    expect(timedOut[0]!.afterMs).toBeLessThan(5000)
   })
 
   it('stop() hands a job it cannot finish back at once, and another worker completes it', async () => {
