@@ -3,6 +3,7 @@ import { notifyReady, READY_CHANNEL } from '@onepipe/sdk'
 import { attemptNotFound, JobCancelledError, StaleAttemptError } from './errors.js'
 import * as sql from './sql.js'
 import { insertLogs } from './sql-ops.js'
+import { claimStagesById } from '../dispatch/rabbitmq-sql.js'
 import type { ClaimedRow, StageRow } from './sql.js'
 
 /** The NOTIFY channel (schema-scoped) of pipeline and stage changes; payload JSON {@link PipelineChange}. */
@@ -98,6 +99,21 @@ export class StageEngine {
   /** Claims up to `max` ready stages of `handlers` for a worker. */
   async claim(appId: string, handlers: readonly string[], max: number, workerId: string | null): Promise<Job[]> {
     const rows = await sql.claimStages(this.#db, appId, handlers, max, workerId, this.#o.leaseMs)
+    return rows.map((r) => this.#job(r))
+  }
+
+  /**
+   * Claims the stages named by dispatch messages, each only if it is still
+   * Pending: a message for a stage that was claimed, cancelled or changed
+   * meanwhile yields nothing (RabbitMQ dispatch).
+   *
+   * @example
+   * ```ts
+   * const jobs = await engine.claimByIds(appId, [stageId], workerId)
+   * ```
+   */
+  async claimByIds(appId: string, stageIds: readonly string[], workerId: string | null): Promise<Job[]> {
+    const rows = await claimStagesById(this.#db, appId, stageIds, workerId, this.#o.leaseMs)
     return rows.map((r) => this.#job(r))
   }
 
