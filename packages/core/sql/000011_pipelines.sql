@@ -56,6 +56,10 @@ CREATE TABLE _onepipe_pipeline_stages (
   -- NotStarted | Pending | Running | RetryScheduled | AwaitingApproval | Completed | Failed | Skipped | Cancelled
   status text NOT NULL,
   attempt integer NOT NULL DEFAULT 0,
+  -- Attempts that ended because their worker stopped renewing the lease (it
+  -- died): handed out again without spending a retry, a few times at most,
+  -- so a job that kills every worker that takes it still ends.
+  lease_expiries integer NOT NULL DEFAULT 0,
   -- The current attempt's fencing token; a new one for every attempt.
   execution_id uuid,
   worker_id text,

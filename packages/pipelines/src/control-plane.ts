@@ -4,6 +4,7 @@ import { Auth, Pipeline } from '@onepipe/sdk'
 import type { Hono } from 'hono'
 import type { AddressInfo } from 'node:net'
 import { Callers } from './api/callers.js'
+import { mountOperatorRoutes } from './api/operator.js'
 import { workerApi } from './api/routes.js'
 import { PostgresDispatch, type Dispatch } from './dispatch/postgres.js'
 import { CHANGES_CHANNEL, StageEngine, type PipelineChange } from './engine/engine.js'
@@ -200,6 +201,16 @@ export class ControlPlane implements Component {
     })()
       .catch((err: unknown) => this.#log.warn({ err }, 'pipelines: watchdog pass failed; the next one retries'))
       .finally(() => (this.#sweeping = undefined))
+  }
+
+  /** @internal serve() mounts the operators' routes (`/__onepipe/pipelines/*`) on the app. */
+  routes(app: unknown, rt: RuntimeContext): void {
+    mountOperatorRoutes(app as Hono, { db: this.#requireDbOr(rt), ops: () => this.ops, onChange: (fn) => this.onChange(fn), log: rt.logger.child({ component: 'pipelines' }), signal: rt.signal })
+  }
+
+  #requireDbOr(rt: RuntimeContext): Database {
+    this.#db ??= rt.db
+    return this.#db
   }
 
   /** Runs one watchdog pass now (tests, or an operator's "check now"). */

@@ -180,7 +180,7 @@ export class StageEngine {
       if (a.status === 'completed') stage = await sql.completeAttempt(tx, a.executionId, output)
       else {
         const current = await sql.stageByExecution(tx, a.executionId)
-        const delay = current ? retryDelay({ attempts: current.max_retries + 1, backoff: current.backoff, delayMs: current.retry_interval_ms, maxDelayMs: current.max_retry_interval_ms }, current.attempt) : 0
+        const delay = current ? retryDelay({ attempts: current.max_retries + 1, backoff: current.backoff, delayMs: current.retry_interval_ms, maxDelayMs: current.max_retry_interval_ms }, current.attempt - current.lease_expiries) : 0
         stage = await sql.failAttempt(tx, { executionId: a.executionId, errorJson: error ?? '{}', retryable: a.error?.retryable !== false, delayMs: delay, outcome: 'failed', expiredOnly: false })
       }
       if (!stage) throw await this.#whyNot(tx, appId, a.executionId)
@@ -203,11 +203,13 @@ export class StageEngine {
     let ready: string[] = []
     if (stage.status === 'Completed' || (stage.status === 'Failed' && stage.run_next_if_failed) || stage.status === 'Skipped') {
       ready = await sql.releaseDependents(tx, stage.pipeline_id, stage.name)
+    } else if (stage.status === 'Pending') {
+      ready = [stage.handler]
     } else if (stage.status === 'Failed') {
       await sql.skipDependents(tx, stage.pipeline_id, stage.name, JSON.stringify({ code: 'DEPENDENCY_FAILED', message: `Stage "${stage.name}" failed` }))
     }
     await notifyReady(tx, this.#ready, stage.app_id, ready)
-    const pipelineStatus = stage.status === 'RetryScheduled' ? undefined : await sql.finishIfDone(tx, stage.pipeline_id)
+    const pipelineStatus = stage.status === 'RetryScheduled' || stage.status === 'Pending' ? undefined : await sql.finishIfDone(tx, stage.pipeline_id)
     await this.publish(tx, { appId: stage.app_id, pipelineId: stage.pipeline_id, stage: stage.name, stageStatus: stage.status, ...(pipelineStatus ? { pipelineStatus } : {}) })
     return pipelineStatus
   }
@@ -237,7 +239,7 @@ export class StageEngine {
         if (!p) return undefined
         const current = await sql.stageByExecution(tx, e.execution_id)
         if (!current) return undefined
-        const delay = retryDelay({ attempts: current.max_retries + 1, backoff: current.backoff, delayMs: current.retry_interval_ms, maxDelayMs: current.max_retry_interval_ms }, current.attempt)
+        const delay = retryDelay({ attempts: current.max_retries + 1, backoff: current.backoff, delayMs: current.retry_interval_ms, maxDelayMs: current.max_retry_interval_ms }, current.attempt - current.lease_expiries)
         const error = e.timed_out
           ? { code: 'STAGE_TIMEOUT', message: `The attempt ran past the stage's timeout of ${current.timeout_ms} ms`, retryable: true }
           : { code: 'LEASE_EXPIRED', message: 'The worker stopped renewing the lease (it died, hung or lost its connection)', retryable: true }

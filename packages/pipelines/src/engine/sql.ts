@@ -25,6 +25,7 @@ export interface StageRow {
   requires_approval: boolean
   status: string
   attempt: number
+  lease_expiries: number
   execution_id: string | null
   worker_id: string | null
   ready_at: Date | null
@@ -141,22 +142,30 @@ export async function completeAttempt(q: Queryable, executionId: string, outputJ
   return row
 }
 
+/** Lease expiries a stage gets without spending a retry (as BullMQ's stalled-job limit). */
+export const MAX_LEASE_EXPIRIES = 3
+
 /**
  * Ends a running attempt as failed (`outcome`: failed, timed_out,
- * lease_expired). With retries left and a retryable error the stage is
- * RetryScheduled at `now() + delayMs`; otherwise Failed. `expiredOnly`
- * (the watchdog) matches only an attempt whose lease or deadline passed.
+ * lease_expired). A lost lease (the worker died) hands the stage out again
+ * at once without spending a retry, {@link MAX_LEASE_EXPIRIES} times at
+ * most. Otherwise, with retries left and a retryable error, the stage is
+ * RetryScheduled at `now() + delayMs`; else Failed. `expiredOnly` (the
+ * watchdog) matches only an attempt whose lease or deadline passed.
  */
 export async function failAttempt(
   q: Queryable,
   f: { executionId: string; errorJson: string; retryable: boolean; delayMs: number; outcome: string; expiredOnly: boolean },
 ): Promise<StageRow | undefined> {
+  const again = `($5 = 'lease_expired' AND lease_expiries < ${MAX_LEASE_EXPIRIES})`
+  const retry = `($3 AND attempt - lease_expiries <= max_retries)`
   const [row] = await q.query<StageRow>(
     `WITH s AS (
        UPDATE _onepipe_pipeline_stages
-          SET status = CASE WHEN $3 AND attempt <= max_retries THEN 'RetryScheduled' ELSE 'Failed' END,
-              ready_at = CASE WHEN $3 AND attempt <= max_retries THEN now() + $4::float8 ${MS} ELSE ready_at END,
-              finished_at = CASE WHEN $3 AND attempt <= max_retries THEN NULL ELSE now() END,
+          SET status = CASE WHEN ${again} THEN 'Pending' WHEN ${retry} THEN 'RetryScheduled' ELSE 'Failed' END,
+              ready_at = CASE WHEN ${again} THEN now() WHEN ${retry} THEN now() + $4::float8 ${MS} ELSE ready_at END,
+              finished_at = CASE WHEN ${again} OR ${retry} THEN NULL ELSE now() END,
+              lease_expiries = lease_expiries + CASE WHEN ${again} THEN 1 ELSE 0 END,
               error = $2::text::jsonb, lease_expires_at = NULL, deadline_at = NULL, updated_at = now()
         WHERE execution_id = $1 AND status = 'Running'
           AND (CASE WHEN $6 THEN lease_expires_at <= now() OR deadline_at <= now()

@@ -13,6 +13,7 @@ import { authGuard, providerGuard, type Guard } from '../http/guard.js'
 import { securityHeaders } from '../http/security.js'
 import type { ServeOptions } from './options.js'
 import { embedStreams, needsStreams } from './streams.js'
+import { wirePipelines } from './pipelines.js'
 
 export type { ServeOptions }
 
@@ -90,6 +91,7 @@ export async function serve(options: ServeOptions): Promise<App> {
   if (auth && !components.includes(auth)) components.unshift(auth)
   // Login throttling counts per client address: it must read that address behind the same proxies as the rate limits.
   if (auth && options.trustProxy) auth.useTrustedProxies(options.trustProxy)
+  wirePipelines(components, auth)
   const pub = options.public ?? []
   const guard: Guard | undefined = auth ? authGuard(auth, pub) : typeof options.auth === 'function' ? providerGuard(options.auth, pub) : undefined
 

@@ -22,6 +22,10 @@ export interface ServeOptions {
   projections?: Component[]
   workflows?: Component[]
   cron?: Component[]
+  /**
+   * Pipeline templates (`Pipeline.create(…).build()`) and/or a `ControlPlane`; templates alone get a
+   * control plane whose worker API listens on `ONEPIPE_WORKERS_PORT` (default 8081).
+   */
   pipelines?: Component[]
   /** Any other component to attach. */
   components?: Component[]
