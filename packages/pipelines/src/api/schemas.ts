@@ -18,7 +18,7 @@ export const pullBody = z.strictObject({
 
 const ackOne = z.strictObject({
   executionId: uuid,
-  status: z.enum(['completed', 'failed']),
+  status: z.enum(['completed', 'failed', 'released']),
   output: z.unknown().optional(),
   error: z
     .strictObject({ message: text(8192), code: text(128).optional(), name: text(128).optional(), retryable: z.boolean().optional(), details: z.unknown().optional() })

@@ -47,7 +47,10 @@ export interface Job {
   context: Record<string, unknown>
   leaseMs: number
   leaseExpiresAt: string
+  /** When the stage's timeout ends this attempt (absent without a timeout). */
   deadline?: string
+  /** The same as a duration from the answer, so a worker needs no clock agreement. */
+  deadlineInMs?: number
 }
 
 /**
@@ -60,7 +63,8 @@ export interface Job {
  */
 export interface Ack {
   executionId: string
-  status: 'completed' | 'failed'
+  /** `released`: the worker hands the job back unrun (it is stopping); the stage is ready again at once and no retry is spent. */
+  status: 'completed' | 'failed' | 'released'
   output?: unknown
   error?: { message: string; code?: string | undefined; retryable?: boolean | undefined; name?: string | undefined }
   context?: Record<string, unknown>
@@ -131,7 +135,7 @@ export class StageEngine {
       context: r.context,
       leaseMs: this.#o.leaseMs,
       leaseExpiresAt: iso(r.lease_expires_at) ?? '',
-      ...(deadline ? { deadline } : {}),
+      ...(deadline && r.deadline_at ? { deadline, deadlineInMs: Math.max(0, new Date(r.deadline_at).getTime() - Date.now()) } : {}),
     }
   }
 
@@ -178,6 +182,7 @@ export class StageEngine {
       if (p.status === 'Cancelled') throw new JobCancelledError(a.executionId)
       let stage: StageRow | undefined
       if (a.status === 'completed') stage = await sql.completeAttempt(tx, a.executionId, output)
+      else if (a.status === 'released') stage = await sql.releaseAttempt(tx, a.executionId)
       else {
         const current = await sql.stageByExecution(tx, a.executionId)
         const delay = current ? retryDelay({ attempts: current.max_retries + 1, backoff: current.backoff, delayMs: current.retry_interval_ms, maxDelayMs: current.max_retry_interval_ms }, current.attempt - current.lease_expiries) : 0

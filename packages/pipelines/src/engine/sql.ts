@@ -180,6 +180,23 @@ export async function failAttempt(
   return row
 }
 
+/** A worker hands a current attempt back unrun: the stage is Pending again, and the attempt is not counted. */
+export async function releaseAttempt(q: Queryable, executionId: string): Promise<StageRow | undefined> {
+  const [row] = await q.query<StageRow>(
+    `WITH s AS (
+       UPDATE _onepipe_pipeline_stages SET status = 'Pending', attempt = attempt - 1, ready_at = now(), lease_expires_at = NULL,
+              deadline_at = NULL, updated_at = now()
+        WHERE execution_id = $1 AND status = 'Running' AND lease_expires_at > now() AND (deadline_at IS NULL OR deadline_at > now())
+       RETURNING *
+     ), a AS (
+       UPDATE _onepipe_stage_attempts SET outcome = 'released', ended_at = now() WHERE execution_id = $1 AND EXISTS (SELECT 1 FROM s)
+     )
+     SELECT * FROM s`,
+    [executionId],
+  )
+  return row
+}
+
 /**
  * Counts one satisfied dependency for every stage waiting on `name`; those
  * with none left become Pending (or AwaitingApproval). Answers the
