@@ -55,6 +55,8 @@ export class ControlPlane implements Component {
   #server: ServerType | undefined
   #api: Hono | undefined
   #sweep: NodeJS.Timeout | undefined
+  /** One connection for claims and the watchdog, whatever the number of parked pulls. */
+  #lane: Database | undefined
   #sweeping: Promise<unknown> | undefined
   #ac = new AbortController()
   #url = ''
@@ -145,7 +147,8 @@ export class ControlPlane implements Component {
     if (this.#ownAuth) await auth.attach(rt)
     rt.signal.addEventListener('abort', () => this.#ac.abort(), { once: true })
     for (const t of this.#c.templates) await t.attach(rt)
-    this.#engine = new StageEngine(db, { leaseMs: this.#c.leaseMs, log: this.#log })
+    this.#lane = db.dedicated('pipelines-dispatch')
+    this.#engine = new StageEngine(db, { leaseMs: this.#c.leaseMs, log: this.#log, lane: this.#lane })
     this.#ops = new PipelineOps(db, this.#engine)
     this.#dispatch = await this.#makeDispatch(db, this.#engine)
     await this.#dispatch.start()
@@ -194,10 +197,9 @@ export class ControlPlane implements Component {
   #runSweep(): void {
     if (this.#sweeping || !this.#engine) return
     const engine = this.#engine
-    const db = this.#requireDb()
     this.#sweeping = (async () => {
       await engine.sweep()
-      await markLost(db, 3 * this.#c.heartbeatMs)
+      await engine.serially((lane) => markLost(lane, 3 * this.#c.heartbeatMs))
     })()
       .catch((err: unknown) => this.#log.warn({ err }, 'pipelines: watchdog pass failed; the next one retries'))
       .finally(() => (this.#sweeping = undefined))
@@ -254,6 +256,8 @@ export class ControlPlane implements Component {
       })
     }
     if (this.#ownAuth) await this.#auth?.detach()
+    if (this.#lane && this.#lane !== this.#db) await this.#lane.close()
+    this.#lane = undefined
   }
 
   #requireDb(): Database {

@@ -119,6 +119,24 @@ export class Database implements Queryable {
     return new DatabaseBuilder(overrides.name ?? 'main').fromEnv(overrides).build()
   }
 
+  /**
+   * A second handle on the same PostgreSQL database and schema with a pool
+   * of its own of `max` connections (default 1), for a background loop that
+   * must not spread over the app's pool: work run through it holds exactly
+   * those connections. Its migrations are this database's (it never runs
+   * any). On the embedded engine, which is one connection anyway, it is
+   * this database. Close it when done.
+   *
+   * @example
+   * ```ts
+   * const lane = db.dedicated('dispatch') // one connection for the dispatcher's claims
+   * ```
+   */
+  dedicated(name: string, max = 1): Database {
+    if (this.kind === 'pglite') return this
+    return new Database({ ...this.options, name: `${this.name}:${name}`, max, migrate: false })
+  }
+
   #connect(): Promise<Driver> {
     if (this.#closed) return Promise.reject(new ConfigError('DB_CLOSED', `Database "${this.name}" is closed`))
     this.#driver ??= (this.options.url

@@ -76,6 +76,8 @@ export interface Ack {
 export interface EngineOptions {
   leaseMs: number
   log: Logger
+  /** Where claims and the watchdog run, one statement at a time (default the database itself). */
+  lane?: Database
 }
 
 const iso = (d: Date | null | undefined): string | undefined => (d ? new Date(d).toISOString() : undefined)
@@ -87,14 +89,18 @@ const iso = (d: Date | null | undefined): string | undefined => (d ? new Date(d)
  */
 export class StageEngine {
   readonly #db: Database
+  /** Claims and the watchdog run here: a dedicated connection on PostgreSQL (see {@link StageEngine.#serial}). */
+  readonly #laneDb: Database
   readonly #o: EngineOptions
   readonly #ready: string
   readonly #changes: string
   #retryTimer: NodeJS.Timeout | undefined
+  #lane: Promise<unknown> = Promise.resolve()
   #retryAt = Infinity
 
   constructor(db: Database, o: EngineOptions) {
     this.#db = db
+    this.#laneDb = o.lane ?? db
     this.#o = o
     this.#ready = db.channel(READY_CHANNEL)
     this.#changes = db.channel(CHANGES_CHANNEL)
@@ -102,7 +108,7 @@ export class StageEngine {
 
   /** Claims up to `max` ready stages of `handlers` for a worker. */
   async claim(appId: string, handlers: readonly string[], max: number, workerId: string | null): Promise<Job[]> {
-    const rows = await sql.claimStages(this.#db, appId, handlers, max, workerId, this.#o.leaseMs)
+    const rows = await this.#serial(() => sql.claimStages(this.#laneDb, appId, handlers, max, workerId, this.#o.leaseMs))
     return rows.map((r) => this.#job(r))
   }
 
@@ -117,7 +123,7 @@ export class StageEngine {
    * ```
    */
   async claimByIds(appId: string, stageIds: readonly string[], workerId: string | null): Promise<Job[]> {
-    const rows = await claimStagesById(this.#db, appId, stageIds, workerId, this.#o.leaseMs)
+    const rows = await this.#serial(() => claimStagesById(this.#laneDb, appId, stageIds, workerId, this.#o.leaseMs))
     return rows.map((r) => this.#job(r))
   }
 
@@ -238,8 +244,8 @@ export class StageEngine {
    */
   async sweep(): Promise<{ expired: number; promoted: number }> {
     let expired = 0
-    for (const e of await sql.expiredAttempts(this.#db, 200)) {
-      const done = await this.#tx(async (tx) => {
+    for (const e of await this.#serial(() => sql.expiredAttempts(this.#laneDb, 200))) {
+      const done = await this.#serialTx(async (tx) => {
         const p = await sql.lockPipelineOfAttempt(tx, e.app_id, e.execution_id)
         if (!p) return undefined
         const current = await sql.stageByExecution(tx, e.execution_id)
@@ -262,13 +268,7 @@ export class StageEngine {
   }
 
   async #promote(): Promise<number> {
-    return this.#tx(async (tx) => {
-      const rows = await sql.promoteDueRetries(tx)
-      const byApp = new Map<string, Set<string>>()
-      for (const r of rows) (byApp.get(r.app_id) ?? byApp.set(r.app_id, new Set()).get(r.app_id)!).add(r.handler)
-      for (const [app, hs] of byApp) await notifyReady(tx, this.#ready, app, [...hs])
-      return rows.length
-    })
+    return this.#serial(() => sql.promoteDueRetries(this.#laneDb, this.#ready))
   }
 
   /** A retry scheduled here is made ready at its time by this process, not at the next sweep. */
@@ -293,15 +293,36 @@ export class StageEngine {
     this.#retryAt = Infinity
   }
 
+  /**
+   * The work this process does for parked pulls and the watchdog runs one
+   * statement or transaction at a time: while workers wait, the control
+   * plane holds its LISTEN connection and one pooled connection, however
+   * many pulls are parked (acks, which callers wait on, use the pool).
+   */
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#lane.then(fn)
+    this.#lane = run.catch(() => undefined)
+    return run
+  }
+
+  #serialTx<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    return this.#serial(() => this.#tx(fn, this.#laneDb))
+  }
+
   /** @internal A transaction, run again on a deadlock or serialization failure (every transition re-checks its state). */
-  async #tx<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+  async #tx<T>(fn: (tx: Queryable) => Promise<T>, db: Database = this.#db): Promise<T> {
     for (let i = 1; ; i++) {
       try {
-        return await this.#db.transaction(fn)
+        return await db.transaction(fn)
       } catch (e) {
         if (!(e instanceof DatabaseError) || !e.retryable || i >= 3) throw e
       }
     }
+  }
+
+  /** @internal Runs `fn` in the process's serial lane with the lane's database (the watchdog's other statements). */
+  serially<T>(fn: (lane: Database) => Promise<T>): Promise<T> {
+    return this.#serial(() => fn(this.#laneDb))
   }
 
   /** @internal For the operator actions (ops.ts): a retried transaction and the after-change step. */

@@ -263,12 +263,23 @@ export async function expiredAttempts(q: Queryable, limit: number): Promise<{ ap
   )
 }
 
-/** Makes due retries Pending; answers their application and handler (to wake parked pulls). */
-export async function promoteDueRetries(q: Queryable): Promise<{ app_id: string; handler: string }[]> {
-  return q.query(
-    `UPDATE _onepipe_pipeline_stages SET status = 'Pending', updated_at = now()
-      WHERE status = 'RetryScheduled' AND ready_at <= now() RETURNING app_id, handler`,
+/**
+ * Makes due retries Pending and wakes the pulls parked on their handlers,
+ * in one statement (so no transaction, and no connection reserved for one).
+ * Answers how many it made ready.
+ */
+export async function promoteDueRetries(q: Queryable, channel: string): Promise<number> {
+  const [row] = await q.query<{ n: number }>(
+    `WITH p AS (
+       UPDATE _onepipe_pipeline_stages SET status = 'Pending', updated_at = now()
+        WHERE status = 'RetryScheduled' AND ready_at <= now() RETURNING app_id, handler
+     ), w AS (
+       SELECT pg_notify($1, x.app_id || chr(9) || x.handler) FROM (SELECT DISTINCT app_id, handler FROM p) x
+     )
+     SELECT (SELECT count(*) FROM p)::int AS n, (SELECT count(*) FROM w)::int AS notified`,
+    [channel],
   )
+  return row?.n ?? 0
 }
 
 /** Milliseconds until the next retry is due (null when none is scheduled). */

@@ -63,6 +63,7 @@ export class StatusCache {
   readonly #log: Logger
   readonly #sessions = new Map<string, Entry<SessionState>>()
   readonly #keys = new Map<string, Entry<KeyState>>()
+  readonly #loading = new Map<string, Promise<unknown>>()
   /** Bumped by every change heard: a read that saw another epoch is not kept. */
   #epoch = 0
   #listening: Promise<() => Promise<void>> | undefined
@@ -141,9 +142,26 @@ export class StatusCache {
     return this.#fresh(this.#sessions, sid)
   }
 
-  async session(sid: string): Promise<SessionState | undefined> {
+  /**
+   * One lookup in flight per id: a burst of requests with one new key or
+   * token (200 workers parking their pulls at once) makes one query and
+   * holds one connection, not one each.
+   */
+  #once<T>(key: string, load: () => Promise<T>): Promise<T> {
+    const running = this.#loading.get(key) as Promise<T> | undefined
+    if (running) return running
+    const p = load().finally(() => this.#loading.delete(key))
+    this.#loading.set(key, p)
+    return p
+  }
+
+  session(sid: string): Promise<SessionState | undefined> {
     const hit = this.#fresh(this.#sessions, sid)
-    if (hit) return hit
+    if (hit) return Promise.resolve(hit)
+    return this.#once(`s:${sid}`, () => this.#loadSession(sid))
+  }
+
+  async #loadSession(sid: string): Promise<SessionState | undefined> {
     // A session id is a UUID; anything else (a token signed with the key but made elsewhere) is no
     // session, answered TOKEN_REVOKED, not a 400 quoting PostgreSQL's uuid error and a warning per request.
     if (!SESSION_ID.test(sid)) return undefined
@@ -157,9 +175,13 @@ export class StatusCache {
   }
 
   /** The state of the API key with `prefix`; undefined when there is none. */
-  async apiKey(prefix: string): Promise<KeyState | undefined> {
+  apiKey(prefix: string): Promise<KeyState | undefined> {
     const hit = this.#fresh(this.#keys, prefix)
-    if (hit) return hit
+    if (hit) return Promise.resolve(hit)
+    return this.#once(`k:${prefix}`, () => this.#loadKey(prefix))
+  }
+
+  async #loadKey(prefix: string): Promise<KeyState | undefined> {
     if (!this.#live) await this.start()
     const epoch = this.#epoch
     const row = await apiKeyStatus(this.#db, prefix)
