@@ -182,3 +182,11 @@ CREATE TABLE _onepipe_pipeline_outbox (
   stage_id uuid NOT NULL,
   created_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- Control planes with a live subscriber of pipeline changes (the dashboard),
+-- each renewing its row: stage changes are published (NOTIFY) only while
+-- one exists, since every listening connection pays for every notification.
+CREATE TABLE _onepipe_pipeline_listeners (
+  instance_id text PRIMARY KEY,
+  until timestamptz NOT NULL
+);

@@ -1,7 +1,8 @@
 import { serve as serveNode, type ServerType } from '@hono/node-server'
-import { assertDatabase, ConfigError, parseDuration, stderrLogger, type Component, type Database, type Duration, type Logger, type RuntimeContext } from '@onepipe/core'
+import { assertDatabase, ConfigError, newInstanceId, parseDuration, stderrLogger, type Component, type Database, type Duration, type Logger, type RuntimeContext } from '@onepipe/core'
 import { Auth, Pipeline } from '@onepipe/sdk'
 import type { Hono } from 'hono'
+import { setMaxListeners } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import { Callers } from './api/callers.js'
 import { mountOperatorRoutes } from './api/operator.js'
@@ -9,7 +10,10 @@ import { workerApi } from './api/routes.js'
 import { PostgresDispatch, type Dispatch } from './dispatch/postgres.js'
 import { CHANGES_CHANNEL, StageEngine, type PipelineChange } from './engine/engine.js'
 import { PipelineOps } from './engine/ops.js'
-import { markLost } from './workers/sql.js'
+import { anyListener, dropListenerLease, holdListenerLease, markLost } from './workers/sql.js'
+
+/** How long a replica's live-subscriber lease lasts unrenewed (ms). */
+const LISTENER_LEASE_MS = 10_000
 
 /** @internal Everything a built ControlPlane runs with (times in ms). */
 interface ControlPlaneConfig {
@@ -58,10 +62,11 @@ export class ControlPlane implements Component {
   /** One connection for claims and the watchdog, whatever the number of parked pulls. */
   #lane: Database | undefined
   #sweeping: Promise<unknown> | undefined
-  #ac = new AbortController()
+  #ac = newSignal()
   #url = ''
   #listeners = new Set<(c: PipelineChange) => void>()
-  #unlisten: (() => Promise<void>) | undefined
+  #listening: Promise<() => Promise<void>> | undefined
+  #instanceId = ''
   #ownAuth = false
 
   /** @internal Use {@link ControlPlane.create}. */
@@ -120,12 +125,38 @@ export class ControlPlane implements Component {
    */
   onChange(fn: (c: PipelineChange) => void): () => void {
     this.#listeners.add(fn)
-    return () => this.#listeners.delete(fn)
+    if (this.#listeners.size === 1) this.#subscribed()
+    return () => {
+      if (this.#listeners.delete(fn) && this.#listeners.size === 0 && this.#engine) {
+        const lane = this.#lane
+        if (lane) void this.#engine.serially(() => dropListenerLease(lane, this.#instanceId)).catch((err: unknown) => this.#log.warn({ err }, 'pipelines: dropping the live-subscriber lease failed; it runs out by itself'))
+      }
+    }
+  }
+
+  /**
+   * A first live subscriber in this process: listen for changes (from the
+   * first one only: every listening connection pays for every
+   * notification), publish from here at once, and tell the other replicas
+   * through the lease they read at each watchdog pass (within a second).
+   */
+  #subscribed(): void {
+    const engine = this.#engine
+    const lane = this.#lane
+    const db = this.#db
+    if (!engine || !lane || !db) return
+    engine.publishing = true
+    this.#listening ??= db.listen(CHANGES_CHANNEL, (p) => this.#changed(p))
+    this.#listening.catch((err: unknown) => {
+      this.#listening = undefined
+      this.#log.error({ err }, 'pipelines: listening for live changes failed')
+    })
+    void engine.serially(() => holdListenerLease(lane, this.#instanceId, LISTENER_LEASE_MS)).catch((err: unknown) => this.#log.warn({ err }, 'pipelines: taking the live-subscriber lease failed; the next watchdog pass retries'))
   }
 
   /** Starts on its own (outside serve()): the engine, dispatch, watchdog and the API's port. */
   async start(): Promise<void> {
-    await this.attach({ instanceId: 'control-plane', db: this.#requireDb(), cache: undefined as never, logger: this.#log, signal: new AbortController().signal })
+    await this.attach({ instanceId: newInstanceId(), db: this.#requireDb(), cache: undefined as never, logger: this.#log, signal: new AbortController().signal })
   }
 
   /** Stops: parked pulls answer 204, the port closes, the watchdog ends. */
@@ -136,6 +167,7 @@ export class ControlPlane implements Component {
   /** @internal */
   async attach(rt: RuntimeContext): Promise<void> {
     this.#db ??= rt.db
+    this.#ac = newSignal()
     this.#log = rt.logger.child({ component: 'pipelines' })
     const db = this.#requireDb()
     if (!this.#auth) {
@@ -152,7 +184,8 @@ export class ControlPlane implements Component {
     this.#ops = new PipelineOps(db, this.#engine)
     this.#dispatch = await this.#makeDispatch(db, this.#engine)
     await this.#dispatch.start()
-    this.#unlisten = await db.listen(CHANGES_CHANNEL, (p) => this.#changed(p))
+    this.#instanceId = rt.instanceId
+    if (this.#listeners.size > 0) this.#subscribed()
     this.#api = workerApi({
       db,
       engine: this.#engine,
@@ -200,6 +233,9 @@ export class ControlPlane implements Component {
     this.#sweeping = (async () => {
       await engine.sweep()
       await engine.serially((lane) => markLost(lane, 3 * this.#c.heartbeatMs))
+      const mine = this.#listeners.size > 0
+      if (mine) await engine.serially((lane) => holdListenerLease(lane, this.#instanceId, LISTENER_LEASE_MS))
+      engine.publishing = mine || (await engine.serially((lane) => anyListener(lane)))
     })()
       .catch((err: unknown) => this.#log.warn({ err }, 'pipelines: watchdog pass failed; the next one retries'))
       .finally(() => (this.#sweeping = undefined))
@@ -244,8 +280,9 @@ export class ControlPlane implements Component {
     await this.#sweeping
     this.#engine?.close()
     await this.#dispatch?.stop()
-    await this.#unlisten?.()
-    this.#unlisten = undefined
+    const listening = this.#listening
+    this.#listening = undefined
+    await (await listening?.catch(() => undefined))?.()
     const server = this.#server
     this.#server = undefined
     if (server) {
@@ -361,6 +398,13 @@ export class ControlPlaneBuilder {
   build(): ControlPlane {
     return new ControlPlane({ ...this.#c })
   }
+}
+
+/** The shutdown signal every parked pull listens on: no listener cap warning with hundreds of them. */
+function newSignal(): AbortController {
+  const ac = new AbortController()
+  setMaxListeners(0, ac.signal)
+  return ac
 }
 
 function positive(d: Duration, what: string): number {

@@ -4,7 +4,7 @@ import { Hono, type Context } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { randomUUID } from 'node:crypto'
 import type { Dispatch } from '../dispatch/postgres.js'
-import type { StageEngine } from '../engine/engine.js'
+import type { Ack, StageEngine } from '../engine/engine.js'
 import type { PipelineOps } from '../engine/ops.js'
 import { attemptOwner, insertLogs } from '../engine/sql-ops.js'
 import * as workers from '../workers/sql.js'
@@ -64,8 +64,10 @@ export function workerApi(d: ApiDeps): Hono<Env> {
     } else {
       created = await insertPipeline(d.db, { appId, spec: parsePipelineDefinition(body), idempotencyKey: key })
     }
-    const view = await d.ops.get(appId, created.pipelineId)
-    return c.json({ ...view }, created.created ? 201 : 200)
+    // A new pipeline is answered from what was written (no reads: each would be a commit of its own);
+    // a repeated key is answered with the pipeline as it stands now.
+    if (created.created && created.stages) return c.json({ pipelineId: created.pipelineId, status: 'Running', stages: created.stages }, 201)
+    return c.json(await d.ops.get(appId, created.pipelineId), 200)
   })
   app.get('/pipelines', async (c) => {
     const limit = Number(c.req.query('limit') ?? 50)
@@ -122,20 +124,14 @@ export function workerApi(d: ApiDeps): Hono<Env> {
     const { appId } = c.get('caller')
     const b = s.parse(s.ackBody, await json(c), 'ack')
     if ('acks' in b) {
-      const results = []
-      for (const a of b.acks) {
-        try {
-          const r = await applyAck(d, appId, a)
-          results.push({ executionId: a.executionId, status: 200, ...r })
-        } catch (e) {
-          const err = e as { status?: number; code?: string; message?: string }
-          if (typeof err.status !== 'number' || err.status >= 500) throw e
-          results.push({ executionId: a.executionId, status: err.status, error: { code: err.code, message: err.message } })
-        }
-      }
-      return c.json({ results })
+      const results = await d.engine.ackMany(appId, b.acks.map(toAck))
+      return c.json({
+        results: results.map((r) =>
+          'error' in r ? { executionId: r.executionId, status: r.error.status, error: { code: r.error.code, message: r.error.message } } : { executionId: r.executionId, status: 200, stageStatus: r.stageStatus },
+        ),
+      })
     }
-    return c.json(await applyAck(d, appId, b))
+    return c.json(await d.engine.ack(appId, toAck(b)))
   })
   app.post('/logs', async (c) => {
     const { appId } = c.get('caller')
@@ -194,15 +190,15 @@ function workerOf(caller: ApiCaller, given: string | undefined): string {
   return id
 }
 
-async function applyAck(d: ApiDeps, appId: string, a: s.AckBody): Promise<{ stageStatus: string }> {
-  return d.engine.ack(appId, {
+function toAck(a: s.AckBody): Ack {
+  return {
     executionId: a.executionId,
     status: a.status,
     ...(a.output === undefined ? {} : { output: a.output }),
     ...(a.error ? { error: { message: a.error.message, code: a.error.code, name: a.error.name, retryable: a.error.retryable } } : {}),
     ...(a.context ? { context: a.context } : {}),
     ...(a.logs && a.logs.length > 0 ? { logs: a.logs } : {}),
-  })
+  }
 }
 
 /** @internal The request id, for logs of the API's own. */

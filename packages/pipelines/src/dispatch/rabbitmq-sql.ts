@@ -3,7 +3,7 @@
 // and delete, and the claim of stages named by delivered messages. No AMQP
 // here, so the engine may import it without loading the broker client.
 import type { Queryable } from '@onepipe/core'
-import type { ClaimedRow } from '../engine/sql.js'
+import { claimQuery, type ClaimedRow } from '../engine/sql.js'
 
 /**
  * A message waiting in the outbox.
@@ -100,25 +100,7 @@ export async function deleteOutbox(q: Queryable, ids: readonly number[]): Promis
 export async function claimStagesById(q: Queryable, appId: string, stageIds: readonly string[], workerId: string | null, leaseMs: number): Promise<ClaimedRow[]> {
   if (stageIds.length === 0) return []
   return q.query<ClaimedRow>(
-    `WITH picked AS (
-       SELECT id FROM _onepipe_pipeline_stages WHERE id = ANY($2::uuid[]) AND app_id = $1 AND status = 'Pending' FOR UPDATE SKIP LOCKED
-     ), started AS (
-       UPDATE _onepipe_pipeline_stages st
-          SET status = 'Running', attempt = st.attempt + 1, execution_id = gen_random_uuid(), worker_id = $3,
-              lease_expires_at = now() + $4::float8 * interval '1 millisecond',
-              deadline_at = CASE WHEN st.timeout_ms IS NULL THEN NULL ELSE now() + st.timeout_ms * interval '1 millisecond' END,
-              started_at = coalesce(st.started_at, now()), updated_at = now()
-         FROM picked WHERE st.id = picked.id
-       RETURNING st.*
-     ), attempts AS (
-       INSERT INTO _onepipe_stage_attempts (execution_id, stage_id, app_id, attempt, worker_id)
-       SELECT execution_id, id, app_id, attempt, worker_id FROM started
-     )
-     SELECT started.*, pl.input AS pipeline_input, pl.context,
-            (SELECT jsonb_object_agg(up.name, jsonb_build_object('output', up.output))
-               FROM _onepipe_pipeline_stages up WHERE up.pipeline_id = started.pipeline_id AND up.name = ANY(started.depends_on)) AS upstream
-       FROM started JOIN _onepipe_pipelines pl ON pl.id = started.pipeline_id
-      ORDER BY started.ready_at`,
-    [appId, stageIds, workerId, leaseMs],
+    claimQuery(`SELECT id, ready_at FROM _onepipe_pipeline_stages WHERE id = ANY($2::uuid[]) AND app_id = $1 AND status = 'Pending' LIMIT $3 FOR UPDATE SKIP LOCKED`),
+    [appId, stageIds, stageIds.length, workerId, leaseMs],
   )
 }

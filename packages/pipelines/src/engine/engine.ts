@@ -1,4 +1,4 @@
-import { DatabaseError, encodeValue, retryDelay, type Database, type Logger, type Queryable } from '@onepipe/core'
+import { DatabaseError, encodeValue, OnePipeError, retryDelay, type Database, type Logger, type Queryable } from '@onepipe/core'
 import { notifyReady, READY_CHANNEL } from '@onepipe/sdk'
 import { attemptNotFound, JobCancelledError, StaleAttemptError } from './errors.js'
 import * as sql from './sql.js'
@@ -96,6 +96,7 @@ export class StageEngine {
   readonly #changes: string
   #retryTimer: NodeJS.Timeout | undefined
   #lane: Promise<unknown> = Promise.resolve()
+  #publishing = false
   #retryAt = Infinity
 
   constructor(db: Database, o: EngineOptions) {
@@ -176,57 +177,124 @@ export class StageEngine {
    * @throws StaleAttemptError / JobCancelledError (409), NotFoundError (404); ValidationError (400) for an output that is not plain JSON
    */
   async ack(appId: string, a: Ack): Promise<{ stageStatus: string }> {
-    const output = a.status === 'completed' ? (a.output === undefined ? null : encodeValue(a.output, { subject: 'output' })) : null
-    const context = a.context && Object.keys(a.context).length > 0 ? encodeValue(a.context, { subject: 'context' }) : null
-    const error = a.status === 'failed' ? encodeValue(stageError(a.error), { subject: 'error' }) : null
-    const logs = a.logs && a.logs.length > 0 ? a.logs : undefined
-    if (logs) encodeValue(logs, { subject: 'logs' })
-    const result = await this.#tx(async (tx) => {
-      const p = await sql.lockPipelineOfAttempt(tx, appId, a.executionId)
-      // Thrown inside the transaction: nothing was written yet, and the rollback keeps it so.
-      if (!p) throw attemptNotFound(a.executionId)
-      if (p.status === 'Cancelled') throw new JobCancelledError(a.executionId)
-      let stage: StageRow | undefined
-      if (a.status === 'completed') stage = await sql.completeAttempt(tx, a.executionId, output)
-      else if (a.status === 'released') stage = await sql.releaseAttempt(tx, a.executionId)
-      else {
-        const current = await sql.stageByExecution(tx, a.executionId)
-        const delay = current ? retryDelay({ attempts: current.max_retries + 1, backoff: current.backoff, delayMs: current.retry_interval_ms, maxDelayMs: current.max_retry_interval_ms }, current.attempt - current.lease_expiries) : 0
-        stage = await sql.failAttempt(tx, { executionId: a.executionId, errorJson: error ?? '{}', retryable: a.error?.retryable !== false, delayMs: delay, outcome: 'failed', expiredOnly: false })
+    const [r] = await this.ackMany(appId, [a])
+    if (!r || 'error' in r) throw r?.error ?? attemptNotFound(a.executionId)
+    return { stageStatus: r.stageStatus }
+  }
+
+  /**
+   * Applies several acks in one transaction (one commit for the batch),
+   * locking their pipelines in id order. Each gets its own answer: the
+   * stage's status, or the error it alone would have got (400, 404, 409).
+   * A database error fails the batch's transaction; the acks are then
+   * applied one transaction each, so one bad ack never costs the others.
+   *
+   * @example
+   * ```ts
+   * const results = await engine.ackMany(appId, [{ executionId, status: 'completed', output: 1 }])
+   * ```
+   */
+  async ackMany(appId: string, acks: readonly Ack[]): Promise<({ executionId: string; stageStatus: string } | { executionId: string; error: OnePipeError })[]> {
+    const results = new Map<number, { executionId: string; stageStatus: string } | { executionId: string; error: OnePipeError }>()
+    const ready: { i: number; a: Ack; v: EncodedAck }[] = []
+    acks.forEach((a, i) => {
+      try {
+        ready.push({ i, a, v: encodeAck(a) })
+      } catch (e) {
+        results.set(i, { executionId: a.executionId, error: e as OnePipeError })
       }
-      if (!stage) throw await this.#whyNot(tx, appId, a.executionId)
-      const done = stage
-      if (context !== null) await sql.mergeContext(tx, p.id, context)
-      if (logs) await insertLogs(tx, appId, p.id, JSON.stringify(logs.map((l) => ({ ...l, stage_id: done.id, execution_id: a.executionId }))))
-      const pipelineStatus = await this.#afterStageChange(tx, stage)
-      return { stage, pipelineStatus }
     })
-    this.#scheduleRetry(result.stage)
-    return { stageStatus: result.stage.status }
+    const apply = async (batch: typeof ready): Promise<void> => {
+      const out = await this.#tx(async (tx) => {
+        const locked = new Map((await sql.lockPipelinesOfAttempts(tx, appId, batch.map((b) => b.a.executionId))).map((r) => [r.execution_id, r]))
+        const done: { i: number; executionId: string; stage?: StageRow; error?: OnePipeError }[] = []
+        for (const { i, a, v } of batch) {
+          const p = locked.get(a.executionId)
+          if (!p) done.push({ i, executionId: a.executionId, error: attemptNotFound(a.executionId) })
+          else if (p.status === 'Cancelled') done.push({ i, executionId: a.executionId, error: new JobCancelledError(a.executionId) })
+          else {
+            const stage = await this.#applyOne(tx, appId, p.id, a, v)
+            done.push(stage ? { i, executionId: a.executionId, stage } : { i, executionId: a.executionId, error: (await this.#whyNot(tx, appId, a.executionId)) as OnePipeError })
+          }
+        }
+        return done
+      })
+      for (const d of out) {
+        if (d.stage) {
+          this.#scheduleRetry(d.stage)
+          results.set(d.i, { executionId: d.executionId, stageStatus: d.stage.status })
+        } else results.set(d.i, { executionId: d.executionId, error: d.error ?? attemptNotFound(d.executionId) })
+      }
+    }
+    if (ready.length > 0) {
+      try {
+        await apply(ready)
+      } catch (e) {
+        if (!(e instanceof DatabaseError) || ready.length === 1) throw e
+        for (const one of ready) {
+          try {
+            await apply([one])
+          } catch (err) {
+            if (!(err instanceof OnePipeError) || err.status >= 500) throw err
+            results.set(one.i, { executionId: one.a.executionId, error: err })
+          }
+        }
+      }
+    }
+    return acks.map((a, i) => results.get(i) ?? { executionId: a.executionId, error: attemptNotFound(a.executionId) })
+  }
+
+  /** One ack inside the batch's transaction, its pipeline locked; undefined when the attempt is not current. */
+  async #applyOne(tx: Queryable, appId: string, pipelineId: string, a: Ack, v: EncodedAck): Promise<StageRow | undefined> {
+    let stage: StageRow | undefined
+    if (a.status === 'completed') stage = await sql.completeAttempt(tx, a.executionId, v.output)
+    else if (a.status === 'released') stage = await sql.releaseAttempt(tx, a.executionId)
+    else {
+      const current = await sql.stageByExecution(tx, a.executionId)
+      const delay = current ? retryDelay({ attempts: current.max_retries + 1, backoff: current.backoff, delayMs: current.retry_interval_ms, maxDelayMs: current.max_retry_interval_ms }, current.attempt - current.lease_expiries) : 0
+      stage = await sql.failAttempt(tx, { executionId: a.executionId, errorJson: v.error ?? '{}', retryable: a.error?.retryable !== false, delayMs: delay, outcome: 'failed', expiredOnly: false })
+    }
+    if (!stage) return undefined
+    const id = stage.id
+    if (v.context !== null) await sql.mergeContext(tx, pipelineId, v.context)
+    if (v.logs) await insertLogs(tx, appId, pipelineId, JSON.stringify(v.logs.map((l) => ({ ...l, stage_id: id, execution_id: a.executionId }))))
+    await this.#afterStageChange(tx, stage)
+    return stage
   }
 
   /**
    * What follows a stage's change inside its transaction: dependents
-   * released or skipped, the pipeline finished when nothing is left, ready
-   * handlers woken, the change published.
+   * released (their handlers woken) or skipped, the pipeline finished when
+   * nothing is left, and the change published when anyone listens.
    */
   async #afterStageChange(tx: Queryable, stage: StageRow): Promise<string | undefined> {
-    let ready: string[] = []
     if (stage.status === 'Completed' || (stage.status === 'Failed' && stage.run_next_if_failed) || stage.status === 'Skipped') {
-      ready = await sql.releaseDependents(tx, stage.pipeline_id, stage.name)
+      await sql.releaseDependents(tx, stage.pipeline_id, stage.name, this.#ready, stage.app_id)
     } else if (stage.status === 'Pending') {
-      ready = [stage.handler]
+      await notifyReady(tx, this.#ready, stage.app_id, [stage.handler])
     } else if (stage.status === 'Failed') {
       await sql.skipDependents(tx, stage.pipeline_id, stage.name, JSON.stringify({ code: 'DEPENDENCY_FAILED', message: `Stage "${stage.name}" failed` }))
     }
-    await notifyReady(tx, this.#ready, stage.app_id, ready)
-    const pipelineStatus = stage.status === 'RetryScheduled' || stage.status === 'Pending' ? undefined : await sql.finishIfDone(tx, stage.pipeline_id)
-    await this.publish(tx, { appId: stage.app_id, pipelineId: stage.pipeline_id, stage: stage.name, stageStatus: stage.status, ...(pipelineStatus ? { pipelineStatus } : {}) })
-    return pipelineStatus
+    const change = { appId: stage.app_id, pipelineId: stage.pipeline_id, stage: stage.name, stageStatus: stage.status }
+    if (stage.status === 'RetryScheduled' || stage.status === 'Pending') {
+      await this.publish(tx, change)
+      return undefined
+    }
+    return sql.finishIfDone(tx, stage.pipeline_id, this.#publishing ? { channel: this.#changes, change } : undefined)
+  }
+
+  /**
+   * Whether stage changes are published (NOTIFY): only while some replica
+   * has a live subscriber (the control plane keeps this up to date), since
+   * every listening connection pays for every notification.
+   */
+  set publishing(on: boolean) {
+    this.#publishing = on
   }
 
   /** Publishes a change to every replica (delivered at commit inside a transaction). */
   async publish(q: Queryable, c: PipelineChange): Promise<void> {
+    if (!this.#publishing) return
     await q.execute('SELECT pg_notify($1, $2)', [this.#changes, JSON.stringify(c)])
   }
 
@@ -333,6 +401,26 @@ export class StageEngine {
   /** @internal */
   afterStageChange(tx: Queryable, stage: StageRow): Promise<string | undefined> {
     return this.#afterStageChange(tx, stage)
+  }
+}
+
+/** An ack's values, encoded (and so checked) before its transaction. */
+interface EncodedAck {
+  output: string | null
+  context: string | null
+  error: string | null
+  logs: Ack['logs'] | undefined
+}
+
+/** @throws ValidationError (400) naming the path of a value that is not plain JSON */
+function encodeAck(a: Ack): EncodedAck {
+  const logs = a.logs && a.logs.length > 0 ? a.logs : undefined
+  if (logs) encodeValue(logs, { subject: 'logs' })
+  return {
+    output: a.status === 'completed' && a.output !== undefined ? encodeValue(a.output, { subject: 'output' }) : null,
+    context: a.context && Object.keys(a.context).length > 0 ? encodeValue(a.context, { subject: 'context' }) : null,
+    error: a.status === 'failed' ? encodeValue(stageError(a.error), { subject: 'error' }) : null,
+    logs,
   }
 }
 

@@ -51,17 +51,13 @@ const MS = `* interval '1 millisecond'`
 export const FINAL = ['Completed', 'Failed', 'Skipped', 'Cancelled'] as const
 
 /**
- * Hands out up to `max` ready stages of `handlers` to one worker: each gets
- * a new execution id (its fencing token), a lease and, with a timeout, a
- * deadline; the attempt is recorded in the same statement.
+ * The claim around a `pick` subquery that selects (and locks, SKIP LOCKED)
+ * the ids of Pending stages of application $1: each picked stage gets a new
+ * execution id (its fencing token), a lease of $5 ms and, with a timeout, a
+ * deadline, worker $4; the attempt is recorded in the same statement.
  */
-export async function claimStages(q: Queryable, appId: string, handlers: readonly string[], max: number, workerId: string | null, leaseMs: number): Promise<ClaimedRow[]> {
-  return q.query<ClaimedRow>(
-    `WITH c AS (
-       SELECT id FROM _onepipe_pipeline_stages
-        WHERE app_id = $1 AND handler = ANY($2::text[]) AND status = 'Pending'
-        ORDER BY ready_at LIMIT $3 FOR UPDATE SKIP LOCKED
-     ), u AS (
+export function claimQuery(pick: string): string {
+  return `WITH c AS (${pick}), u AS (
        UPDATE _onepipe_pipeline_stages s
           SET status = 'Running', attempt = s.attempt + 1, execution_id = gen_random_uuid(), worker_id = $4,
               lease_expires_at = now() + $5::float8 ${MS},
@@ -77,9 +73,22 @@ export async function claimStages(q: Queryable, appId: string, handlers: readonl
             (SELECT jsonb_object_agg(d.name, jsonb_build_object('output', d.output))
                FROM _onepipe_pipeline_stages d WHERE d.pipeline_id = u.pipeline_id AND d.name = ANY(u.depends_on)) AS upstream
        FROM u JOIN _onepipe_pipelines p ON p.id = u.pipeline_id
-      ORDER BY u.ready_at`,
-    [appId, handlers, max, workerId, leaseMs],
-  )
+      ORDER BY u.ready_at`
+}
+
+// One ordered index scan per handler ((app_id, handler, ready_at) WHERE Pending), then the oldest $3
+// of those: "handler = ANY($2)" with ORDER BY ready_at read and sorted every pending row instead
+// (22.8 ms per claim with 15,000 pending, against 0.45 ms this way).
+const PICK_BY_HANDLERS = `SELECT p.id FROM unnest($2::text[]) AS h(handler)
+       CROSS JOIN LATERAL (
+         SELECT id, ready_at FROM _onepipe_pipeline_stages
+          WHERE app_id = $1 AND handler = h.handler AND status = 'Pending'
+          ORDER BY ready_at LIMIT $3 FOR UPDATE SKIP LOCKED) p
+      ORDER BY p.ready_at LIMIT $3`
+
+/** Hands out up to `max` ready stages of `handlers` to one worker (see {@link claimQuery}). */
+export async function claimStages(q: Queryable, appId: string, handlers: readonly string[], max: number, workerId: string | null, leaseMs: number): Promise<ClaimedRow[]> {
+  return q.query<ClaimedRow>(claimQuery(PICK_BY_HANDLERS), [appId, handlers, max, workerId, leaseMs])
 }
 
 /** Extends the lease of a current attempt; none when the attempt is over (see {@link explainAttempt}). */
@@ -114,6 +123,20 @@ export async function lockPipelineOfAttempt(q: Queryable, appId: string, executi
     [appId, executionId],
   )
   return row
+}
+
+/**
+ * Locks the pipelines of several attempts in pipeline id order (so two
+ * batches never wait on each other in a circle); answers each attempt's
+ * pipeline and its status. Attempts of other applications are left out.
+ */
+export async function lockPipelinesOfAttempts(q: Queryable, appId: string, executionIds: readonly string[]): Promise<{ execution_id: string; id: string; status: string }[]> {
+  return q.query(
+    `SELECT a.execution_id, p.id, p.status FROM _onepipe_stage_attempts a
+       JOIN _onepipe_pipeline_stages s ON s.id = a.stage_id JOIN _onepipe_pipelines p ON p.id = s.pipeline_id
+      WHERE a.execution_id = ANY($2::uuid[]) AND a.app_id = $1 ORDER BY p.id FOR UPDATE OF p`,
+    [appId, executionIds],
+  )
 }
 
 /** Locks a pipeline row; undefined when it is not this application's. */
@@ -199,21 +222,24 @@ export async function releaseAttempt(q: Queryable, executionId: string): Promise
 
 /**
  * Counts one satisfied dependency for every stage waiting on `name`; those
- * with none left become Pending (or AwaitingApproval). Answers the
- * handlers that have a new ready stage.
+ * with none left become Pending (or AwaitingApproval), and the pulls parked
+ * on their handlers are woken (NOTIFY `channel`, at commit), in one
+ * statement.
  */
-export async function releaseDependents(q: Queryable, pipelineId: string, name: string): Promise<string[]> {
-  const rows = await q.query<{ handler: string; status: string }>(
-    `UPDATE _onepipe_pipeline_stages
-        SET waiting_on = waiting_on - 1,
-            status = CASE WHEN waiting_on > 1 THEN status WHEN requires_approval THEN 'AwaitingApproval' ELSE 'Pending' END,
-            ready_at = CASE WHEN waiting_on = 1 AND NOT requires_approval THEN now() ELSE ready_at END,
-            updated_at = now()
-      WHERE pipeline_id = $1 AND $2 = ANY(depends_on) AND status = 'NotStarted'
-      RETURNING handler, status`,
-    [pipelineId, name],
+export async function releaseDependents(q: Queryable, pipelineId: string, name: string, channel: string, appId: string): Promise<void> {
+  await q.query(
+    `WITH r AS (
+       UPDATE _onepipe_pipeline_stages
+          SET waiting_on = waiting_on - 1,
+              status = CASE WHEN waiting_on > 1 THEN status WHEN requires_approval THEN 'AwaitingApproval' ELSE 'Pending' END,
+              ready_at = CASE WHEN waiting_on = 1 AND NOT requires_approval THEN now() ELSE ready_at END,
+              updated_at = now()
+        WHERE pipeline_id = $1 AND $2 = ANY(depends_on) AND status = 'NotStarted'
+        RETURNING handler, status
+     )
+     SELECT pg_notify($3, $4 || chr(9) || x.handler) FROM (SELECT DISTINCT handler FROM r WHERE status = 'Pending') x`,
+    [pipelineId, name, channel, appId],
   )
-  return [...new Set(rows.filter((r) => r.status === 'Pending').map((r) => r.handler))]
 }
 
 /** Skips every stage that (transitively) depends on `name` and has not started: it can never run. */
@@ -237,21 +263,27 @@ export async function mergeContext(q: Queryable, pipelineId: string, contextJson
 
 /**
  * Ends a pipeline whose stages are all final: Failed when a stage failed
- * without `run_next_if_failed`, else Completed. Answers the new status, or
- * undefined while stages remain.
+ * without `run_next_if_failed`, else Completed. With `changes` (a channel),
+ * also publishes `change` with the pipeline's new status, in the same
+ * statement. Answers the new status, or undefined while stages remain.
  */
-export async function finishIfDone(q: Queryable, pipelineId: string): Promise<string | undefined> {
-  const [row] = await q.query<{ status: string }>(
-    `UPDATE _onepipe_pipelines p
-        SET status = CASE WHEN EXISTS (SELECT 1 FROM _onepipe_pipeline_stages s WHERE s.pipeline_id = p.id AND s.status = 'Failed' AND NOT s.run_next_if_failed)
-                          THEN 'Failed' ELSE 'Completed' END,
-            finished_at = now(), updated_at = now()
-      WHERE p.id = $1 AND p.status = 'Running'
-        AND NOT EXISTS (SELECT 1 FROM _onepipe_pipeline_stages s WHERE s.pipeline_id = p.id AND s.status NOT IN ('Completed', 'Failed', 'Skipped', 'Cancelled'))
-      RETURNING status`,
-    [pipelineId],
+export async function finishIfDone(q: Queryable, pipelineId: string, changes?: { channel: string; change: Record<string, unknown> }): Promise<string | undefined> {
+  const [row] = await q.query<{ status: string | null }>(
+    `WITH f AS (
+       UPDATE _onepipe_pipelines p
+          SET status = CASE WHEN EXISTS (SELECT 1 FROM _onepipe_pipeline_stages s WHERE s.pipeline_id = p.id AND s.status = 'Failed' AND NOT s.run_next_if_failed)
+                            THEN 'Failed' ELSE 'Completed' END,
+              finished_at = now(), updated_at = now()
+        WHERE p.id = $1 AND p.status = 'Running'
+          AND NOT EXISTS (SELECT 1 FROM _onepipe_pipeline_stages s WHERE s.pipeline_id = p.id AND s.status NOT IN ('Completed', 'Failed', 'Skipped', 'Cancelled'))
+        RETURNING status
+     )
+     SELECT (SELECT status FROM f) AS status,
+            CASE WHEN $2::text IS NULL THEN NULL
+                 ELSE pg_notify($2, (($3::text::jsonb) || coalesce((SELECT jsonb_build_object('pipelineStatus', status) FROM f), '{}'::jsonb))::text) END AS sent`,
+    [pipelineId, changes?.channel ?? null, changes ? JSON.stringify(changes.change) : null],
   )
-  return row?.status
+  return row?.status ?? undefined
 }
 
 /** Running attempts whose lease or deadline passed (the watchdog's work). */

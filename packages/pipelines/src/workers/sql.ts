@@ -81,3 +81,22 @@ export async function listWorkers(q: Queryable, appId: string | null, limit: num
 export async function setDrain(q: Queryable, appId: string | null, workerId: string): Promise<boolean> {
   return (await q.execute(`UPDATE _onepipe_workers SET drain = true, status = 'draining' WHERE id = $1 AND ($2::text IS NULL OR app_id = $2) AND status <> 'stopped'`, [workerId, appId])) > 0
 }
+
+/** Keeps this process's live-subscriber lease for `ms` more (see _onepipe_pipeline_listeners). */
+export async function holdListenerLease(q: Queryable, instanceId: string, ms: number): Promise<void> {
+  await q.execute(
+    `INSERT INTO _onepipe_pipeline_listeners (instance_id, until) VALUES ($1, now() + $2::float8 * interval '1 millisecond')
+     ON CONFLICT (instance_id) DO UPDATE SET until = excluded.until`,
+    [instanceId, ms],
+  )
+}
+
+export async function dropListenerLease(q: Queryable, instanceId: string): Promise<void> {
+  await q.execute(`DELETE FROM _onepipe_pipeline_listeners WHERE instance_id = $1`, [instanceId])
+}
+
+/** Whether any replica has a live subscriber now. */
+export async function anyListener(q: Queryable): Promise<boolean> {
+  const [row] = await q.query<{ any: boolean }>(`SELECT EXISTS (SELECT 1 FROM _onepipe_pipeline_listeners WHERE until > now()) AS any`)
+  return row?.any === true
+}

@@ -21,6 +21,8 @@ export interface CreatedPipeline {
   pipelineId: string
   /** False when the idempotency key named a pipeline created before (same request): that one is answered. */
   created: boolean
+  /** The stages as created (absent when `created` is false): read them with the control plane then. */
+  stages?: { id: string; name: string; handler: string; status: string }[]
 }
 
 /** @internal What {@link insertPipeline} writes. */
@@ -56,9 +58,9 @@ export async function insertPipeline(db: Database, p: NewPipeline): Promise<Crea
       if (prior.request_hash !== hash) throw new ConflictError('IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key created another pipeline with a different request; use a new key for a new pipeline')
       return { pipelineId: prior.id, created: false }
     }
-    const ready = await insertStages(tx, id, p.appId, JSON.stringify(stages))
-    await notifyReady(tx, db.channel(READY_CHANNEL), p.appId, ready)
-    return { pipelineId: id, created: true }
+    const rows = await insertStages(tx, id, p.appId, JSON.stringify(stages))
+    await notifyReady(tx, db.channel(READY_CHANNEL), p.appId, [...new Set(rows.filter((r) => r.status === 'Pending').map((r) => r.handler))])
+    return { pipelineId: id, created: true, stages: rows }
   })
 }
 
@@ -112,9 +114,9 @@ async function pipelineByKey(q: Queryable, appId: string, key: string): Promise<
   return row
 }
 
-/** Inserts every stage from one JSON array; answers the handlers of the stages that are ready at once. */
-async function insertStages(q: Queryable, pipelineId: string, appId: string, stagesJson: string): Promise<string[]> {
-  const rows = await q.query<{ handler: string }>(
+/** Inserts every stage from one JSON array; answers them in order with their first status. */
+async function insertStages(q: Queryable, pipelineId: string, appId: string, stagesJson: string): Promise<{ id: string; name: string; handler: string; status: string }[]> {
+  const rows = await q.query<{ id: string; name: string; handler: string; status: string; position: number }>(
     `INSERT INTO _onepipe_pipeline_stages
        (id, pipeline_id, app_id, position, name, handler, input, depends_on, parallel_with, waiting_on, max_retries,
         retry_interval_ms, max_retry_interval_ms, backoff, timeout_ms, run_next_if_failed, requires_approval, status, ready_at)
@@ -127,10 +129,10 @@ async function insertStages(q: Queryable, pipelineId: string, appId: string, sta
        FROM jsonb_to_recordset($3::text::jsonb) AS s(id uuid, position int, name text, handler text, input jsonb, depends_on jsonb,
             parallel_with jsonb, waiting_on int, max_retries int, retry_interval_ms int, max_retry_interval_ms int, backoff text,
             timeout_ms int, run_next_if_failed boolean, requires_approval boolean)
-     RETURNING handler, status`,
+     RETURNING id, name, handler, status, position`,
     [pipelineId, appId, stagesJson],
   )
-  return [...new Set(rows.filter((r) => (r as { status?: string }).status === 'Pending').map((r) => r.handler))]
+  return rows.sort((a, b) => a.position - b.position).map(({ id, name, handler, status }) => ({ id, name, handler, status }))
 }
 
 /**
