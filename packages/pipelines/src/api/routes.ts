@@ -1,5 +1,5 @@
 import { checkText, encodeValue, NotFoundError, PayloadTooLargeError, type Database, type Logger } from '@onepipe/core'
-import { DEFAULT_MAX_BODY_BYTES, insertPipeline, parsePipelineDefinition, readJson, requestIdOf, respondError, type Pipeline } from '@onepipe/sdk'
+import { DEFAULT_MAX_BODY_BYTES, insertPipeline, parseAppendedStages, parsePipelineDefinition, readJson, requestIdOf, respondError, type Pipeline } from '@onepipe/sdk'
 import { Hono, type Context } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { randomUUID } from 'node:crypto'
@@ -80,13 +80,9 @@ export function workerApi(d: ApiDeps): Hono<Env> {
   })
   app.post('/pipelines/:id/cancel', async (c) => c.json(await d.ops.cancel(c.get('caller').appId, idParam(c.req.param('id'), 'pipeline'))))
   app.post('/pipelines/:id/stages', async (c) => {
-    const body = (await json(c)) as { stages?: unknown }
-    const spec = parsePipelineDefinition({ name: 'append', stages: body?.stages })
-    const added = spec.stages.map((st, i) => {
-      const raw = (body.stages as { options?: { dependsOn?: unknown } }[])[i]
-      return raw?.options?.dependsOn === undefined ? { ...st, dependsOn: undefined } : st
-    })
-    return c.json(await d.ops.append(c.get('caller').appId, idParam(c.req.param('id'), 'pipeline'), added.map(({ dependsOn, ...rest }) => (dependsOn ? { ...rest, dependsOn } : rest))))
+    const body = await json(c)
+    const stages = typeof body === 'object' && body !== null ? (body as { stages?: unknown }).stages : undefined
+    return c.json(await d.ops.append(c.get('caller').appId, idParam(c.req.param('id'), 'pipeline'), parseAppendedStages(stages)))
   })
   app.post('/stages/:id/resume', async (c) => {
     const b = s.parse(s.resumeBody, await json(c), 'resume request')

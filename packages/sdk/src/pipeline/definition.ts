@@ -109,6 +109,26 @@ const pathOf = (p: readonly PropertyKey[]): string => p.map(String).join('.')
  * ```
  */
 export function parsePipelineDefinition(body: unknown): PipelineSpec {
+  return checkSpec(readDefinition(body))
+}
+
+/**
+ * Reads stages posted to be appended to a running pipeline: checked one by
+ * one (names, handlers, options, values); their `dependsOn` may name the
+ * pipeline's existing stages, so the whole is checked when merged with
+ * them (`checkSpec`). A stage without `dependsOn` has it undefined.
+ *
+ * @throws ValidationError (400) naming every failing field, as `stages.0.options.timeOut`
+ * @example
+ * ```ts
+ * const added = parseAppendedStages([{ stageName: 'z', stageHandlerName: 'x.z', options: { dependsOn: ['a'] } }])
+ * ```
+ */
+export function parseAppendedStages(stages: unknown): (Omit<StageSpec, 'dependsOn'> & { dependsOn?: string[] })[] {
+  return readDefinition({ name: 'append', stages }).stages
+}
+
+function readDefinition(body: unknown): Omit<PipelineSpec, 'stages'> & { stages: (Omit<StageSpec, 'dependsOn'> & { dependsOn?: string[] })[] } {
   const r = definitionShape.safeParse(body)
   if (!r.success) {
     throw new ValidationError('pipeline definition', r.error.issues.slice(0, 10).map((i) => ({ path: pathOf(i.path), message: i.message })))
@@ -144,14 +164,18 @@ export function parsePipelineDefinition(body: unknown): PipelineSpec {
       requiresApproval: o.requiresApproval ?? false,
     }
   })
-  if (issues.length > 0) throw new ValidationError('pipeline definition', issues)
-  return checkSpec({
+  for (const [i, st] of stages.entries()) {
+    if (st.input === undefined) continue
+    for (const x of valueIssues(st.input)) issues.push({ path: x.path ? `stages.${i}.input.${x.path}` : `stages.${i}.input`, message: x.message })
+  }
+  if (issues.length > 0) throw new ValidationError('pipeline definition', issues.slice(0, 10))
+  return {
     name: d.name,
     keywords: d.keywords ?? [],
     context: d.context ?? {},
     ...(d.input === undefined ? {} : { input: d.input }),
     stages,
-  })
+  }
 }
 
 /**

@@ -3,6 +3,7 @@
 export { Pipeline, PipelineBuilder, type StageOptions, type RunPipelineOptions } from './pipeline.js'
 export {
   parsePipelineDefinition,
+  parseAppendedStages,
   checkSpec,
   MAX_STAGES,
   HANDLER_NAME,
