@@ -93,7 +93,7 @@ function runToEnd(file, argv, env) {
 /** Starts a control-plane process; resolves once it prints its port. */
 function startControlPlane(schema) {
   return new Promise((resolve, reject) => {
-    const child = track(spawn(process.execPath, [here('./control-plane.mjs')], { env: { ...baseEnv, SCHEMA: schema }, stdio: ['ignore', 'pipe', 'inherit'] }))
+    const child = track(spawn(process.execPath, [...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=' + process.env.BENCH_PROF] : []), here('./control-plane.mjs')], { env: { ...baseEnv, SCHEMA: schema }, stdio: ['ignore', 'pipe', 'inherit'] }))
     let out = ''
     const onExit = (code) => reject(new Error(`control plane exited ${code}: ${out}`))
     child.stdout.on('data', (d) => {

@@ -246,20 +246,30 @@ export class StageEngine {
 
   /** One ack inside the batch's transaction, its pipeline locked; undefined when the attempt is not current. */
   async #applyOne(tx: Queryable, appId: string, pipelineId: string, a: Ack, v: EncodedAck): Promise<StageRow | undefined> {
+    if (a.status === 'completed') {
+      // The common case in one statement: complete, release, wake, finish, publish.
+      const done = await sql.completeAndRelease(tx, { executionId: a.executionId, outputJson: v.output, ready: this.#ready, changes: this.#publishing ? this.#changes : null })
+      if (!done) return undefined
+      await this.#extras(tx, appId, pipelineId, done.id, a, v)
+      return done
+    }
     let stage: StageRow | undefined
-    if (a.status === 'completed') stage = await sql.completeAttempt(tx, a.executionId, v.output)
-    else if (a.status === 'released') stage = await sql.releaseAttempt(tx, a.executionId)
+    if (a.status === 'released') stage = await sql.releaseAttempt(tx, a.executionId)
     else {
       const current = await sql.stageByExecution(tx, a.executionId)
       const delay = current ? retryDelay({ attempts: current.max_retries + 1, backoff: current.backoff, delayMs: current.retry_interval_ms, maxDelayMs: current.max_retry_interval_ms }, current.attempt - current.lease_expiries) : 0
       stage = await sql.failAttempt(tx, { executionId: a.executionId, errorJson: v.error ?? '{}', retryable: a.error?.retryable !== false, delayMs: delay, outcome: 'failed', expiredOnly: false })
     }
     if (!stage) return undefined
-    const id = stage.id
-    if (v.context !== null) await sql.mergeContext(tx, pipelineId, v.context)
-    if (v.logs) await insertLogs(tx, appId, pipelineId, JSON.stringify(v.logs.map((l) => ({ ...l, stage_id: id, execution_id: a.executionId }))))
+    await this.#extras(tx, appId, pipelineId, stage.id, a, v)
     await this.#afterStageChange(tx, stage)
     return stage
+  }
+
+  /** Context items and log lines an ack brings, in its transaction. */
+  async #extras(tx: Queryable, appId: string, pipelineId: string, stageId: string, a: Ack, v: EncodedAck): Promise<void> {
+    if (v.context !== null) await sql.mergeContext(tx, pipelineId, v.context)
+    if (v.logs) await insertLogs(tx, appId, pipelineId, JSON.stringify(v.logs.map((l) => ({ ...l, stage_id: stageId, execution_id: a.executionId }))))
   }
 
   /**

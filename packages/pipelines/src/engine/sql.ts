@@ -148,23 +148,6 @@ export async function lockPipeline(q: Queryable, appId: string | null, pipelineI
   return row
 }
 
-/** Ends the current attempt as `completed`, when it still is the current one and inside its lease and deadline. */
-export async function completeAttempt(q: Queryable, executionId: string, outputJson: string | null): Promise<StageRow | undefined> {
-  const [row] = await q.query<StageRow>(
-    `WITH s AS (
-       UPDATE _onepipe_pipeline_stages SET status = 'Completed', output = $2::text::jsonb, error = NULL, finished_at = now(),
-              lease_expires_at = NULL, updated_at = now()
-        WHERE execution_id = $1 AND status = 'Running' AND lease_expires_at > now() AND (deadline_at IS NULL OR deadline_at > now())
-       RETURNING *
-     ), a AS (
-       UPDATE _onepipe_stage_attempts SET outcome = 'completed', ended_at = now() WHERE execution_id = $1 AND EXISTS (SELECT 1 FROM s)
-     )
-     SELECT * FROM s`,
-    [executionId, outputJson],
-  )
-  return row
-}
-
 /** Lease expiries a stage gets without spending a retry (as BullMQ's stalled-job limit). */
 export const MAX_LEASE_EXPIRIES = 3
 
@@ -199,6 +182,58 @@ export async function failAttempt(
      )
      SELECT * FROM s`,
     [f.executionId, f.errorJson, f.retryable, f.delayMs, f.outcome, f.expiredOnly],
+  )
+  return row
+}
+
+/**
+ * The whole of a successful ack in one statement: the attempt completes
+ * (when it is still current and inside its lease and deadline), the stages
+ * waiting on it are released and their handlers woken (NOTIFY `ready`), and
+ * the pipeline completes when nothing else is left, its change published on
+ * `changes` when given. Run after the pipeline row is locked, so two
+ * parallel stages finishing at once see each other (the second waits for
+ * the lock, then reads the first's commit). Undefined when the attempt is
+ * not current.
+ */
+export async function completeAndRelease(
+  q: Queryable,
+  f: { executionId: string; outputJson: string | null; ready: string; changes: string | null },
+): Promise<(StageRow & { pipeline_status: string | null }) | undefined> {
+  const [row] = await q.query<StageRow & { pipeline_status: string | null }>(
+    `WITH s AS (
+       UPDATE _onepipe_pipeline_stages SET status = 'Completed', output = $2::text::jsonb, error = NULL, finished_at = now(),
+              lease_expires_at = NULL, updated_at = now()
+        WHERE execution_id = $1 AND status = 'Running' AND lease_expires_at > now() AND (deadline_at IS NULL OR deadline_at > now())
+       RETURNING *
+     ), a AS (
+       UPDATE _onepipe_stage_attempts SET outcome = 'completed', ended_at = now() WHERE execution_id = $1 AND EXISTS (SELECT 1 FROM s)
+     ), r AS (
+       UPDATE _onepipe_pipeline_stages d
+          SET waiting_on = d.waiting_on - 1,
+              status = CASE WHEN d.waiting_on > 1 THEN d.status WHEN d.requires_approval THEN 'AwaitingApproval' ELSE 'Pending' END,
+              ready_at = CASE WHEN d.waiting_on = 1 AND NOT d.requires_approval THEN now() ELSE d.ready_at END,
+              updated_at = now()
+         FROM s WHERE d.pipeline_id = s.pipeline_id AND s.name = ANY(d.depends_on) AND d.status = 'NotStarted'
+       RETURNING d.handler, d.status
+     ), n AS (
+       SELECT pg_notify($3, s.app_id || chr(9) || h.handler) FROM s, (SELECT DISTINCT handler FROM r WHERE status = 'Pending') h
+     ), f AS (
+       UPDATE _onepipe_pipelines p
+          SET status = CASE WHEN EXISTS (SELECT 1 FROM _onepipe_pipeline_stages o WHERE o.pipeline_id = p.id AND o.status = 'Failed' AND NOT o.run_next_if_failed)
+                            THEN 'Failed' ELSE 'Completed' END,
+              finished_at = now(), updated_at = now()
+         FROM s WHERE p.id = s.pipeline_id AND p.status = 'Running' AND NOT EXISTS (SELECT 1 FROM r)
+          AND NOT EXISTS (SELECT 1 FROM _onepipe_pipeline_stages o WHERE o.pipeline_id = s.pipeline_id AND o.id <> s.id
+                            AND o.status NOT IN ('Completed', 'Failed', 'Skipped', 'Cancelled'))
+       RETURNING p.status
+     ), pub AS (
+       SELECT pg_notify($4, jsonb_strip_nulls(jsonb_build_object('appId', s.app_id, 'pipelineId', s.pipeline_id, 'stage', s.name,
+                'stageStatus', 'Completed', 'pipelineStatus', (SELECT status FROM f)))::text)
+         FROM s WHERE $4::text IS NOT NULL
+     )
+     SELECT s.*, (SELECT status FROM f) AS pipeline_status, (SELECT count(*) FROM n) AS woken, (SELECT count(*) FROM pub) AS published FROM s`,
+    [f.executionId, f.outputJson, f.ready, f.changes],
   )
   return row
 }

@@ -40,9 +40,11 @@ export function requestHash(appId: string, spec: PipelineSpec, template: string 
 }
 
 /**
- * Writes a pipeline and its stages in one transaction. With an idempotency
- * key already used by this application: the same request answers the
- * pipeline it created; another request is a 409.
+ * Writes a pipeline and its stages, and wakes the pulls parked on the
+ * handlers of its first stages, in one statement (atomic without a
+ * transaction: one round trip, one commit). With an idempotency key
+ * already used by this application: the same request answers the pipeline
+ * it created; another request is a 409.
  *
  * @throws ConflictError 409 `IDEMPOTENCY_KEY_REUSED`
  */
@@ -50,18 +52,54 @@ export async function insertPipeline(db: Database, p: NewPipeline): Promise<Crea
   const hash = requestHash(p.appId, p.spec, p.template)
   const id = randomUUID()
   const stages = p.spec.stages.map((s, position) => stageRow(s, position))
-  return db.transaction(async (tx) => {
-    const inserted = await insertPipelineRow(tx, id, p, hash)
-    if (!inserted) {
-      const prior = await pipelineByKey(tx, p.appId, p.idempotencyKey ?? '')
-      if (!prior) throw new ConflictError('IDEMPOTENCY_KEY_REUSED', 'The Idempotency-Key was used by a request that is still being written; send it again')
-      if (prior.request_hash !== hash) throw new ConflictError('IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key created another pipeline with a different request; use a new key for a new pipeline')
-      return { pipelineId: prior.id, created: false }
-    }
-    const rows = await insertStages(tx, id, p.appId, JSON.stringify(stages))
-    await notifyReady(tx, db.channel(READY_CHANNEL), p.appId, [...new Set(rows.filter((r) => r.status === 'Pending').map((r) => r.handler))])
-    return { pipelineId: id, created: true, stages: rows }
-  })
+  const [row] = await db.query<{ pipeline_id: string | null; stages: { id: string; name: string; handler: string; status: string; position: number }[] }>(
+    `WITH p AS (
+       INSERT INTO _onepipe_pipelines (id, app_id, name, template, status, keywords, input, context, idempotency_key, request_hash, traceparent)
+       VALUES ($1, $2, $3, $4, 'Running', $5::text[], $6::text::jsonb, $7::text::jsonb, $8, $9, $10)
+       ON CONFLICT (app_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+       RETURNING id
+     ), s AS (
+       INSERT INTO _onepipe_pipeline_stages
+         (id, pipeline_id, app_id, position, name, handler, input, depends_on, parallel_with, waiting_on, max_retries,
+          retry_interval_ms, max_retry_interval_ms, backoff, timeout_ms, run_next_if_failed, requires_approval, status, ready_at)
+       SELECT x.id, p.id, $2, x.position, x.name, x.handler, x.input,
+              ARRAY(SELECT jsonb_array_elements_text(x.depends_on)), ARRAY(SELECT jsonb_array_elements_text(x.parallel_with)),
+              x.waiting_on, x.max_retries, x.retry_interval_ms, x.max_retry_interval_ms, x.backoff, x.timeout_ms,
+              x.run_next_if_failed, x.requires_approval,
+              CASE WHEN x.waiting_on > 0 THEN 'NotStarted' WHEN x.requires_approval THEN 'AwaitingApproval' ELSE 'Pending' END,
+              CASE WHEN x.waiting_on = 0 AND NOT x.requires_approval THEN now() END
+         FROM p, jsonb_to_recordset($11::text::jsonb) AS x(id uuid, position int, name text, handler text, input jsonb, depends_on jsonb,
+              parallel_with jsonb, waiting_on int, max_retries int, retry_interval_ms int, max_retry_interval_ms int, backoff text,
+              timeout_ms int, run_next_if_failed boolean, requires_approval boolean)
+       RETURNING id, name, handler, status, position
+     ), n AS (
+       SELECT pg_notify($12, $2 || chr(9) || h.handler) FROM (SELECT DISTINCT handler FROM s WHERE status = 'Pending') h
+     )
+     SELECT (SELECT id FROM p) AS pipeline_id, (SELECT count(*) FROM n) AS woken,
+            coalesce((SELECT jsonb_agg(jsonb_build_object('id', id, 'name', name, 'handler', handler, 'status', status, 'position', position)) FROM s), '[]'::jsonb) AS stages`,
+    [
+      id,
+      p.appId,
+      p.spec.name,
+      p.template ?? null,
+      p.spec.keywords,
+      p.spec.input === undefined ? null : encodeValue(p.spec.input, { subject: 'pipeline input' }),
+      encodeValue(p.spec.context, { subject: 'pipeline context' }),
+      p.idempotencyKey ?? null,
+      hash,
+      p.traceparent ?? null,
+      JSON.stringify(stages),
+      db.channel(READY_CHANNEL),
+    ],
+  )
+  if (row?.pipeline_id) {
+    const created = [...row.stages].sort((a, b) => a.position - b.position).map(({ id: sid, name, handler, status }) => ({ id: sid, name, handler, status }))
+    return { pipelineId: row.pipeline_id, created: true, stages: created }
+  }
+  const prior = await pipelineByKey(db, p.appId, p.idempotencyKey ?? '')
+  if (!prior) throw new ConflictError('IDEMPOTENCY_KEY_REUSED', 'The Idempotency-Key was used by a request that is still being written; send it again')
+  if (prior.request_hash !== hash) throw new ConflictError('IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key created another pipeline with a different request; use a new key for a new pipeline')
+  return { pipelineId: prior.id, created: false }
 }
 
 /**
@@ -87,52 +125,9 @@ export function stageRow(s: StageSpec, position: number): Record<string, unknown
   }
 }
 
-async function insertPipelineRow(q: Queryable, id: string, p: NewPipeline, hash: string): Promise<boolean> {
-  const rows = await q.query(
-    `INSERT INTO _onepipe_pipelines (id, app_id, name, template, status, keywords, input, context, idempotency_key, request_hash, traceparent)
-     VALUES ($1, $2, $3, $4, 'Running', $5::text[], $6::text::jsonb, $7::text::jsonb, $8, $9, $10)
-     ON CONFLICT (app_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-     RETURNING id`,
-    [
-      id,
-      p.appId,
-      p.spec.name,
-      p.template ?? null,
-      p.spec.keywords,
-      p.spec.input === undefined ? null : encodeValue(p.spec.input, { subject: 'pipeline input' }),
-      encodeValue(p.spec.context, { subject: 'pipeline context' }),
-      p.idempotencyKey ?? null,
-      hash,
-      p.traceparent ?? null,
-    ],
-  )
-  return rows.length > 0
-}
-
 async function pipelineByKey(q: Queryable, appId: string, key: string): Promise<{ id: string; request_hash: string } | undefined> {
   const [row] = await q.query<{ id: string; request_hash: string }>('SELECT id, request_hash FROM _onepipe_pipelines WHERE app_id = $1 AND idempotency_key = $2', [appId, key])
   return row
-}
-
-/** Inserts every stage from one JSON array; answers them in order with their first status. */
-async function insertStages(q: Queryable, pipelineId: string, appId: string, stagesJson: string): Promise<{ id: string; name: string; handler: string; status: string }[]> {
-  const rows = await q.query<{ id: string; name: string; handler: string; status: string; position: number }>(
-    `INSERT INTO _onepipe_pipeline_stages
-       (id, pipeline_id, app_id, position, name, handler, input, depends_on, parallel_with, waiting_on, max_retries,
-        retry_interval_ms, max_retry_interval_ms, backoff, timeout_ms, run_next_if_failed, requires_approval, status, ready_at)
-     SELECT s.id, $1, $2, s.position, s.name, s.handler, s.input,
-            ARRAY(SELECT jsonb_array_elements_text(s.depends_on)), ARRAY(SELECT jsonb_array_elements_text(s.parallel_with)),
-            s.waiting_on, s.max_retries, s.retry_interval_ms, s.max_retry_interval_ms, s.backoff, s.timeout_ms,
-            s.run_next_if_failed, s.requires_approval,
-            CASE WHEN s.waiting_on > 0 THEN 'NotStarted' WHEN s.requires_approval THEN 'AwaitingApproval' ELSE 'Pending' END,
-            CASE WHEN s.waiting_on = 0 AND NOT s.requires_approval THEN now() END
-       FROM jsonb_to_recordset($3::text::jsonb) AS s(id uuid, position int, name text, handler text, input jsonb, depends_on jsonb,
-            parallel_with jsonb, waiting_on int, max_retries int, retry_interval_ms int, max_retry_interval_ms int, backoff text,
-            timeout_ms int, run_next_if_failed boolean, requires_approval boolean)
-     RETURNING id, name, handler, status, position`,
-    [pipelineId, appId, stagesJson],
-  )
-  return rows.sort((a, b) => a.position - b.position).map(({ id, name, handler, status }) => ({ id, name, handler, status }))
 }
 
 /**
