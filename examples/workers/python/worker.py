@@ -3,7 +3,7 @@
 
 It speaks the HTTP protocol of docs/protocol/workers.md: bootstrap, long-poll
 pull, lease renewal, ack, heartbeat, and shutdown on SIGTERM (running jobs get
-ONEPIPE_STOP_TIMEOUT_MS to finish; the rest are handed back as retryable).
+ONEPIPE_STOP_TIMEOUT_MS to finish; the rest are handed back unrun: status released).
 
     ONEPIPE_WORKERS_URL=http://127.0.0.1:8081 ONEPIPE_API_KEY=op_... python3 worker.py
 """
@@ -228,7 +228,7 @@ class Worker:
             self.in_flight[job.id] = job
         if self.stopping.is_set():
             # Pulled while stopping: hand it back now rather than after its lease.
-            return self.finish(job, self.failed_ack(job, "worker shutting down", "WORKER_SHUTTING_DOWN", True))
+            return self.finish(job, {"executionId": job.id, "status": "released"})
         threading.Thread(target=self.run_job, args=(job,), daemon=True).start()
 
     def run_job(self, job):
@@ -342,7 +342,7 @@ class Worker:
             left = list(self.in_flight.values())
         for job in left:
             job.cancelled.set()
-            self.finish(job, self.failed_ack(job, "worker shutting down", "WORKER_SHUTTING_DOWN", True))
+            self.finish(job, {"executionId": job.id, "status": "released"})
         if self.session and not self.failed:
             try:
                 self.client.call("/workers/shutdown", {"workerId": self.session["workerId"], "reason": "SIGTERM"})

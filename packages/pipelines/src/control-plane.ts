@@ -186,6 +186,7 @@ export class ControlPlane implements Component {
     await this.#dispatch.start()
     this.#instanceId = rt.instanceId
     if (this.#listeners.size > 0) this.#subscribed()
+    if (this.#c.dispatch === 'rabbitmq') this.#engine.publishing = true
     this.#api = workerApi({
       db,
       engine: this.#engine,
@@ -235,7 +236,8 @@ export class ControlPlane implements Component {
       await engine.serially((lane) => markLost(lane, 3 * this.#c.heartbeatMs))
       const mine = this.#listeners.size > 0
       if (mine) await engine.serially((lane) => holdListenerLease(lane, this.#instanceId, LISTENER_LEASE_MS))
-      engine.publishing = mine || (await engine.serially((lane) => anyListener(lane)))
+      // Under RabbitMQ the updates fanout and the results queue are subscribers too: always publish.
+      engine.publishing = mine || this.#c.dispatch === 'rabbitmq' || (await engine.serially((lane) => anyListener(lane)))
     })()
       .catch((err: unknown) => this.#log.warn({ err }, 'pipelines: watchdog pass failed; the next one retries'))
       .finally(() => (this.#sweeping = undefined))

@@ -139,7 +139,7 @@ describe('worker client (protocol)', () => {
     await w.stop({ timeoutMs: 300 })
     expect(w.state).toBe('stopped')
     expect(ackOf(quick.executionId)).toMatchObject({ status: 'completed', output: 'done' })
-    expect(ackOf(stuck.executionId)).toMatchObject({ status: 'failed', error: { message: 'worker shutting down', retryable: true } })
+    expect(ackOf(stuck.executionId)).toEqual({ executionId: stuck.executionId, status: 'released' })
     expect(seen).toEqual(['aborted'])
     expect(cp.paths().at(-1)).toBe('/workers/shutdown')
     const pulls = cp.calls.filter((c) => c.path === '/jobs/pull').length
@@ -207,7 +207,7 @@ describe('worker client (protocol)', () => {
       await waitFor(() => job.state === 'leased')
       p.kill('SIGTERM')
       expect(await p.exited).toBe(0)
-      expect(ackOf(job.executionId)).toMatchObject({ status: 'failed', error: { code: 'WORKER_SHUTTING_DOWN', retryable: true } })
+      expect(ackOf(job.executionId)).toEqual({ executionId: job.executionId, status: 'released' })
       expect(cp.paths().at(-1)).toBe('/workers/shutdown')
     } finally {
       if (p.child.exitCode === null) p.kill('SIGKILL')

@@ -126,19 +126,20 @@ describe('TypeScript worker end to end', () => {
       .handle('e2e.stuck', (_job, ctx) => new Promise((resolve) => ctx.signal.addEventListener('abort', () => resolve((aborted = true)))))
       .build()
     await first.start()
-    const id = await plane.run({ name: 'drain', stages: [{ stageName: 'slow', stageHandlerName: 'e2e.stuck', options: { maxRetries: 1, retryInterval: 10, backoff: 'fixed' } }] })
+    // No retries: a job handed back (released) must not spend one.
+    const id = await plane.run({ name: 'drain', stages: [{ stageName: 'slow', stageHandlerName: 'e2e.stuck' }] })
     await waitFor(() => first.inFlight === 1, { what: 'the first worker to take the job' })
     const began = Date.now()
     await first.stop({ timeoutMs: 200 })
     expect(aborted).toBe(true)
     expect(first.state).toBe('stopped')
-    // Handed back, not left to its lease: it is retried within the retry interval, not the lease.
+    // Handed back, not left to its lease: another worker gets it at once, as the same attempt.
     const second = Worker.create('rescuer').url(plane.url).apiKey(plane.key).logger(logger).handle('e2e.stuck', (job) => ({ attempt: job.attempt })).build()
     await second.start()
     try {
       const p = await plane.finished(id)
       expect(p.status).toBe('Completed')
-      expect(stage(p, 'slow').output).toEqual({ attempt: 2 })
+      expect(stage(p, 'slow').output).toEqual({ attempt: 1 })
       expect(Date.now() - began).toBeLessThan(15_000)
     } finally {
       await second.stop({ timeoutMs: 1000 })

@@ -1,9 +1,9 @@
 import { NotFoundError, ValidationError, type Database, type Logger } from '@onepipe/core'
-import { DEFAULT_MAX_BODY_BYTES, intParam, readJson, respondError, sseResponse, type SseMessage } from '@onepipe/sdk'
+import { AuthError, DEFAULT_MAX_BODY_BYTES, intParam, readJson, respondError, sseResponse, type SseMessage } from '@onepipe/sdk'
 import type { Context, Hono } from 'hono'
 import type { PipelineChange } from '../engine/engine.js'
 import type { PipelineOps } from '../engine/ops.js'
-import { listWorkers, setDrain } from '../workers/sql.js'
+import { listWorkers, setDrain, type WorkerRow } from '../workers/sql.js'
 import * as s from './schemas.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
@@ -17,6 +17,38 @@ export interface OperatorDeps {
   log: Logger
   signal: AbortSignal
 }
+
+/**
+ * Whose pipelines the caller may see and act on: a person with the role
+ * (viewer, operator) sees every application's; an application's own key
+ * only its own (docs/auth.md: a key sees only its application's data).
+ */
+const scope = (c: Context): string | null => {
+  const user = (c.get as (k: string) => unknown)('user') as { kind?: string; applicationId?: string } | undefined
+  if (user?.kind !== 'application') return null
+  if (!user.applicationId) throw new AuthError('FORBIDDEN', 'This key belongs to no application')
+  return user.applicationId
+}
+
+/** A worker as operators see it: no session hash, names as in the rest of the API. */
+const workerView = (w: WorkerRow) => ({
+  workerId: w.id,
+  appId: w.app_id,
+  name: w.name,
+  handlers: w.handlers,
+  concurrency: w.concurrency,
+  version: w.version,
+  host: w.host,
+  status: w.status,
+  drain: w.drain,
+  inFlight: w.in_flight,
+  cpu: w.cpu,
+  memoryBytes: w.memory_bytes,
+  lagMs: w.lag_ms,
+  startedAt: w.started_at,
+  heartbeatAt: w.heartbeat_at,
+  stoppedAt: w.stopped_at,
+})
 
 const id = (c: Context, what: 'pipeline' | 'stage' | 'worker'): string => {
   const v = c.req.param('id')
@@ -45,15 +77,22 @@ export function mountOperatorRoutes(app: Hono, d: OperatorDeps): void {
       return respondError(c, e, d.log)
     }
   }
-  app.get(`${base}/workers`, wrap(async (c) => c.json({ workers: await listWorkers(d.db, null, Math.min(intParam(c, 'limit') ?? 100, 1000)) })))
+  app.get(`${base}/workers`, wrap(async (c) => c.json({ workers: (await listWorkers(d.db, scope(c), Math.min(intParam(c, 'limit') ?? 100, 1000))).map(workerView) })))
   app.post(`${base}/workers/:id/drain`, wrap(async (c) => {
-    if (!(await setDrain(d.db, null, id(c, 'worker')))) throw new NotFoundError('WORKER_NOT_FOUND', 'No active worker with this id')
+    if (!(await setDrain(d.db, scope(c), id(c, 'worker')))) throw new NotFoundError('WORKER_NOT_FOUND', 'No active worker with this id')
     return c.json({ drain: true })
   }))
-  app.get(`${base}/events`, () => {
+  app.get(`${base}/events`, (c) => {
+    let only: string | null
+    try {
+      only = scope(c)
+    } catch (e) {
+      return respondError(c, e, d.log)
+    }
     const queue: SseMessage[] = []
     let wake: (() => void) | undefined
     const stop = d.onChange((ch) => {
+      if (only !== null && ch.appId !== only) return
       if (queue.length < 10_000) queue.push({ event: 'change', data: JSON.stringify(ch) })
       wake?.()
     })
@@ -69,19 +108,19 @@ export function mountOperatorRoutes(app: Hono, d: OperatorDeps): void {
   app.get(base, wrap(async (c) => {
     const status = c.req.query('status')
     if (status !== undefined && !STATUSES.includes(status)) throw new ValidationError('query', [{ path: 'status', message: `must be one of ${STATUSES.join(', ')}` }])
-    return c.json({ pipelines: await d.ops().list(null, { ...(status ? { status } : {}), limit: intParam(c, 'limit') ?? 50 }) })
+    return c.json({ pipelines: await d.ops().list(scope(c), { ...(status ? { status } : {}), limit: intParam(c, 'limit') ?? 50 }) })
   }))
-  app.get(`${base}/:id`, wrap(async (c) => c.json(await d.ops().get(null, id(c, 'pipeline')))))
-  app.get(`${base}/:id/logs`, wrap(async (c) => c.json({ logs: await d.ops().logs(null, id(c, 'pipeline'), intParam(c, 'after') ?? 0) })))
-  app.post(`${base}/:id/cancel`, wrap(async (c) => c.json(await d.ops().cancel(null, id(c, 'pipeline')))))
+  app.get(`${base}/:id`, wrap(async (c) => c.json(await d.ops().get(scope(c), id(c, 'pipeline')))))
+  app.get(`${base}/:id/logs`, wrap(async (c) => c.json({ logs: await d.ops().logs(scope(c), id(c, 'pipeline'), intParam(c, 'after') ?? 0) })))
+  app.post(`${base}/:id/cancel`, wrap(async (c) => c.json(await d.ops().cancel(scope(c), id(c, 'pipeline')))))
   app.post(`${base}/stages/:id/rerun`, wrap(async (c) => {
     const b = s.parse(s.rerunBody, await readJson(c, { maxBytes: DEFAULT_MAX_BODY_BYTES, optional: true }), 'rerun request')
-    return c.json(await d.ops().rerun(null, id(c, 'stage'), { following: b?.following ?? false }))
+    return c.json(await d.ops().rerun(scope(c), id(c, 'stage'), { following: b?.following ?? false }))
   }))
-  app.post(`${base}/stages/:id/skip`, wrap(async (c) => c.json(await d.ops().skip(null, id(c, 'stage')))))
+  app.post(`${base}/stages/:id/skip`, wrap(async (c) => c.json(await d.ops().skip(scope(c), id(c, 'stage')))))
   app.post(`${base}/stages/:id/resume`, wrap(async (c) => {
     const b = s.parse(s.resumeBody, await readJson(c, { maxBytes: DEFAULT_MAX_BODY_BYTES }), 'resume request')
     const user = (c.get as (k: string) => unknown)('user') as { id?: string } | undefined
-    return c.json(await d.ops().resume(null, id(c, 'stage'), { decision: b.decision, reason: b.reason, by: user?.id ? `user:${user.id}` : undefined }))
+    return c.json(await d.ops().resume(scope(c), id(c, 'stage'), { decision: b.decision, reason: b.reason, by: user?.id ? `user:${user.id}` : undefined }))
   }))
 }

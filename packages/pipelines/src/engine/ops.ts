@@ -139,7 +139,7 @@ export class PipelineOps {
    */
   async rerun(appId: string | null, stageId: string, o: { following?: boolean } = {}): Promise<PipelineView> {
     const pipelineId = await this.#stageAction(appId, stageId, async (tx, stage, appOf) => {
-      await ops.makeReady(tx, stage.id)
+      await ops.makeReady(tx, stage.id, true)
       if (o.following) await ops.resetFollowing(tx, stage.pipeline_id, stage.name)
       await ops.setPipelineStatus(tx, stage.pipeline_id, 'Running', false)
       await this.#engine.wake(tx, appOf, [stage.handler])

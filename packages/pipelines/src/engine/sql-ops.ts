@@ -91,15 +91,19 @@ export async function pipelineOfStage(q: Queryable, appId: string | null, stageI
   return row?.pipeline_id
 }
 
-/** Makes a stage ready again (rerun or approval); a running attempt of it ends as `superseded`. */
-export async function makeReady(q: Queryable, stageId: string): Promise<void> {
+/**
+ * Makes a stage ready again (rerun or approval); a running attempt of it
+ * ends as `superseded`. A rerun (`fresh`) starts its retries over.
+ */
+export async function makeReady(q: Queryable, stageId: string, fresh = false): Promise<void> {
   await q.execute(
     `WITH old AS (SELECT execution_id FROM _onepipe_pipeline_stages WHERE id = $1 AND status = 'Running'),
           a AS (UPDATE _onepipe_stage_attempts SET outcome = 'superseded', ended_at = now() WHERE execution_id IN (SELECT execution_id FROM old) AND outcome IS NULL)
      UPDATE _onepipe_pipeline_stages SET status = 'Pending', ready_at = now(), waiting_on = 0, error = NULL, output = NULL,
-            finished_at = NULL, lease_expires_at = NULL, deadline_at = NULL, updated_at = now()
+            finished_at = NULL, lease_expires_at = NULL, deadline_at = NULL, updated_at = now(),
+            attempt = CASE WHEN $2 THEN 0 ELSE attempt END, lease_expiries = CASE WHEN $2 THEN 0 ELSE lease_expiries END
       WHERE id = $1`,
-    [stageId],
+    [stageId, fresh],
   )
 }
 

@@ -39,7 +39,7 @@ export interface StageOptions {
   runNextIfFailed?: boolean
   /** Wait for an operator's approval (`POST /stages/{id}/resume`) before a worker gets it. */
   requiresApproval?: boolean
-  /** Stage input merged under the pipeline's input when handed to the worker. */
+  /** The stage's own input, handed to the worker instead of the pipeline's input (default: the pipeline's). */
   input?: unknown
 }
 

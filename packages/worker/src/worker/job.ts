@@ -201,16 +201,17 @@ export class RunningJob {
   }
 
   /**
-   * Ends the job for stop(): aborts its signal and returns a retryable
-   * failed ack so that the stage comes back to another worker at once,
-   * instead of after its lease. Undefined when it is already over.
+   * Ends the job for stop(): aborts its signal and hands it back
+   * (`released`), so the stage goes to another worker at once instead of
+   * after its lease, without spending one of its retries. Undefined when it
+   * is already over.
    */
   abandon(): AckText | undefined {
     if (this.#over || this.#settled) return undefined
     this.#over = true
     this.dispose()
-    this.#controller.abort(new JobAbortedError('WORKER_SHUTTING_DOWN', 'The worker is shutting down; the job will be retried'))
-    return this.#failed({ message: 'worker shutting down', code: 'WORKER_SHUTTING_DOWN', name: 'JobAbortedError', retryable: true })
+    this.#controller.abort(new JobAbortedError('WORKER_SHUTTING_DOWN', 'The worker is shutting down; the job is handed back to run elsewhere'))
+    return { executionId: this.wire.executionId, text: JSON.stringify({ executionId: this.wire.executionId, status: 'released' }) }
   }
 
   /** Stops the lease and deadline timers. */
