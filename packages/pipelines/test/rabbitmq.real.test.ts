@@ -6,7 +6,8 @@ import { connect as amqp } from 'amqplib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Auth, Database, insertPipeline, parsePipelineDefinition, stderrLogger } from '@onepipe/sdk'
 import { ControlPlane } from '@onepipe/pipelines'
-import { testDatabase, waitFor } from '@onepipe/testing'
+import { testDatabase, waitFor, type NodeProcess } from '@onepipe/testing'
+import { runChaos } from './chaos.js'
 import { RabbitDispatch } from '../src/dispatch/rabbitmq.js'
 import { renewSettings } from '../src/dispatch/rabbitmq-sql.js'
 import { StageEngine } from '../src/engine/engine.js'
@@ -291,4 +292,27 @@ describe('RabbitMQ dispatch: the outbox trigger', () => {
       }
     })
   }
+})
+
+// In this file, not a file of its own: it stops the shared broker, which would break the tests above
+// if vitest ran them in parallel with it.
+describe('RabbitMQ dispatch under chaos', () => {
+  const procs: NodeProcess[] = []
+  it("3 control planes, 4 workers x 8, 2,000 diamond pipelines; a worker and a control plane SIGKILLed and the broker stopped for 5 s: every pipeline completes, each stage ran once but for the killed worker's jobs", { timeout: 900_000 }, async () => {
+    await requireRabbit()
+    const r = await runChaos(
+      {
+        pipelines: Number(process.env.CHAOS_PIPELINES ?? 2000),
+        rabbitmqUrl: RABBIT,
+        outage: async () => {
+          await run('rabbitmqctl', ['stop_app'])
+          await new Promise((res) => setTimeout(res, 5000))
+          await brokerUp()
+        },
+      },
+      procs,
+    )
+    console.log(`chaos (rabbitmq): ${JSON.stringify(r)}`)
+    expect(r.duplicates).toBe(r.duplicatesByKilledWorker)
+  })
 })
