@@ -135,3 +135,20 @@ describe('serve({ rateLimit }) by user', () => {
     expect(statuses).toEqual([200, 200, 200, 429])
   })
 })
+
+describe("a REST route's own rate limit behind serve({ trustProxy })", () => {
+  it('reads the client address through the proxies serve() was given: two clients behind the proxy get a budget each', async () => {
+    const perIp = RateLimit.create(uniqueName('route-ip')).points(2).per('1m').by('ip').build()
+    const api = REST.create('quotes').get('/api/quote', { rateLimit: perIp }, () => ({ ok: true })).build()
+    const url = await start({ rest: [api] })
+    const get = async (from: string) => {
+      const r = await fetch(`${url}/api/quote`, { headers: { 'x-forwarded-for': from } })
+      await r.arrayBuffer()
+      return r.status
+    }
+    const one: number[] = []
+    for (let i = 0; i < 3; i++) one.push(await get('203.0.113.20'))
+    expect(one).toEqual([200, 200, 429])
+    expect(await get('203.0.113.21')).toBe(200)
+  })
+})

@@ -32,6 +32,12 @@ export interface RuntimeContext {
    * reported, so the shutdown hooks always run.
    */
   signal: AbortSignal
+  /**
+   * Proxies whose `X-Forwarded-For` is believed (`serve({ trustProxy })`),
+   * for everything that reads a client's address (rate limits, login
+   * throttling). Undefined: `ONEPIPE_TRUSTED_PROXIES`, else none.
+   */
+  trustProxy?: readonly string[] | undefined
 }
 
 /**

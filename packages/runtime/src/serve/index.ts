@@ -116,6 +116,7 @@ export async function serve(options: ServeOptions): Promise<App> {
     cache,
     logger,
     signal: ac.signal,
+    trustProxy: options.trustProxy,
   }
 
   const stateful = components.some((c) => c.kind !== 'rest')

@@ -377,7 +377,10 @@ export class RestApi implements Component {
       shutdown: () => this.#rt?.signal,
     }
     const limits = [...s.rateLimits, ...(o.rateLimit === undefined ? [] : Array.isArray(o.rateLimit) ? o.rateLimit : [o.rateLimit])]
-    const trust = limits.length > 0 ? trustProxies() : undefined
+    // serve({ trustProxy }) when given, as for serve()'s own limits and login throttling; else the
+    // environment. Decided at the first request: routes are built before serve() attaches the API.
+    let trust: TrustProxy | undefined
+    const trustNow = (): TrustProxy => (trust ??= trustProxies(this.#rt?.trustProxy ?? undefined))
     const plain = !s.auth && !o.params && !o.query && !o.body && limits.length === 0
     const authNow = s.authNow
     const quickAuth = authNow !== undefined && !o.params && !o.query && !o.body && limits.length === 0
@@ -399,8 +402,8 @@ export class RestApi implements Component {
           if (permissions && !permissions.every((p) => can(user, p))) return errorResponse(403, 'FORBIDDEN', `This route needs the permission${permissions.length > 1 ? 's' : ''}: ${permissions.join(', ')}`, requestId)
           if (user) c.set('user' as never, user as never)
         }
-        if (trust) {
-          const refused = await spend(c, limits, trust, this.#cache(), requestId)
+        if (limits.length > 0) {
+          const refused = await spend(c, limits, trustNow(), this.#cache(), requestId)
           if (refused) return refused
         }
         const validated = {
