@@ -7,9 +7,11 @@ import type { AddressInfo } from 'node:net'
 import { Callers } from './api/callers.js'
 import { mountOperatorRoutes } from './api/operator.js'
 import { workerApi } from './api/routes.js'
+import { handlerParam, parse, policyBody } from './api/schemas.js'
 import { PostgresDispatch, type Dispatch } from './dispatch/postgres.js'
 import { CHANGES_CHANNEL, StageEngine, type PipelineChange } from './engine/engine.js'
 import { PipelineOps } from './engine/ops.js'
+import { ALL_APPLICATIONS, HandlerPolicies, toSettings, type HandlerPolicy, type PolicySettings } from './engine/policies.js'
 import { anyListener, dropListenerLease, holdListenerLease, markLost } from './workers/sql.js'
 
 /** How long a replica's live-subscriber lease lasts unrenewed (ms). */
@@ -29,6 +31,8 @@ interface ControlPlaneConfig {
   /** 'postgres' (default) or 'rabbitmq' (default when RABBITMQ_URL is set). */
   dispatch: 'postgres' | 'rabbitmq'
   rabbitmqUrl: string | undefined
+  /** Policies for every application, written at start (see {@link ControlPlaneBuilder.handlerPolicy}). */
+  policies: Map<string, PolicySettings>
 }
 
 /**
@@ -55,6 +59,7 @@ export class ControlPlane implements Component {
   #log: Logger = stderrLogger
   #engine: StageEngine | undefined
   #ops: PipelineOps | undefined
+  #policies: HandlerPolicies | undefined
   #dispatch: Dispatch | undefined
   #server: ServerType | undefined
   #api: Hono | undefined
@@ -102,6 +107,12 @@ export class ControlPlane implements Component {
   get api(): Hono {
     if (!this.#api) throw new ConfigError('PIPELINES_NOT_STARTED', 'The control plane is not started; call start() or pass it to serve()')
     return this.#api
+  }
+
+  /** Per-handler policies: set, read, and the cache every claim consults. */
+  get policies(): HandlerPolicies {
+    if (!this.#policies) throw new ConfigError('PIPELINES_NOT_STARTED', 'The control plane is not started; call start() or pass it to serve()')
+    return this.#policies
   }
 
   /** Pulls parked in this process. */
@@ -180,7 +191,11 @@ export class ControlPlane implements Component {
     rt.signal.addEventListener('abort', () => this.#ac.abort(), { once: true })
     for (const t of this.#c.templates) await t.attach(rt)
     this.#lane = db.dedicated('pipelines-dispatch')
-    this.#engine = new StageEngine(db, { leaseMs: this.#c.leaseMs, log: this.#log, lane: this.#lane })
+    const policies = new HandlerPolicies(db, { log: this.#log })
+    for (const [handler, settings] of this.#c.policies) await policies.set(ALL_APPLICATIONS, handler, settings)
+    await policies.refresh()
+    this.#policies = policies
+    this.#engine = new StageEngine(db, { leaseMs: this.#c.leaseMs, log: this.#log, lane: this.#lane, policies })
     this.#ops = new PipelineOps(db, this.#engine)
     this.#dispatch = await this.#makeDispatch(db, this.#engine)
     await this.#dispatch.start()
@@ -192,6 +207,7 @@ export class ControlPlane implements Component {
       engine: this.#engine,
       ops: this.#ops,
       dispatch: this.#dispatch,
+      policies,
       callers: new Callers(() => auth, db),
       templates: new Map(this.#c.templates.map((t) => [t.name, t])),
       log: this.#log,
@@ -238,6 +254,9 @@ export class ControlPlane implements Component {
       if (mine) await engine.serially((lane) => holdListenerLease(lane, this.#instanceId, LISTENER_LEASE_MS))
       // Under RabbitMQ the updates fanout and the results queue are subscribers too: always publish.
       engine.publishing = mine || this.#c.dispatch === 'rabbitmq' || (await engine.serially((lane) => anyListener(lane)))
+      // Policies set through another replica are enforced here from this pass on.
+      const policies = this.#policies
+      if (policies) await engine.serially((lane) => policies.refresh(lane))
     })()
       .catch((err: unknown) => this.#log.warn({ err }, 'pipelines: watchdog pass failed; the next one retries'))
       .finally(() => (this.#sweeping = undefined))
@@ -245,7 +264,7 @@ export class ControlPlane implements Component {
 
   /** @internal serve() mounts the operators' routes (`/__onepipe/pipelines/*`) on the app. */
   routes(app: unknown, rt: RuntimeContext): void {
-    mountOperatorRoutes(app as Hono, { db: this.#requireDbOr(rt), ops: () => this.ops, onChange: (fn) => this.onChange(fn), log: rt.logger.child({ component: 'pipelines' }), signal: rt.signal })
+    mountOperatorRoutes(app as Hono, { db: this.#requireDbOr(rt), ops: () => this.ops, policies: () => this.policies, onChange: (fn) => this.onChange(fn), log: rt.logger.child({ component: 'pipelines' }), signal: rt.signal })
   }
 
   #requireDbOr(rt: RuntimeContext): Database {
@@ -281,6 +300,7 @@ export class ControlPlane implements Component {
     this.#sweep = undefined
     await this.#sweeping
     this.#engine?.close()
+    this.#policies?.close()
     await this.#dispatch?.stop()
     const listening = this.#listening
     this.#listening = undefined
@@ -326,6 +346,7 @@ export class ControlPlaneBuilder {
     templates: [],
     dispatch: process.env.RABBITMQ_URL ? 'rabbitmq' : 'postgres',
     rabbitmqUrl: process.env.RABBITMQ_URL || undefined,
+    policies: new Map(),
   }
 
   /** Dispatch through RabbitMQ at `url` (default when `RABBITMQ_URL` is set); workers still speak HTTP only. @example `.rabbitmq('amqp://guest:guest@127.0.0.1:5672')` */
@@ -397,8 +418,32 @@ export class ControlPlaneBuilder {
     return this
   }
 
+  /**
+   * A policy of `handler` for every application (enforced across replicas
+   * at claim time; see {@link HandlerPolicy}), written at start as the row
+   * of application `'*'`. An application's own policy (`PUT
+   * /handlers/{name}/policy`) takes precedence over it; each application
+   * has its own running count, bucket and breaker. Starting replicas with
+   * different policies for one handler leaves the last one started.
+   *
+   * @example
+   * ```ts
+   * .handlerPolicy('vision.analyze', { concurrency: 4, rate: { perSecond: 10, burst: 10 }, breaker: { failureRate: 0.5, minCalls: 20, window: '1m', cooldown: '30s' } })
+   * ```
+   * @throws ConfigError `PIPELINES_BAD_POLICY` naming the field of a bad handler name or policy
+   */
+  handlerPolicy(handler: string, policy: HandlerPolicy): this {
+    try {
+      this.#c.policies.set(handlerParam(handler), toSettings(parse(policyBody, policy, `policy of "${handler}"`)))
+    } catch (e) {
+      const issues = (e as { issues?: { path: string; message: string }[] }).issues ?? []
+      throw new ConfigError('PIPELINES_BAD_POLICY', `Bad handler policy for "${handler}": ${issues.map((i) => `${i.path || '(handler name)'} ${i.message}`).join('; ') || String(e)}`)
+    }
+    return this
+  }
+
   build(): ControlPlane {
-    return new ControlPlane({ ...this.#c })
+    return new ControlPlane({ ...this.#c, policies: new Map(this.#c.policies) })
   }
 }
 

@@ -3,6 +3,7 @@ import { AuthError, DEFAULT_MAX_BODY_BYTES, intParam, readJson, respondError, ss
 import type { Context, Hono } from 'hono'
 import type { PipelineChange } from '../engine/engine.js'
 import type { PipelineOps } from '../engine/ops.js'
+import { ALL_APPLICATIONS, toSettings, type HandlerPolicies } from '../engine/policies.js'
 import { listWorkers, setDrain, type WorkerRow } from '../workers/sql.js'
 import * as s from './schemas.js'
 
@@ -13,6 +14,7 @@ const STATUSES = ['Running', 'Completed', 'Failed', 'Cancelled']
 export interface OperatorDeps {
   db: Database
   ops: () => PipelineOps
+  policies: () => HandlerPolicies
   onChange: (fn: (c: PipelineChange) => void) => () => void
   log: Logger
   signal: AbortSignal
@@ -50,6 +52,16 @@ const workerView = (w: WorkerRow) => ({
   stoppedAt: w.stopped_at,
 })
 
+// An application id, or '*' for the policy every application without its own follows; an
+// application's own key reaches its own application's policies only.
+const appParam = (c: Context): string => {
+  const v = c.req.param('app')
+  if (!v || (v !== ALL_APPLICATIONS && !/^[A-Za-z0-9_.:-]{1,128}$/.test(v))) throw new ValidationError('path', [{ path: 'app', message: 'must be an application id or "*"' }])
+  const only = scope(c)
+  if (only !== null && v !== only) throw new AuthError('FORBIDDEN', "An application's key reaches only its own application's handler policies")
+  return v
+}
+
 const id = (c: Context, what: 'pipeline' | 'stage' | 'worker'): string => {
   const v = c.req.param('id')
   if (!v || !UUID.test(v)) throw new NotFoundError(`${what.toUpperCase()}_NOT_FOUND`, `No ${what} "${String(v)}"`)
@@ -65,7 +77,10 @@ const id = (c: Context, what: 'pipeline' | 'stage' | 'worker'): string => {
  * `GET /__onepipe/pipelines/{id}/logs?after`, `POST /__onepipe/pipelines/{id}/cancel`,
  * `POST /__onepipe/pipelines/stages/{id}/rerun` (`{ following? }`), `…/skip`,
  * `…/resume` (`{ decision, reason? }`), `GET /__onepipe/pipelines/workers`,
- * `POST /__onepipe/pipelines/workers/{id}/drain`, and
+ * `POST /__onepipe/pipelines/workers/{id}/drain`,
+ * `GET|PUT /__onepipe/pipelines/handlers/{app}/{name}/policy` (a handler's
+ * policy for one application, or `*` for every application; the body of
+ * `PUT /handlers/{name}/policy`), and
  * `GET /__onepipe/pipelines/events` (SSE of every change, from any replica).
  */
 export function mountOperatorRoutes(app: Hono, d: OperatorDeps): void {
@@ -81,6 +96,14 @@ export function mountOperatorRoutes(app: Hono, d: OperatorDeps): void {
   app.post(`${base}/workers/:id/drain`, wrap(async (c) => {
     if (!(await setDrain(d.db, scope(c), id(c, 'worker')))) throw new NotFoundError('WORKER_NOT_FOUND', 'No active worker with this id')
     return c.json({ drain: true })
+  }))
+  app.get(`${base}/handlers/:app/:name/policy`, wrap(async (c) => c.json(await d.policies().get(appParam(c), s.handlerParam(c.req.param('name'))))))
+  app.put(`${base}/handlers/:app/:name/policy`, wrap(async (c) => {
+    const app = appParam(c)
+    const name = s.handlerParam(c.req.param('name'))
+    const b = s.parse(s.policyBody, await readJson(c, { maxBytes: DEFAULT_MAX_BODY_BYTES }), 'handler policy')
+    await d.policies().set(app, name, toSettings(b))
+    return c.json(await d.policies().get(app, name))
   }))
   app.get(`${base}/events`, (c) => {
     let only: string | null

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto'
 import type { Dispatch } from '../dispatch/postgres.js'
 import type { Ack, StageEngine } from '../engine/engine.js'
 import type { PipelineOps } from '../engine/ops.js'
+import { toSettings, type HandlerPolicies } from '../engine/policies.js'
 import { attemptOwner, insertLogs } from '../engine/sql-ops.js'
 import * as workers from '../workers/sql.js'
 import { newSessionToken, type ApiCaller, type Callers } from './callers.js'
@@ -17,6 +18,7 @@ export interface ApiDeps {
   engine: StageEngine
   ops: PipelineOps
   dispatch: Dispatch
+  policies: HandlerPolicies
   callers: Callers
   templates: ReadonlyMap<string, Pipeline>
   log: Logger
@@ -93,6 +95,16 @@ export function workerApi(d: ApiDeps): Hono<Env> {
     return c.json(await d.ops.rerun(c.get('caller').appId, idParam(c.req.param('id'), 'stage'), { following: b?.following ?? false }))
   })
   app.post('/stages/:id/skip', async (c) => c.json(await d.ops.skip(c.get('caller').appId, idParam(c.req.param('id'), 'stage'))))
+
+  // The caller's application's own policy; without one, the all-applications policy answers.
+  app.get('/handlers/:name/policy', async (c) => c.json(await d.policies.get(c.get('caller').appId, s.handlerParam(c.req.param('name')))))
+  app.put('/handlers/:name/policy', async (c) => {
+    const { appId } = c.get('caller')
+    const name = s.handlerParam(c.req.param('name'))
+    const b = s.parse(s.policyBody, await json(c), 'handler policy')
+    await d.policies.set(appId, name, toSettings(b))
+    return c.json(await d.policies.get(appId, name))
+  })
 
   app.post('/jobs/pull', async (c) => {
     const caller = c.get('caller')

@@ -1,6 +1,6 @@
 // The bodies of the external API (docs/protocol/workers.md), checked with
 // zod; every failure becomes a 400 naming the field path.
-import { ValidationError } from '@onepipe/core'
+import { parseDuration, ValidationError } from '@onepipe/core'
 import { HANDLER_NAME } from '@onepipe/sdk'
 import { z } from 'zod'
 
@@ -71,6 +71,57 @@ export const templateBody = z.strictObject({
   context: z.record(text(256), z.unknown()).optional(),
   keywords: z.array(z.string().min(1).max(128)).max(32).optional(),
 })
+
+const DAY_MS = 86_400_000
+
+// A duration as the builder takes it ('30s', '1m', or ms), 1 ms to a day, parsed to ms.
+const duration = z.union([z.number(), z.string().max(32)]).transform((v, ctx) => {
+  let ms: number
+  try {
+    ms = parseDuration(v)
+  } catch {
+    ms = Number.NaN
+  }
+  if (!(ms >= 1 && ms <= DAY_MS)) {
+    ctx.addIssue({ code: 'custom', message: 'must be a duration from 1 ms to 1 day, such as 500ms, 30s, 1m, or a number of milliseconds' })
+    return z.NEVER
+  }
+  return ms
+})
+
+/**
+ * A handler's policy (`PUT /handlers/{name}/policy`, `.handlerPolicy()`):
+ * every limit optional (null or left out: off); `window` and `cooldown`
+ * are durations (`'30s'`, or ms), 1 ms to a day, and come out in ms.
+ *
+ * @example
+ * ```ts
+ * parse(policyBody, { concurrency: 4, breaker: { failureRate: 0.5, minCalls: 20, window: '1m', cooldown: '30s' } }, 'handler policy')
+ * // { concurrency: 4, breaker: { failureRate: 0.5, minCalls: 20, window: 60000, cooldown: 30000 } }
+ * ```
+ */
+export const policyBody = z.strictObject({
+  concurrency: z.number().int().min(1).max(1_000_000).nullable().optional(),
+  rate: z.strictObject({ perSecond: z.number().positive().max(1_000_000), burst: z.number().int().min(1).max(1_000_000).optional() }).nullable().optional(),
+  breaker: z
+    .strictObject({ failureRate: z.number().gt(0).max(1), minCalls: z.number().int().min(1).max(1_000_000), window: duration, cooldown: duration })
+    .nullable()
+    .optional(),
+})
+
+/**
+ * The handler name of a path (`/handlers/{name}/policy`).
+ *
+ * @example
+ * ```ts
+ * const name = handlerParam(c.req.param('name')) // 'vision.analyze'
+ * ```
+ * @throws ValidationError (400, path `name`) for a segment that is not a handler name
+ */
+export function handlerParam(v: string | undefined): string {
+  if (v === undefined || !handler.safeParse(v).success) throw new ValidationError('path', [{ path: 'name', message: 'must be 1-128 letters, digits, "_", "-", "." or ":", starting with a letter' }])
+  return v
+}
 
 /**
  * Parses `body` with `schema`, or throws a 400 ValidationError naming each field.

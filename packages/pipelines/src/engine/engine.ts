@@ -4,6 +4,7 @@ import { attemptNotFound, JobCancelledError, StaleAttemptError } from './errors.
 import * as sql from './sql.js'
 import { insertLogs } from './sql-ops.js'
 import { claimStagesById } from '../dispatch/rabbitmq-sql.js'
+import type { HandlerPolicies } from './policies.js'
 import type { ClaimedRow, StageRow } from './sql.js'
 
 /** The NOTIFY channel (schema-scoped) of pipeline and stage changes; payload JSON {@link PipelineChange}. */
@@ -78,6 +79,8 @@ export interface EngineOptions {
   log: Logger
   /** Where claims and the watchdog run, one statement at a time (default the database itself). */
   lane?: Database
+  /** Per-handler policies; without them every claim takes the one-statement path. */
+  policies?: HandlerPolicies
 }
 
 const iso = (d: Date | null | undefined): string | undefined => (d ? new Date(d).toISOString() : undefined)
@@ -109,7 +112,10 @@ export class StageEngine {
 
   /** Claims up to `max` ready stages of `handlers` for a worker. */
   async claim(appId: string, handlers: readonly string[], max: number, workerId: string | null): Promise<Job[]> {
-    const rows = await this.#serial(() => sql.claimStages(this.#laneDb, appId, handlers, max, workerId, this.#o.leaseMs))
+    const p = this.#o.policies
+    const rows = p?.limits(appId, handlers)
+      ? await this.#serialTx((tx) => p.claim(tx, { appId, handlers, max, workerId, leaseMs: this.#o.leaseMs }))
+      : await this.#serial(() => sql.claimStages(this.#laneDb, appId, handlers, max, workerId, this.#o.leaseMs))
     return rows.map((r) => this.#job(r))
   }
 
@@ -124,7 +130,10 @@ export class StageEngine {
    * ```
    */
   async claimByIds(appId: string, stageIds: readonly string[], workerId: string | null): Promise<Job[]> {
-    const rows = await this.#serial(() => claimStagesById(this.#laneDb, appId, stageIds, workerId, this.#o.leaseMs))
+    const p = this.#o.policies
+    const rows = p?.limitsAny(appId)
+      ? await this.#serialTx((tx) => p.claimByIds(tx, { appId, stageIds, workerId, leaseMs: this.#o.leaseMs }))
+      : await this.#serial(() => claimStagesById(this.#laneDb, appId, stageIds, workerId, this.#o.leaseMs))
     return rows.map((r) => this.#job(r))
   }
 
@@ -217,6 +226,7 @@ export class StageEngine {
             done.push(stage ? { i, executionId: a.executionId, stage } : { i, executionId: a.executionId, error: (await this.#whyNot(tx, appId, a.executionId)) as OnePipeError })
           }
         }
+        await this.#o.policies?.afterAcks(tx, appId, batch.flatMap((b, k) => (done[k]?.stage ? [{ handler: done[k].stage.handler, status: b.a.status }] : [])))
         return done
       })
       for (const d of out) {
@@ -333,7 +343,10 @@ export class StageEngine {
           ? { code: 'STAGE_TIMEOUT', message: `The attempt ran past the stage's timeout of ${current.timeout_ms} ms`, retryable: true }
           : { code: 'LEASE_EXPIRED', message: 'The worker stopped renewing the lease (it died, hung or lost its connection)', retryable: true }
         const stage = await sql.failAttempt(tx, { executionId: e.execution_id, errorJson: JSON.stringify(error), retryable: true, delayMs: delay, outcome: e.timed_out ? 'timed_out' : 'lease_expired', expiredOnly: true })
-        if (stage) await this.#afterStageChange(tx, stage)
+        if (stage) {
+          await this.#afterStageChange(tx, stage)
+          await this.#o.policies?.afterAcks(tx, stage.app_id, [{ handler: stage.handler, status: 'failed' }])
+        }
         return stage
       })
       if (done) {
