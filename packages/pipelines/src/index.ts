@@ -7,3 +7,4 @@ export { StageEngine, CHANGES_CHANNEL, type Job, type Ack, type PipelineChange }
 export { PipelineOps, type PipelineView, type StageView } from './engine/ops.js'
 export { StaleAttemptError, JobCancelledError } from './engine/errors.js'
 export type { ApiCaller } from './api/callers.js'
+export { HandlerPolicies, ALL_APPLICATIONS, type HandlerPolicy, type HandlerPolicyView, type HandlerPolicyAnswer } from './engine/policies.js'
