@@ -163,6 +163,10 @@ class Worker:
         status, res = self.client.call("/workers/bootstrap", body, use_key=True)
         if status in (401, 403):
             raise Refused("bootstrap answered %d: %s" % (status, res))
+        if status == 404:
+            # A wrong address, not an outage: most often the app's own port instead of the worker API's.
+            raise Refused("%s has no /workers/bootstrap: point ONEPIPE_WORKERS_URL at the control plane's worker API "
+                          "(ONEPIPE_WORKERS_PORT, default 8081), not the app's port" % self.client.url)
         if status not in (200, 201):
             raise OSError("bootstrap answered %d: %s" % (status, res))
         self.session = res
@@ -193,7 +197,8 @@ class Worker:
     # -- jobs
     def pull_loop(self):
         failures = 0
-        wait_ms = int(self.session.get("maxWaitMs", 30000))
+        # At most 10 s: a pull parked when the worker stops is waited for (see shutdown), so this bounds a stop.
+        wait_ms = min(int(self.session.get("maxWaitMs", 30000)), 10000)
         while not self.stopping.is_set():
             with self.cond:
                 while not self.stopping.is_set() and (self.drain or len(self.in_flight) >= self.concurrency):
@@ -326,7 +331,9 @@ class Worker:
                 if self.stopping.wait(min(5.0, 0.1 * 2 ** failures)):
                     return 0
         say("started", workerId=self.session["workerId"], handlers=sorted(HANDLERS), concurrency=self.concurrency)
-        for loop in (self.pull_loop, self.renew_loop, self.heartbeat_loop):
+        self.puller = threading.Thread(target=self.pull_loop, daemon=True)
+        self.puller.start()
+        for loop in (self.renew_loop, self.heartbeat_loop):
             threading.Thread(target=loop, daemon=True).start()
         # The main thread only waits, so that SIGTERM's handler runs at once even while a pull is parked.
         while not self.stopping.wait(0.5):
@@ -343,6 +350,10 @@ class Worker:
         for job in left:
             job.cancelled.set()
             self.finish(job, {"executionId": job.id, "status": "released"})
+        # A pull still parked may be handed a job now (even one just released): wait for it to answer,
+        # so start_job releases what it brings instead of the process leaving it to its lease.
+        if getattr(self, "puller", None) is not None:
+            self.puller.join(timeout=12.0)
         if self.session and not self.failed:
             try:
                 self.client.call("/workers/shutdown", {"workerId": self.session["workerId"], "reason": "SIGTERM"})

@@ -72,8 +72,8 @@ export function workerApi(d: ApiDeps): Hono<Env> {
     return c.json(await d.ops.get(appId, created.pipelineId), 200)
   })
   app.get('/pipelines', async (c) => {
-    const limit = Number(c.req.query('limit') ?? 50)
-    return c.json({ pipelines: await d.ops.list(c.get('caller').appId, { ...(c.req.query('status') ? { status: c.req.query('status') } : {}), limit: Number.isInteger(limit) && limit > 0 ? limit : 50 }) })
+    const q = s.parse(s.listQuery, { status: c.req.query('status'), limit: c.req.query('limit') }, 'query')
+    return c.json({ pipelines: await d.ops.list(c.get('caller').appId, { ...(q.status ? { status: q.status } : {}), limit: q.limit ?? 50 }) })
   })
   app.get('/pipelines/:id', async (c) => c.json(await d.ops.get(c.get('caller').appId, idParam(c.req.param('id'), 'pipeline'))))
   app.get('/pipelines/:id/logs', async (c) => {
@@ -130,7 +130,8 @@ export function workerApi(d: ApiDeps): Hono<Env> {
   })
   app.post('/jobs/ack', async (c) => {
     const { appId } = c.get('caller')
-    const b = s.parse(s.ackBody, await json(c), 'ack')
+    const raw = await json(c)
+    const b = typeof raw === 'object' && raw !== null && 'acks' in raw ? s.parse(s.ackBatch, raw, 'ack batch') : s.parse(s.ackOne, raw, 'ack')
     if ('acks' in b) {
       const results = await d.engine.ackMany(appId, b.acks.map(toAck))
       return c.json({
@@ -170,7 +171,7 @@ export function workerApi(d: ApiDeps): Hono<Env> {
   app.post('/workers/heartbeat', async (c) => {
     const caller = c.get('caller')
     const b = s.parse(s.heartbeatBody, await json(c), 'heartbeat')
-    const r = await workers.heartbeat(d.db, caller.appId, { workerId: workerOf(caller, b.workerId), inFlight: b.inFlight, cpu: b.cpu ?? null, memoryBytes: b.memoryBytes ?? null, lagMs: b.lagMs ?? null })
+    const r = await workers.heartbeat(d.db, caller.appId, { workerId: workerOf(caller, b.workerId), inFlight: b.inFlight, cpu: b.cpu ?? null, memoryBytes: b.memoryBytes ?? null, lagMs: b.lagMs === undefined ? null : Math.round(b.lagMs) })
     if (!r) throw new NotFoundError('WORKER_NOT_FOUND', 'No active worker session with this id; bootstrap again')
     return c.json({ drain: r.drain })
   })

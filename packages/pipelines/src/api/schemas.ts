@@ -16,9 +16,9 @@ export const pullBody = z.strictObject({
   workerId: uuid.optional(),
 })
 
-const ackOne = z.strictObject({
+export const ackOne = z.strictObject({
   executionId: uuid,
-  status: z.enum(['completed', 'failed', 'released']),
+  status: z.enum(['completed', 'failed', 'released'], { message: 'must be "completed", "failed" or "released"' }),
   output: z.unknown().optional(),
   error: z
     .strictObject({ message: text(8192), code: text(128).optional(), name: text(128).optional(), retryable: z.boolean().optional(), details: z.unknown().optional() })
@@ -28,7 +28,12 @@ const ackOne = z.strictObject({
 })
 export type AckBody = z.infer<typeof ackOne>
 
-export const ackBody = z.union([ackOne, z.strictObject({ acks: z.array(ackOne).min(1).max(500) })])
+export const ackBatch = z.strictObject({ acks: z.array(ackOne).min(1).max(500) })
+
+export const listQuery = z.object({
+  status: z.enum(['Running', 'Completed', 'Failed', 'Cancelled'], { message: 'must be Running, Completed, Failed or Cancelled' }).optional(),
+  limit: z.coerce.number().int('must be a whole number').min(1).max(500).optional(),
+})
 
 export const renewBody = z.strictObject({ executionId: uuid })
 

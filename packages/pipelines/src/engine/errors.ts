@@ -13,7 +13,14 @@ import { ConflictError, NotFoundError } from '@onepipe/core'
 export class StaleAttemptError extends ConflictError {
   readonly executionId: string
   constructor(executionId: string, why: string) {
-    super('STALE_ATTEMPT', `Attempt ${executionId} is over (${why}); it can no longer be renewed or acknowledged. Stop the job: another attempt owns the stage.`, { executionId })
+    const acked = ['completed', 'failed', 'released'].includes(why)
+    super(
+      'STALE_ATTEMPT',
+      acked
+        ? `Attempt ${executionId} was already acknowledged (${why}); it can no longer be renewed or acknowledged again.`
+        : `Attempt ${executionId} is over (${why}); it can no longer be renewed or acknowledged. Stop the job: the stage is retried or finished without it.`,
+      { executionId, reason: why },
+    )
     this.executionId = executionId
   }
 }

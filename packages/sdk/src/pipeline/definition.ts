@@ -76,7 +76,7 @@ const stageShape = z.strictObject({
       retryInterval: duration.optional(),
       maxRetryInterval: duration.optional(),
       backoff: z.enum(['fixed', 'linear', 'exponential']).optional(),
-      timeOut: duration.optional(),
+      timeOut: z.union([z.number().int('must be a whole number of milliseconds').min(1, 'must be between 1 ms and 7 days'), z.string().max(32)]).optional(),
       runNextIfFailed: z.boolean().optional(),
       requiresApproval: z.boolean().optional(),
     })
@@ -196,6 +196,14 @@ function readDefinition(body: unknown): Omit<PipelineSpec, 'stages'> & { stages:
  */
 export function checkSpec(spec: Omit<PipelineSpec, 'stages'> & { stages: (Omit<StageSpec, 'dependsOn'> & { dependsOn?: string[] })[] }): PipelineSpec {
   const issues: ValidationIssue[] = []
+  // The same bounds for a template in code as for a definition posted over HTTP.
+  if (spec.stages.length === 0) issues.push({ path: 'stages', message: 'a pipeline needs at least one stage' })
+  if (spec.stages.length > MAX_STAGES) issues.push({ path: 'stages', message: `a pipeline has at most ${MAX_STAGES} stages, got ${spec.stages.length}` })
+  if (typeof spec.context !== 'object' || spec.context === null || Array.isArray(spec.context)) issues.push({ path: 'context', message: 'must be an object of context items ({ "<key>": value })' })
+  if (!Array.isArray(spec.keywords) || spec.keywords.length > 32 || spec.keywords.some((k) => typeof k !== 'string' || k.length === 0 || k.length > 128)) {
+    issues.push({ path: 'keywords', message: 'must be at most 32 strings of 1-128 characters' })
+  }
+  if (issues.length > 0) throw new ValidationError('pipeline definition', issues)
   const index = new Map<string, number>()
   spec.stages.forEach((s, i) => {
     if (index.has(s.name)) issues.push({ path: `stages.${i}.stageName`, message: `"${s.name}" names two stages; stage names must be unique` })

@@ -2,6 +2,7 @@ import {
   assertDatabase,
   checkText,
   ConfigError,
+  NotFoundError,
   parseDuration,
   registerPrimitive,
   resolveRetry,
@@ -15,6 +16,8 @@ import { checkSpec, HANDLER_NAME, type PipelineSpec, type StageSpec } from './de
 import { insertPipeline, type CreatedPipeline } from './store.js'
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/
+const STAGE_OPTIONS = new Set(['handler', 'dependsOn', 'parallelWith', 'timeout', 'retry', 'runNextIfFailed', 'requiresApproval', 'input'])
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /**
  * One stage of a {@link Pipeline} template.
@@ -83,6 +86,7 @@ export class Pipeline implements Component {
   readonly stages: readonly StageSpec[]
   #db: Database | undefined
   readonly #application: string | undefined
+  readonly #knownApps = new Set<string>()
 
   /** @internal Use `Pipeline.create(name)…build()`. */
   constructor(name: string, stages: StageSpec[], db: Database | undefined, application: string | undefined) {
@@ -116,8 +120,9 @@ export class Pipeline implements Component {
    * parked workers get them at once.
    *
    * @returns `{ pipelineId, created }` (created false when the idempotency key answered an earlier run)
-   * @throws ValidationError (400) for an input that cannot round-trip as JSON; ConflictError 409
-   *   `IDEMPOTENCY_KEY_REUSED` for a key used with another input; ConfigError without an application
+   * @throws ValidationError (400) for an input or context that cannot round-trip as JSON (context must be an
+   *   object); ConflictError 409 `IDEMPOTENCY_KEY_REUSED` for a key used with another input; NotFoundError 404
+   *   `APPLICATION_NOT_FOUND` for an application that does not exist; ConfigError without an application
    *
    * @example
    * ```ts
@@ -130,7 +135,17 @@ export class Pipeline implements Component {
     checkText(appId, { subject: 'application', path: 'application', max: 128 })
     if (o.idempotencyKey !== undefined) checkText(o.idempotencyKey, { subject: 'idempotencyKey', path: 'idempotencyKey', max: 256 })
     const spec: PipelineSpec = checkSpec({ name: this.name, keywords: o.keywords ?? [], context: o.context ?? {}, ...(input === undefined ? {} : { input }), stages: this.stages.map((s) => ({ ...s })) })
+    await this.#checkApplication(appId)
     return insertPipeline(this.#database(), { appId, spec, template: this.name, idempotencyKey: o.idempotencyKey })
+  }
+
+  /** A pipeline of an application that does not exist could never be run by anyone: refused, once per id. */
+  async #checkApplication(appId: string): Promise<void> {
+    if (this.#knownApps.has(appId)) return
+    const [row] = UUID.test(appId) ? await this.#database().query('SELECT 1 AS ok FROM _onepipe_auth_applications WHERE id = $1', [appId]) : []
+    if (!row) throw new NotFoundError('APPLICATION_NOT_FOUND', `No application "${appId}": create one with auth.applications.create({ name }) and run the pipeline with its id`)
+    if (this.#knownApps.size > 1000) this.#knownApps.clear()
+    this.#knownApps.add(appId)
   }
 
   /** The template as a definition posted over the API would give it (the template name and its stages). */
@@ -175,6 +190,9 @@ export class PipelineBuilder {
    */
   stage(name: string, o: StageOptions): this {
     const where = `Stage "${name}" of pipeline "${this.#name}"`
+    // A typo (`retries` for `retry`) must not pass silently from JavaScript, where nothing checks the type.
+    const unknown = Object.keys(o ?? {}).filter((k) => !STAGE_OPTIONS.has(k))
+    if (unknown.length > 0) throw new ConfigError('PIPELINE_BAD_STAGE', `${where}: unknown option ${unknown.map((k) => `"${k}"`).join(', ')}; the options are ${[...STAGE_OPTIONS].join(', ')}`)
     if (typeof name !== 'string' || !NAME.test(name)) throw new ConfigError('PIPELINE_BAD_STAGE', `${where}: the name must be letters, digits, "_", "-", "." or ":" (up to 128)`)
     if (typeof o?.handler !== 'string' || !HANDLER_NAME.test(o.handler)) throw new ConfigError('PIPELINE_BAD_STAGE', `${where}: handler "${String(o?.handler)}" must be 1-128 letters, digits, "_", "-", "." or ":", starting with a letter`)
     let timeoutMs: number | null = null

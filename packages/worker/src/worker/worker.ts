@@ -285,6 +285,12 @@ export class Worker {
       ...(this.#o.version === undefined ? {} : { version: this.#o.version }),
     })
     const r = await this.#client.call('POST', '/workers/bootstrap', body, { useKey: true, signal: this.#life.signal })
+    if (r.status === 404) {
+      // The usual cause: the app's own port instead of the control plane's worker API.
+      throw new WorkerHttpError('POST /workers/bootstrap', 404, {
+        error: { code: 'WORKER_API_NOT_FOUND', message: `${this.#client.baseUrl} is not a worker API (no /workers/bootstrap there): point .url() or ONEPIPE_WORKERS_URL at the control plane's port (ONEPIPE_WORKERS_PORT, default 8081), not the app's` },
+      })
+    }
     if (r.status !== 201 && r.status !== 200) throw httpError('POST /workers/bootstrap', r)
     const s = parseBootstrap(r.body)
     this.#session = s
