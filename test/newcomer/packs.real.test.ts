@@ -30,7 +30,7 @@ describe('the packs install into an app outside the repository and run the READM
     const packs = join(dir, 'packs')
     const cmd = execFileSync(npm, ['run', '--silent', 'pack', '--', '--out', packs, '--quiet'], { cwd: ROOT, encoding: 'utf8' }).trim()
     const tarballs = readdirSync(packs).filter((f) => f.endsWith('.tgz')).map((f) => join(packs, f)).sort()
-    expect(tarballs.map((t) => t.replace(/.*\//, '')).sort()).toEqual(['onepipe-cli-0.1.0.tgz', 'onepipe-core-0.1.0.tgz', 'onepipe-runtime-0.1.0.tgz', 'onepipe-sdk-0.1.0.tgz', 'onepipe-streams-0.1.0.tgz', 'onepipe-testing-0.1.0.tgz'])
+    expect(tarballs.map((t) => t.replace(/.*\//, '')).sort()).toEqual(['onepipe-cli-0.1.0.tgz', 'onepipe-core-0.1.0.tgz', 'onepipe-pipelines-0.1.0.tgz', 'onepipe-runtime-0.1.0.tgz', 'onepipe-sdk-0.1.0.tgz', 'onepipe-streams-0.1.0.tgz', 'onepipe-testing-0.1.0.tgz', 'onepipe-worker-0.1.0.tgz'])
     expect(cmd.startsWith('npm install ')).toBe(true)
     expect(cmd.slice('npm install '.length).split(' ').sort()).toEqual(tarballs)
 
