@@ -32,12 +32,16 @@ const TOTAL = 6000
 /** Waits until the process has reported a fold past `mark` (its subscription prints every commit). */
 async function appliedAtLeast(p: NodeProcess, mark: number): Promise<void> {
   // Generous: a kill may take the lease holder, and on a loaded machine its successor's takeover
-  // plus the fold up to the mark once took longer than 60 s.
+  // plus the fold up to the mark can take long.
   const end = Date.now() + 150_000
   for (;;) {
     const seen = [...p.output().matchAll(/APPLIED (\d+)/g)].map((m) => Number(m[1]))
     if (seen.some((n) => n >= mark)) return
-    if (Date.now() > end) throw new Error(`no APPLIED >= ${mark} in:\n${p.output().slice(-1000)}`)
+    if (Date.now() > end) {
+      const state = await db.query('SELECT * FROM _onepipe_projection_state')
+      const flowRows = await db.query('SELECT count(*)::int AS n FROM _onepipe_flow_events')
+      throw new Error(`no APPLIED >= ${mark} in:\n${p.output().slice(-1000)}\nstate: ${JSON.stringify(state)}\nflow events: ${JSON.stringify(flowRows)}`)
+    }
     await new Promise((r) => setTimeout(r, 20))
   }
 }
