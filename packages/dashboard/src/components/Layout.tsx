@@ -1,0 +1,69 @@
+import { useMutation, useQueryClient } from '@tanstack/react-query'
+import { Outlet, useRouter } from '@tanstack/react-router'
+import { appApi } from '../api/app'
+import { useLiveUpdates } from '../api/live'
+import { useCatalog, useMe, useRights } from '../api/session'
+import { ErrorAlert } from './ErrorAlert'
+import { Nav } from './Nav'
+import { Button, Loading } from './ui'
+
+const liveLabel = { open: 'Live', connecting: 'Connecting…', closed: 'Offline, retrying' }
+
+/** Every page but login: who is signed in, the sections the app has, live updates. */
+export function AppLayout() {
+  const me = useMe()
+  const catalog = useCatalog()
+  const rights = useRights()
+  const qc = useQueryClient()
+  const router = useRouter()
+  const live = useLiveUpdates()
+  const logout = useMutation({
+    mutationFn: appApi.logout,
+    onSuccess: async () => {
+      qc.clear()
+      await router.navigate({ to: '/login', search: { redirect: undefined } })
+    },
+  })
+
+  if (me.isPending) {
+    return (
+      <main className="p-6">
+        <h1 className="sr-only">OnePipe console</h1>
+        <Loading what="Checking your session" />
+      </main>
+    )
+  }
+  const user = me.data?.user
+  const app = catalog.data?.app
+  return (
+    <div className="flex min-h-screen flex-col">
+      <header className="flex flex-wrap items-center justify-between gap-3 border-b border-gray-300 bg-white px-4 py-2">
+        <p className="font-semibold text-gray-900">
+          OnePipe{app && <span className="ml-2 font-normal text-gray-700" data-testid="app-name">{app.name}{app.version ? ` ${app.version}` : ''}</span>}
+        </p>
+        <div className="flex items-center gap-3 text-sm">
+          <span className="text-gray-700" data-testid="live-status" data-state={live}>
+            <span aria-hidden="true" className={live === 'open' ? 'text-green-700' : 'text-amber-700'}>● </span>
+            {liveLabel[live]}
+          </span>
+          {user && (
+            <span className="text-gray-800" data-testid="current-user" data-roles={user.roles.join(' ')}>
+              {user.email ?? user.id} <span className="text-gray-700">({user.roles.join(', ') || 'no role'})</span>
+            </span>
+          )}
+          <Button data-testid="logout" onClick={() => logout.mutate()} disabled={logout.isPending}>
+            Log out
+          </Button>
+        </div>
+      </header>
+      <div className="flex flex-1 flex-col md:flex-row">
+        <Nav catalog={catalog.data} admin={rights.admin} canStart={rights.act} />
+        <main className="min-w-0 flex-1 p-4 md:p-6">
+          <ErrorAlert error={me.error ?? logout.error} />
+          {catalog.error && <ErrorAlert error={catalog.error} testId="catalog-error" />}
+          <Outlet />
+        </main>
+      </div>
+    </div>
+  )
+}

@@ -1,0 +1,66 @@
+import { useQuery } from '@tanstack/react-query'
+import { Link } from '@tanstack/react-router'
+import { useState, type FormEvent } from 'react'
+import { accountsApi } from '../../api/accounts'
+import { useAction } from '../../components/action'
+import { ErrorAlert } from '../../components/ErrorAlert'
+import { Loaded } from '../../components/Loaded'
+import { StatusBadge } from '../../components/Status'
+import { Table, Td, TdTime } from '../../components/Table'
+import { Button, Field, Input, PageTitle, Section } from '../../components/ui'
+
+export const accountKeys = { applications: ['applications'] as const, keys: (id: string) => ['applications', id, 'keys'] as const }
+
+export function Applications() {
+  const q = useQuery({ queryKey: accountKeys.applications, queryFn: accountsApi.applications })
+  const [name, setName] = useState('')
+  const create = useAction((n: string) => accountsApi.createApplication(n), {
+    invalidate: [accountKeys.applications],
+    onSuccess: () => setName(''),
+  })
+  const submit = (e: FormEvent) => {
+    e.preventDefault()
+    if (name.trim()) create.mutate(name.trim())
+  }
+  return (
+    <>
+      <PageTitle>Applications &amp; API keys</PageTitle>
+      <Section title="Create an application">
+        <form onSubmit={submit} className="flex flex-wrap items-end gap-3" data-testid="app-create-form">
+          <Field label="Name">
+            <Input value={name} onChange={(e) => setName(e.target.value)} required data-testid="app-create-name" />
+          </Field>
+          <Button type="submit" variant="primary" disabled={create.isPending} data-testid="app-create-submit">
+            Create
+          </Button>
+        </form>
+        <ErrorAlert error={create.error} testId="app-create-error" />
+        {create.data && (
+          <p role="status" className="mt-2 text-sm text-green-800" data-testid="app-created">
+            Created {create.data.application.name} (<span className="font-mono">{create.data.application.id}</span>).
+          </p>
+        )}
+      </Section>
+      <Section title="Applications">
+        <Loaded query={q}>
+          <Table columns={['Name', 'Id', 'State', 'Created']} empty="No applications yet." caption="Applications" testId="applications-table">
+            {(q.data?.applications ?? []).map((a) => (
+              <tr key={a.id} data-testid="application-row" data-id={a.id} data-name={a.name}>
+                <Td>
+                  <Link to="/applications/$id" params={{ id: a.id }} className="font-medium text-blue-800 underline" data-testid="application-link">
+                    {a.name}
+                  </Link>
+                </Td>
+                <Td className="font-mono text-xs">{a.id}</Td>
+                <Td>
+                  <StatusBadge status={a.disabled ? 'disabled' : 'active'} />
+                </Td>
+                <TdTime at={a.createdAt} />
+              </tr>
+            ))}
+          </Table>
+        </Loaded>
+      </Section>
+    </>
+  )
+}

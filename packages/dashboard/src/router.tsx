@@ -1,0 +1,150 @@
+import { createRootRoute, createRoute, createRouter, Link, Outlet } from '@tanstack/react-router'
+import { Fragment, type ReactNode } from 'react'
+import { useRights } from './api/session'
+import { AppLayout } from './components/Layout'
+import { PageTitle } from './components/ui'
+import { ApplicationKeys } from './pages/accounts/Keys'
+import { Applications } from './pages/accounts/Applications'
+import { CronHistory } from './pages/cron/History'
+import { CronJobs } from './pages/cron/Jobs'
+import { BASE, LoginPage } from './pages/Login'
+import { Overview } from './pages/Overview'
+import { PipelineDetail } from './pages/pipelines/Detail'
+import type { PipelineFilters } from './api/pipelines'
+import { PipelineList } from './pages/pipelines/List'
+import { StartPipeline } from './pages/pipelines/Start'
+import { Workers } from './pages/pipelines/Workers'
+import { Channels } from './pages/streams/Channels'
+import { Flows } from './pages/streams/Flows'
+import { Projections } from './pages/streams/Projections'
+import { Signals } from './pages/streams/Signals'
+import { RunDetail } from './pages/workflows/RunDetail'
+import { WorkflowRuns, type RunFilters } from './pages/workflows/Runs'
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined)
+
+function NotFound() {
+  return (
+    <main className="p-6">
+      <PageTitle>Page not found</PageTitle>
+      <Link to="/" className="text-blue-800 underline">
+        Overview
+      </Link>
+    </main>
+  )
+}
+
+/** A section for admins only: others get the same answer the API would give them. */
+function AdminOnly({ children }: { children: ReactNode }) {
+  const { admin } = useRights()
+  if (admin) return <>{children}</>
+  return (
+    <>
+      <PageTitle>Applications &amp; API keys</PageTitle>
+      <div role="alert" data-testid="forbidden" className="rounded border border-red-700 bg-red-50 p-3 text-sm text-red-900">
+        Managing applications and API keys needs the <span data-testid="forbidden-role">admin</span> role.
+      </div>
+    </>
+  )
+}
+
+const rootRoute = createRootRoute({ component: Outlet, notFoundComponent: NotFound })
+
+const loginRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: 'login',
+  validateSearch: (s: Record<string, unknown>): { redirect?: string | undefined } => ({ redirect: str(s.redirect) }),
+  component: function Login() {
+    return <LoginPage redirect={loginRoute.useSearch().redirect} />
+  },
+})
+
+const app = createRoute({ getParentRoute: () => rootRoute, id: 'app', component: AppLayout })
+
+/** A page about one thing named in the path; remounted when the name changes, so nothing of the last one lingers. */
+const byParam = <P extends string>(path: P, render: (value: string) => ReactNode) => {
+  const r = createRoute({
+    getParentRoute: () => app,
+    path,
+    component: function ByParam() {
+      const value = Object.values(r.useParams() as Record<string, string>)[0] ?? ''
+      return <Fragment key={value}>{render(value)}</Fragment>
+    },
+  })
+  return r
+}
+
+const overview = createRoute({ getParentRoute: () => app, path: '/', component: Overview })
+
+const pipelines = createRoute({
+  getParentRoute: () => app,
+  path: 'pipelines',
+  validateSearch: (s: Record<string, unknown>): PipelineFilters => ({ status: str(s.status), appId: str(s.appId), q: str(s.q), from: str(s.from), to: str(s.to) }),
+  component: function Pipelines() {
+    const navigate = pipelines.useNavigate()
+    return <PipelineList filters={pipelines.useSearch()} onFilters={(f) => void navigate({ search: f })} />
+  },
+})
+const startPipeline = createRoute({ getParentRoute: () => app, path: 'pipelines/start', component: StartPipeline })
+const workers = createRoute({ getParentRoute: () => app, path: 'pipelines/workers', component: Workers })
+const pipeline = byParam('pipelines/$id', (id) => <PipelineDetail id={id} />)
+
+const workflows = createRoute({
+  getParentRoute: () => app,
+  path: 'workflows',
+  validateSearch: (s: Record<string, unknown>): RunFilters => ({ name: str(s.name), status: str(s.status), input: str(s.input) }),
+  component: function Workflows() {
+    const navigate = workflows.useNavigate()
+    return <WorkflowRuns filters={workflows.useSearch()} onFilters={(f) => void navigate({ search: f })} />
+  },
+})
+const run = byParam('workflows/runs/$id', (id) => <RunDetail id={id} />)
+
+const cron = createRoute({ getParentRoute: () => app, path: 'cron', component: CronJobs })
+const cronJob = byParam('cron/$name', (name) => <CronHistory name={name} />)
+
+/** Pages that show one named thing of the catalog, chosen in the URL (`?name=`). */
+const named = (path: string, Page: (p: { name: string | undefined; onName: (n: string) => void }) => ReactNode) => {
+  const r = createRoute({
+    getParentRoute: () => app,
+    path,
+    validateSearch: (s: Record<string, unknown>): { name?: string | undefined } => ({ name: str(s.name) }),
+    component: function Named() {
+      const navigate = r.useNavigate()
+      return <Page name={(r.useSearch() as { name?: string }).name} onName={(name) => void navigate({ search: { name } })} />
+    },
+  })
+  return r
+}
+const flows = named('flows', Flows)
+const signals = named('signals', Signals)
+const channels = named('channels', Channels)
+const projections = createRoute({ getParentRoute: () => app, path: 'projections', component: Projections })
+
+const applications = createRoute({
+  getParentRoute: () => app,
+  path: 'applications',
+  component: () => (
+    <AdminOnly>
+      <Applications />
+    </AdminOnly>
+  ),
+})
+const application = byParam('applications/$id', (id) => (
+  <AdminOnly>
+    <ApplicationKeys id={id} />
+  </AdminOnly>
+))
+
+const routeTree = rootRoute.addChildren([
+  loginRoute,
+  app.addChildren([overview, pipelines, startPipeline, workers, pipeline, workflows, run, cron, cronJob, flows, signals, channels, projections, applications, application]),
+])
+
+export const router = createRouter({ routeTree, basepath: BASE, defaultNotFoundComponent: NotFound })
+
+declare module '@tanstack/react-router' {
+  interface Register {
+    router: typeof router
+  }
+}
