@@ -125,6 +125,11 @@ export class ControlPlane implements Component {
     this.#auth ??= auth
   }
 
+  /** The templates this control plane lets applications and operators start by name. */
+  get templateList(): readonly Pipeline[] {
+    return this.#c.templates
+  }
+
   /**
    * Calls `fn` with every pipeline and stage change made by any replica
    * (live updates). Returns a function that stops.
@@ -264,7 +269,7 @@ export class ControlPlane implements Component {
 
   /** @internal serve() mounts the operators' routes (`/__onepipe/pipelines/*`) on the app. */
   routes(app: unknown, rt: RuntimeContext): void {
-    mountOperatorRoutes(app as Hono, { db: this.#requireDbOr(rt), ops: () => this.ops, policies: () => this.policies, onChange: (fn) => this.onChange(fn), log: rt.logger.child({ component: 'pipelines' }), signal: rt.signal })
+    mountOperatorRoutes(app as Hono, { db: this.#requireDbOr(rt), ops: () => this.ops, policies: () => this.policies, onChange: (fn) => this.onChange(fn), log: rt.logger.child({ component: 'pipelines' }), signal: rt.signal, templates: () => new Map(this.#c.templates.map((t) => [t.name, t])) })
   }
 
   #requireDbOr(rt: RuntimeContext): Database {

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest'
 import { Auth, Pipeline } from '@onepipe/sdk'
 import { ControlPlane, type PipelineChange } from '@onepipe/pipelines'
 import { serve, type App } from '@onepipe/runtime'
-import { testDatabase, waitFor } from '@onepipe/testing'
+import { collectText, testDatabase, waitFor } from '@onepipe/testing'
 
 let t: Awaited<ReturnType<typeof testDatabase>>
 let app: App
@@ -37,15 +37,7 @@ it('serve({ pipelines }) runs templates through a control plane with the app\'s 
   await new Promise((r) => setTimeout(r, 500))
   const sse = await fetch(`${app.url}/__onepipe/pipelines/events`)
   expect(sse.status).toBe(200)
-  const reader = sse.body!.getReader()
-  let text = ''
-  const reading = (async () => {
-    for (;;) {
-      const { value, done } = await reader.read()
-      if (done) return
-      text += new TextDecoder().decode(value)
-    }
-  })()
+  const live = collectText(sse)
 
   const { pipelineId } = await bp.run({ n: 1 }, { application: application.id })
   // Work it through the other replica's worker API only.
@@ -57,15 +49,16 @@ it('serve({ pipelines }) runs templates through a control plane with the app\'s 
     expect(acked.status).toBe(200)
   }
   await waitFor(() => seen.some((c) => c.pipelineId === pipelineId && c.pipelineStatus === 'Completed'), { timeoutMs: 20_000, what: 'the completion to reach the subscriber on the first replica' })
-  expect(seen.filter((c) => c.pipelineId === pipelineId).map((c) => c.stage)).toEqual(['one', 'two'])
-  await waitFor(() => text.includes('"pipelineStatus":"Completed"'), { timeoutMs: 20_000, what: 'the completion on the SSE stream' })
+  // Its creation, then each stage's completion.
+  expect(seen.filter((c) => c.pipelineId === pipelineId).map((c) => c.stage ?? c.pipelineStatus)).toEqual(['Running', 'one', 'two'])
+  await waitFor(() => live.text().includes('"pipelineStatus":"Completed"'), { timeoutMs: 20_000, what: 'the completion on the SSE stream' })
   const view = (await (await fetch(`${app.url}/__onepipe/pipelines/${pipelineId}`)).json()) as { status: string }
   expect(view.status).toBe('Completed')
   stop()
   // Shutdown ends the live stream promptly (its client reconnects elsewhere), and the hooks run.
   const t0 = Date.now()
   const report = await app.shutdown('test')
-  await reading
+  await live.ended
   expect(Date.now() - t0).toBeLessThan(15_000)
   expect(report.cut).toEqual([])
 })

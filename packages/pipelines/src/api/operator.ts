@@ -1,14 +1,15 @@
 import { NotFoundError, ValidationError, type Database, type Logger } from '@onepipe/core'
-import { AuthError, DEFAULT_MAX_BODY_BYTES, intParam, readJson, respondError, sseResponse, type SseMessage } from '@onepipe/sdk'
+import { AuthError, compressedJson, DEFAULT_MAX_BODY_BYTES, intParam, readJson, respondError, sseResponse, withErrors, type SseMessage } from '@onepipe/sdk'
 import type { Context, Hono } from 'hono'
 import type { PipelineChange } from '../engine/engine.js'
 import type { PipelineOps } from '../engine/ops.js'
 import { ALL_APPLICATIONS, toSettings, type HandlerPolicies } from '../engine/policies.js'
-import { listWorkers, setDrain, type WorkerRow } from '../workers/sql.js'
+import { listWorkerEvents, listWorkers, setDrain, type WorkerRow } from '../workers/sql.js'
+import { listPipelines } from '../engine/list.js'
+import type { Pipeline } from '@onepipe/sdk'
 import * as s from './schemas.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-const STATUSES = ['Running', 'Completed', 'Failed', 'Cancelled']
 
 /** @internal What the operator routes serve with. */
 export interface OperatorDeps {
@@ -18,6 +19,8 @@ export interface OperatorDeps {
   onChange: (fn: (c: PipelineChange) => void) => () => void
   log: Logger
   signal: AbortSignal
+  /** The app's templates by name, startable from the dashboard. */
+  templates: () => ReadonlyMap<string, Pipeline>
 }
 
 /**
@@ -73,7 +76,9 @@ const id = (c: Context, what: 'pipeline' | 'stage' | 'worker'): string => {
  * serve()'s guard: `viewer` reads, `operator` acts, across every
  * application.
  *
- * `GET /__onepipe/pipelines?status&limit`, `GET /__onepipe/pipelines/{id}`,
+ * `GET /__onepipe/pipelines?status&appId&q&from&to&limit&cursor` (`{ pipelines, nextCursor }`, keyset pages),
+ * `GET /__onepipe/pipelines/templates`, `POST /__onepipe/pipelines/templates/{name}/start` (`{ appId, input?, keywords?, idempotencyKey? }`),
+ * `GET /__onepipe/pipelines/workers/{id}/events?limit`, `GET /__onepipe/pipelines/{id}`,
  * `GET /__onepipe/pipelines/{id}/logs?after`, `POST /__onepipe/pipelines/{id}/cancel`,
  * `POST /__onepipe/pipelines/stages/{id}/rerun` (`{ following? }`), `…/skip`,
  * `…/resume` (`{ decision, reason? }`), `GET /__onepipe/pipelines/workers`,
@@ -85,13 +90,7 @@ const id = (c: Context, what: 'pipeline' | 'stage' | 'worker'): string => {
  */
 export function mountOperatorRoutes(app: Hono, d: OperatorDeps): void {
   const base = '/__onepipe/pipelines'
-  const wrap = (fn: (c: Context) => Promise<Response>) => async (c: Context) => {
-    try {
-      return await fn(c)
-    } catch (e) {
-      return respondError(c, e, d.log)
-    }
-  }
+  const wrap = withErrors(d.log)
   app.get(`${base}/workers`, wrap(async (c) => c.json({ workers: (await listWorkers(d.db, scope(c), Math.min(intParam(c, 'limit') ?? 100, 1000))).map(workerView) })))
   app.post(`${base}/workers/:id/drain`, wrap(async (c) => {
     if (!(await setDrain(d.db, scope(c), id(c, 'worker')))) throw new NotFoundError('WORKER_NOT_FOUND', 'No active worker with this id')
@@ -128,10 +127,24 @@ export function mountOperatorRoutes(app: Hono, d: OperatorDeps): void {
       { onClose: () => stop(), signal: d.signal },
     )
   })
+  app.get(`${base}/workers/:id/events`, wrap(async (c) => {
+    const limit = intParam(c, 'limit') ?? 100
+    if (limit < 1 || limit > 1000) throw new ValidationError('query', [{ path: 'limit', message: 'must be between 1 and 1000' }])
+    return c.json({ events: await listWorkerEvents(d.db, scope(c), id(c, 'worker'), limit) })
+  }))
+  app.get(`${base}/templates`, wrap(async (c) => c.json({ templates: [...d.templates().values()].map((t) => ({ name: t.name, stages: t.stages })) })))
+  app.post(`${base}/templates/:name/start`, wrap(async (c) => {
+    const t = d.templates().get(c.req.param('name') ?? '')
+    if (!t) throw new NotFoundError('TEMPLATE_NOT_FOUND', `No pipeline template "${c.req.param('name')}" in this app; GET ${base}/templates lists them`)
+    const b = s.parse(s.templateStartBody, await readJson(c, { maxBytes: DEFAULT_MAX_BODY_BYTES }), 'start request')
+    const only = scope(c)
+    if (only !== null && b.appId !== only) throw new AuthError('FORBIDDEN', "An application's key starts pipelines for its own application only")
+    const created = await t.run(b.input, { application: b.appId, ...(b.keywords ? { keywords: b.keywords } : {}), ...(b.idempotencyKey ? { idempotencyKey: b.idempotencyKey } : {}) })
+    return c.json(await d.ops().get(only, created.pipelineId), created.created ? 201 : 200)
+  }))
   app.get(base, wrap(async (c) => {
-    const status = c.req.query('status')
-    if (status !== undefined && !STATUSES.includes(status)) throw new ValidationError('query', [{ path: 'status', message: `must be one of ${STATUSES.join(', ')}` }])
-    return c.json({ pipelines: await d.ops().list(scope(c), { ...(status ? { status } : {}), limit: intParam(c, 'limit') ?? 50 }) })
+    const q = c.req.query()
+    return compressedJson(c, await listPipelines(d.db, scope(c), { status: q.status, appId: q.appId, q: q.q, from: q.from, to: q.to, limit: intParam(c, 'limit'), cursor: q.cursor }))
   }))
   app.get(`${base}/:id`, wrap(async (c) => c.json(await d.ops().get(scope(c), id(c, 'pipeline')))))
   app.get(`${base}/:id/logs`, wrap(async (c) => c.json({ logs: await d.ops().logs(scope(c), id(c, 'pipeline'), intParam(c, 'after') ?? 0) })))

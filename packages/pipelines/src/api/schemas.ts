@@ -77,6 +77,14 @@ export const templateBody = z.strictObject({
   keywords: z.array(z.string().min(1).max(128)).max(32).optional(),
 })
 
+/** An operator starting a template from the dashboard names the application whose workers run it. */
+export const templateStartBody = z.strictObject({
+  appId: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'must be an application id'),
+  input: z.unknown().optional(),
+  keywords: z.array(z.string().min(1).max(128)).max(32).optional(),
+  idempotencyKey: z.string().min(1).max(256).optional(),
+})
+
 const DAY_MS = 86_400_000
 
 // A duration as the builder takes it ('30s', '1m', or ms), 1 ms to a day, parsed to ms.

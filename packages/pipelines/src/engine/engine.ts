@@ -1,5 +1,5 @@
 import { DatabaseError, encodeValue, OnePipeError, retryDelay, type Database, type Logger, type Queryable } from '@onepipe/core'
-import { notifyReady, READY_CHANNEL } from '@onepipe/sdk'
+import { CHANGES_CHANNEL, notifyReady, READY_CHANNEL } from '@onepipe/sdk'
 import { attemptNotFound, JobCancelledError, StaleAttemptError } from './errors.js'
 import * as sql from './sql.js'
 import { insertLogs } from './sql-ops.js'
@@ -7,8 +7,8 @@ import { claimStagesById } from '../dispatch/rabbitmq-sql.js'
 import type { HandlerPolicies } from './policies.js'
 import type { ClaimedRow, StageRow } from './sql.js'
 
-/** The NOTIFY channel (schema-scoped) of pipeline and stage changes; payload JSON {@link PipelineChange}. */
-export const CHANGES_CHANNEL = 'onepipe_pipeline_changes'
+// The NOTIFY channel of pipeline and stage changes lives beside the pipeline store, which publishes creations too.
+export { CHANGES_CHANNEL }
 
 /**
  * One change of a pipeline, as every replica publishes it (live updates

@@ -100,3 +100,11 @@ export async function anyListener(q: Queryable): Promise<boolean> {
   const [row] = await q.query<{ any: boolean }>(`SELECT EXISTS (SELECT 1 FROM _onepipe_pipeline_listeners WHERE until > now()) AS any`)
   return row?.any === true
 }
+
+/** A worker's reported events, newest first (a key sees its own application's only). */
+export async function listWorkerEvents(q: Queryable, appId: string | null, workerId: string, limit: number): Promise<{ id: number; type: string; data: unknown; at: Date }[]> {
+  return q.query<{ id: number; type: string; data: unknown; at: Date }>(
+    `SELECT id, type, data, at FROM _onepipe_worker_events WHERE worker_id = $1 AND ($2::text IS NULL OR app_id = $2) ORDER BY id DESC LIMIT $3`,
+    [workerId, appId, limit],
+  )
+}

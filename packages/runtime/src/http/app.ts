@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { buildOpenApi, errorResponse, requestIdOf, respondError, requestInfo, type LifecycleManager, type OpenApiInfo, type RequestInfo, type RestApi } from '@onepipe/sdk'
-import type { CacheLike, Logger } from '@onepipe/core'
+import type { CacheLike, Component, Logger } from '@onepipe/core'
 import { Hono, type Context, type MiddlewareHandler } from 'hono'
 import { routePath } from 'hono/route'
 import { context } from '@opentelemetry/api'
@@ -8,6 +8,7 @@ import { endServerSpan, startServerSpan } from '../observability/http-trace.js'
 import type { HttpMetrics } from '../observability/metrics.js'
 import { guardMiddleware, identifyCaller, type Guard } from './guard.js'
 import { applySecurity, type SecurityOptions } from './security.js'
+import { withOnePipeRoutes } from '../dashboard/openapi.js'
 
 /** State the HTTP layer shares with the shutdown sequence. */
 export interface HttpState {
@@ -30,6 +31,8 @@ export interface AppDeps {
   state: HttpState
   security: SecurityOptions
   cache: CacheLike | undefined
+  /** The app's components, whose OnePipe routes /openapi.json describes beside the REST routes. */
+  components?: readonly Component[]
 }
 
 /** The Fetch handler serve() listens with: the app plus request bookkeeping. */
@@ -195,7 +198,7 @@ export function createApp(d: AppDeps): Hono {
   })
   app.get('/openapi.json', (c) => {
     named('/openapi.json', c)
-    return c.json(buildOpenApi(d.openapi, d.rest.flatMap((r) => r.routeDocs())))
+    return c.json(withOnePipeRoutes(buildOpenApi(d.openapi, d.rest.flatMap((r) => r.routeDocs())), d.components ?? []))
   })
 
   app.notFound((c) => errorResponse(404, 'ROUTE_NOT_FOUND', `No route for ${c.req.method} ${c.req.path}`, requestIdOf(c)))

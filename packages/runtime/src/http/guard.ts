@@ -89,6 +89,8 @@ export function guardMiddleware(g: Guard, logger: Logger): MiddlewareHandler {
     const method = c.req.method
     const path = c.req.path
     if (path.startsWith('/__onepipe/auth/')) return next()
+    // The dashboard's files hold no data (every call the page makes is checked here): anyone may load them.
+    if ((method === 'GET' || method === 'HEAD') && (path === '/__onepipe/dashboard' || path.startsWith('/__onepipe/dashboard/'))) return next()
     let user: AuthUser | null
     authenticated.add(c)
     try {

@@ -14,6 +14,7 @@ import { securityHeaders } from '../http/security.js'
 import type { ServeOptions } from './options.js'
 import { embedStreams, needsStreams } from './streams.js'
 import { wirePipelines } from './pipelines.js'
+import { mountDashboard } from '../dashboard/index.js'
 
 export type { ServeOptions }
 
@@ -139,6 +140,7 @@ export async function serve(options: ServeOptions): Promise<App> {
     version: { name: 'onepipe-app', version: options.version ?? process.env.ONEPIPE_VERSION ?? '0.0.0', ...(process.env.ONEPIPE_COMMIT ? { commit: process.env.ONEPIPE_COMMIT } : {}) },
     accessLog: options.accessLog ?? false,
     state,
+    components,
     security: { ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}), ...(options.trustProxy ? { trustProxy: options.trustProxy } : {}), ...(options.allowedOrigins ? { allowedOrigins: options.allowedOrigins } : {}) },
     cache,
   })
@@ -160,6 +162,17 @@ export async function serve(options: ServeOptions): Promise<App> {
     }
     heartbeat = stateful ? await startInstanceHeartbeat(rt.db, instanceId, options.version ?? '0.0.0', logger) : undefined
     for (const c of components) c.routes?.(app, rt)
+    if (stateful) {
+      mountDashboard(app, {
+        components,
+        db: () => rt.db,
+        app: { name: options.openapi?.title ?? 'OnePipe app', version: options.version ?? process.env.ONEPIPE_VERSION ?? '0.0.0', instanceId },
+        auth: guard !== undefined,
+        logger,
+        signal: ac.signal,
+        files: options.dashboard ?? true,
+      })
+    }
     for (const c of components) {
       await c.attach?.(rt)
       attached.push(c)

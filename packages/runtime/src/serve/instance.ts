@@ -34,3 +34,20 @@ export async function startInstanceHeartbeat(db: Database, id: string, version: 
     },
   }
 }
+
+/**
+ * The app's instances as their heartbeats record them, newest heartbeat
+ * first; `live` when one was seen within three heartbeat periods (30 s).
+ *
+ * @example
+ * ```ts
+ * await listInstances(db) // [{ id: 'web-1:4242:8f1c2a', host: 'web-1', pid: 4242, live: true, … }]
+ * ```
+ */
+export async function listInstances(db: Database): Promise<{ id: string; host: string; pid: number; version: string; startedAt: Date; heartbeatAt: Date; live: boolean }[]> {
+  const rows = await db.query<{ instance_id: string; hostname: string; pid: number; version: string; started_at: Date; last_seen_at: Date; live: boolean }>(
+    `SELECT instance_id, hostname, pid, version, started_at, last_seen_at, last_seen_at > now() - interval '30 seconds' AS live
+     FROM _onepipe_instances ORDER BY last_seen_at DESC LIMIT 200`,
+  )
+  return rows.map((r) => ({ id: r.instance_id, host: r.hostname, pid: r.pid, version: r.version, startedAt: r.started_at, heartbeatAt: r.last_seen_at, live: r.live }))
+}

@@ -71,4 +71,9 @@ export interface ServeOptions {
   allowedOrigins?: string[]
   /** Called once the port is open. */
   onListen?: (info: { url: string; port: number }) => void
+  /**
+   * The web console at `/__onepipe/dashboard/` (docs/dashboard.md); on by
+   * default. `false` serves no files; the operators' API routes it uses stay.
+   */
+  dashboard?: boolean
 }

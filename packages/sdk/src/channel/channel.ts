@@ -26,7 +26,7 @@ import { mountChannelRoutes } from './http.js'
 import { callOnce } from './lease.js'
 import type { AttemptStats } from './retry.js'
 import { ChannelRunner } from './runner.js'
-import { listCalls, pruneCalls, recordCall, sweepExpired, type ChannelCall } from './store.js'
+import { listCalls, listKeys, pruneCalls, recordCall, sweepExpired, type ChannelCall, type IdempotencyEntry } from './store.js'
 import { TransactionalCalls } from './transactional.js'
 import type { CallOptions, ChannelConfig, ChannelContext, TransactionalContext } from './types.js'
 import { RECHECK_MS } from './waiters.js'
@@ -95,6 +95,16 @@ export class Channel<I = unknown, O = unknown> implements Component {
     this.#metrics = { completed: calls.with(c.name, 'completed'), failed: calls.with(c.name, 'failed') }
     this.#run = new ChannelRunner<O>(c, engineMetrics.channelReplays.with(c.name))
     this.#tx = new TransactionalCalls(this.#run)
+  }
+
+  /** The input and output schemas given to the builder (for docs and the dashboard). */
+  get schemas(): { input: StandardSchemaV1 | undefined; output: StandardSchemaV1 | undefined } {
+    return { input: this.#run.c.input, output: this.#run.c.output }
+  }
+
+  /** Whether calls are deduplicated by an idempotency key (`.idempotency()`). */
+  get idempotent(): boolean {
+    return this.#run.c.idempotency !== undefined
   }
 
   /**
@@ -180,6 +190,21 @@ export class Channel<I = unknown, O = unknown> implements Component {
     const db = this.#run.db
     if (!db) throw new ConfigError('CHANNEL_NO_DB', `Channel "${this.name}" records no history without a database: give it .db(db) or pass it to serve({ channels })`)
     return listCalls(db, this.name, options.limit ?? 50)
+  }
+
+  /**
+   * Live idempotency entries (state and lifetime, never the stored
+   * result), newest first; none for a channel without `.idempotency()`.
+   *
+   * @example
+   * ```ts
+   * const pending = (await pay.idempotencyKeys({ limit: 100 })).filter((k) => k.status === 'pending')
+   * ```
+   */
+  async idempotencyKeys(options: { limit?: number } = {}): Promise<IdempotencyEntry[]> {
+    const db = this.#run.db
+    if (!db) throw new ConfigError('CHANNEL_NO_DB', `Channel "${this.name}" keeps no idempotency keys without a database: give it .db(db) or pass it to serve({ channels })`)
+    return listKeys(db, this.name, options.limit ?? 50)
   }
 
   /** Uses the app's database unless `.db()` was given; sweeps expired keys and history older than 7 days every minute (called by `serve()`). */

@@ -232,3 +232,31 @@ export async function sweepExpired(q: Queryable, channel: string): Promise<numbe
     [channel],
   )
 }
+
+/**
+ * An idempotency entry as operators see it: never the stored result (it may
+ * be large or private), only its state and lifetime.
+ *
+ * @example
+ * ```ts
+ * { key: 'order-42', status: 'completed', createdAt: Date, expiresAt: Date, leaseExpiresAt: null }
+ * ```
+ */
+export interface IdempotencyEntry {
+  key: string
+  status: 'pending' | 'completed' | 'failed'
+  error: SerializedError | null
+  createdAt: Date
+  expiresAt: Date
+  leaseExpiresAt: Date | null
+}
+
+/** Live idempotency entries of one channel, newest first. */
+export async function listKeys(q: Queryable, channel: string, limit: number): Promise<IdempotencyEntry[]> {
+  const rows = await q.query<{ idempotency_key: string; status: IdempotencyEntry['status']; error: SerializedError | null; created_at: Date; expires_at: Date; lease_expires_at: Date | null }>(
+    `SELECT idempotency_key, status, error, created_at, expires_at, lease_expires_at FROM _onepipe_channel_idempotency
+     WHERE channel_name = $1 AND expires_at > now() ORDER BY created_at DESC LIMIT $2`,
+    [channel, limit],
+  )
+  return rows.map((r) => ({ key: r.idempotency_key, status: r.status, error: r.error, createdAt: r.created_at, expiresAt: r.expires_at, leaseExpiresAt: r.lease_expires_at }))
+}

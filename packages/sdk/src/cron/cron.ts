@@ -16,7 +16,12 @@ import {
   type Logger,
   type RuntimeContext,
 } from '@onepipe/core'
+import type { Hono } from 'hono'
 import { CronBuilder } from './builder.js'
+import { mountCronRoutes } from './http.js'
+import type { CronInfo } from './types.js'
+
+export type { CronInfo }
 import { Lease, type LeaseTimings } from './lease.js'
 import type { Schedule } from './schedule.js'
 import {
@@ -28,6 +33,8 @@ import {
   finishExecution,
   getExecution,
   lastTick,
+  pausedAt,
+  setPaused,
   listExecutions,
   pruneExecutions,
   selectLock,
@@ -81,38 +88,6 @@ export interface WorkflowStarter<I> {
   start(input: I, options: { workflowId: string }): Promise<unknown>
 }
 
-/**
- * What `info()` answers about a cron job: its schedule, its next tick, and
- * which instance holds its lease (the one running its ticks) until when.
- *
- * @example
- * ```ts
- * const i: CronInfo = await report.info()
- * if (i.lease?.live) console.log(`${i.lease.holder} runs the ticks; lease until ${i.lease.expiresAt.toISOString()}`)
- * ```
- */
-export interface CronInfo {
-  jobName: string
-  schedule: string
-  timezone: string | undefined
-  /** The next tick after now (database clock); null when the expression never fires again. */
-  nextRun: Date | null
-  /** This process's instance id, to compare with `lease.holder`. */
-  instanceId: string
-  /** The job's lease; null before any instance ever took it. */
-  lease: {
-    /** Instance id of the last holder (`serve()`'s instance id, or the id a Cron made for itself). */
-    holder: string
-    /** Bumped on every acquisition: a higher token is a later holder. */
-    fencingToken: number
-    /** When the holder took it (database clock). */
-    acquiredAt: Date
-    /** Past this (database clock) the lease is free; the holder renews it well before. */
-    expiresAt: Date
-    /** Whether the lease was still in force when read (`expiresAt` after the database's now). */
-    live: boolean
-  } | null
-}
 
 /** @internal Everything a built Cron runs with. */
 export interface CronConfig {
@@ -199,6 +174,16 @@ export class Cron implements Component {
    */
   static create(name: string): CronBuilder {
     return new CronBuilder(name)
+  }
+
+  /** The cron expression it ticks on. */
+  get schedule(): string {
+    return this.#c.schedule.expression
+  }
+
+  /** The IANA time zone of the expression; undefined for the server's. */
+  get timezone(): string | undefined {
+    return this.#c.schedule.timezone
   }
 
   get #database(): Database {
@@ -360,8 +345,10 @@ export class Cron implements Component {
       await this.#execute({ ...m, kind: 'manual' }, token)
     }
     const t0 = Date.now()
-    const { last, createdAt, now } = await lastTick(db, this.name)
+    const { last, createdAt, paused, now } = await lastTick(db, this.name)
     lease.observe(now, t0, Date.now())
+    // Paused: manual runs above still ran; ticks wait for resume(), whose notification wakes this loop.
+    if (paused) return MAX_SLEEP_MS
     const s = this.#c.schedule
     const max = this.#c.catchUp ? this.#c.maxCatchUp : 1
     const { dropped, ticks: due } = s.due(last ?? createdAt, now, max)
@@ -543,16 +530,81 @@ export class Cron implements Component {
    * ```
    */
   async info(): Promise<CronInfo> {
-    const l = await selectLock(this.#database, this.name)
+    const [l, paused] = await Promise.all([selectLock(this.#database, this.name), pausedAt(this.#database, this.name)])
     const now = l?.now ?? (await dbNow(this.#database))
     return {
       jobName: this.name,
+      pausedAt: paused,
       schedule: this.#c.schedule.expression,
       timezone: this.#c.schedule.timezone,
       nextRun: this.#c.schedule.next(now),
       instanceId: this.#instance,
       lease: l ? { holder: l.lockedBy, fencingToken: l.fencingToken, acquiredAt: l.lockedAt, expiresAt: l.expiresAt, live: l.expiresAt.getTime() > now.getTime() } : null,
     }
+  }
+
+  /**
+   * Queues a manual run and returns at once with its execution id; the
+   * instance holding the lease runs it (see {@link Cron.trigger}, which
+   * waits for the outcome). Follow it with `history()`.
+   *
+   * @example
+   * ```ts
+   * const { executionId } = await report.enqueue()
+   * ```
+   */
+  async enqueue(): Promise<{ executionId: string }> {
+    const db = this.#database
+    await this.#ensureJob()
+    const executionId = randomUUID()
+    await enqueueManual(db, executionId, this.name)
+    await db.notify(NOTIFY, `wake\t${this.name}`)
+    return { executionId }
+  }
+
+  /**
+   * The next `n` ticks after now (database clock), fewer when the
+   * expression stops firing.
+   *
+   * @example
+   * ```ts
+   * await report.nextRuns(5) // [Date, Date, …]
+   * ```
+   */
+  async nextRuns(n: number): Promise<Date[]> {
+    return this.#c.schedule.nextN(n, await dbNow(this.#database))
+  }
+
+  /**
+   * Pauses the job on every instance: no scheduled tick is claimed until
+   * {@link Cron.resume}; `trigger()` still runs it. Idempotent.
+   *
+   * @example
+   * ```ts
+   * await report.pause() // e.g. while the mail provider is down
+   * ```
+   */
+  async pause(): Promise<void> {
+    await this.#setPaused(true)
+  }
+
+  /**
+   * Resumes a paused job. Ticks that fell while it was paused are not
+   * caught up: the next one runs at its time. Idempotent.
+   *
+   * @example
+   * ```ts
+   * await report.resume()
+   * ```
+   */
+  async resume(): Promise<void> {
+    await this.#setPaused(false)
+  }
+
+  async #setPaused(paused: boolean): Promise<void> {
+    await this.#ensureJob()
+    await setPaused(this.#database, this.name, paused)
+    await this.#database.notify(NOTIFY, `wake\t${this.name}`)
   }
 
   /**
@@ -565,6 +617,12 @@ export class Cron implements Component {
    */
   async nextRun(): Promise<Date | null> {
     return this.#c.schedule.next(await dbNow(this.#database))
+  }
+
+  /** Mounts the operators' routes under `/__onepipe/cron` (called by `serve()`, behind its guard). */
+  routes(app: unknown, rt?: RuntimeContext): void {
+    if (rt) this.#db ??= rt.db
+    mountCronRoutes(app as Hono, this, rt?.logger ?? stderrLogger)
   }
 
   /** Starts ticking under `serve()`, on the app's database unless `.db()` was given. */

@@ -145,16 +145,37 @@ export async function abandonStale(q: Queryable, job: string, token: number): Pr
   )
 }
 
-/** The last tick that has an execution row (manual runs excluded), when the job first existed, and the database clock. */
-export async function lastTick(q: Queryable, job: string): Promise<{ last: Date | null; createdAt: Date; now: Date }> {
-  const [r] = await q.query<{ last: Date | null; created_at: Date; now: Date }>(
-    `SELECT (SELECT max(scheduled_time) FROM _onepipe_cron_executions WHERE job_name = $1 AND kind <> 'manual') AS last,
-            created_at, now() AS now
+/**
+ * The last tick that has an execution row (manual runs excluded) or the
+ * last resume when later (no catch-up of paused time), when the job first
+ * existed, whether it is paused, and the database clock.
+ */
+export async function lastTick(q: Queryable, job: string): Promise<{ last: Date | null; createdAt: Date; paused: boolean; now: Date }> {
+  const [r] = await q.query<{ last: Date | null; created_at: Date; paused: boolean; now: Date }>(
+    `SELECT GREATEST((SELECT max(scheduled_time) FROM _onepipe_cron_executions WHERE job_name = $1 AND kind <> 'manual'), resumed_at) AS last,
+            created_at, paused_at IS NOT NULL AS paused, now() AS now
      FROM _onepipe_cron_jobs WHERE job_name = $1`,
     [job],
   )
   if (!r) throw new NotFoundError('CRON_JOB_NOT_FOUND', `Cron job "${job}" is not registered; call start() or trigger() first`)
-  return { last: r.last, createdAt: r.created_at, now: r.now }
+  return { last: r.last, createdAt: r.created_at, paused: r.paused, now: r.now }
+}
+
+/** Pauses (sets paused_at once) or resumes (clears it, stamps resumed_at) a job; false when the job is unknown. */
+export async function setPaused(q: Queryable, job: string, paused: boolean): Promise<boolean> {
+  const n = await q.execute(
+    paused
+      ? 'UPDATE _onepipe_cron_jobs SET paused_at = COALESCE(paused_at, now()), updated_at = now() WHERE job_name = $1'
+      : 'UPDATE _onepipe_cron_jobs SET resumed_at = CASE WHEN paused_at IS NULL THEN resumed_at ELSE now() END, paused_at = NULL, updated_at = now() WHERE job_name = $1',
+    [job],
+  )
+  return n > 0
+}
+
+/** When the job was paused, null when it runs. */
+export async function pausedAt(q: Queryable, job: string): Promise<Date | null> {
+  const [r] = await q.query<{ paused_at: Date | null }>('SELECT paused_at FROM _onepipe_cron_jobs WHERE job_name = $1', [job])
+  return r?.paused_at ?? null
 }
 
 /**

@@ -52,3 +52,23 @@ export function respondError(c: Context, e: unknown, logger: Logger = stderrLogg
   }
   return errorResponse(500, 'INTERNAL', 'Internal server error', requestId)
 }
+
+/**
+ * Wraps a route handler so anything it throws goes out through
+ * {@link respondError}: the one error path, with the request id.
+ *
+ * @example
+ * ```ts
+ * const route = withErrors(logger)
+ * app.get('/__onepipe/cron', route(async (c) => c.json({ jobs: await list() })))
+ * ```
+ */
+export function withErrors(logger: Logger): (fn: (c: Context) => Promise<Response>) => (c: Context) => Promise<Response> {
+  return (fn) => async (c) => {
+    try {
+      return await fn(c)
+    } catch (e) {
+      return respondError(c, e, logger)
+    }
+  }
+}

@@ -2,7 +2,7 @@
 // ids, bounded body reading, SSE. Primitives' routes import from here; this
 // folder imports no primitive.
 export { APIError, API_ERROR_STATUS, type APIErrorCode } from './api-error.js'
-export { errorResponse, respondError } from './errors.js'
+export { errorResponse, respondError, withErrors } from './errors.js'
 export { requestIdOf } from './request-id.js'
 export { requestInfo, type RequestInfo } from './request-info.js'
 export { headerOf } from './headers.js'

@@ -12,4 +12,4 @@ export {
   type StageSpec,
   type Backoff,
 } from './definition.js'
-export { insertPipeline, stageRow, notifyReady, requestHash, READY_CHANNEL, type CreatedPipeline, type NewPipeline } from './store.js'
+export { insertPipeline, stageRow, notifyReady, requestHash, READY_CHANNEL, CHANGES_CHANNEL, type CreatedPipeline, type NewPipeline } from './store.js'

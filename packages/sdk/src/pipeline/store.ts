@@ -6,6 +6,9 @@ import { ConflictError, encodeValue, type Database, type Queryable } from '@onep
 import { createHash, randomUUID } from 'node:crypto'
 import type { PipelineSpec, StageSpec } from './definition.js'
 
+/** The NOTIFY channel (schema-scoped by `db.channel`) of pipeline and stage changes; payload JSON `{ appId, pipelineId, stage?, stageStatus?, pipelineStatus? }`. */
+export const CHANGES_CHANNEL = 'onepipe_pipeline_changes'
+
 /** The NOTIFY channel (schema-scoped by `db.channel`) that says a handler has a job ready; payload `appId\thandler`. */
 export const READY_CHANNEL = 'onepipe_pipeline_ready'
 
@@ -74,8 +77,12 @@ export async function insertPipeline(db: Database, p: NewPipeline): Promise<Crea
        RETURNING id, name, handler, status, position
      ), n AS (
        SELECT pg_notify($12, $2 || chr(9) || h.handler) FROM (SELECT DISTINCT handler FROM s WHERE status = 'Pending') h
+     ), c AS (
+       -- Live subscribers (the dashboard) see the new pipeline, published only while one exists anywhere.
+       SELECT pg_notify($13, json_build_object('appId', $2::text, 'pipelineId', p.id, 'pipelineStatus', 'Running')::text) FROM p
+        WHERE EXISTS (SELECT 1 FROM _onepipe_pipeline_listeners WHERE until > now())
      )
-     SELECT (SELECT id FROM p) AS pipeline_id, (SELECT count(*) FROM n) AS woken,
+     SELECT (SELECT id FROM p) AS pipeline_id, (SELECT count(*) FROM n) + (SELECT count(*) FROM c) AS woken,
             coalesce((SELECT jsonb_agg(jsonb_build_object('id', id, 'name', name, 'handler', handler, 'status', status, 'position', position)) FROM s), '[]'::jsonb) AS stages`,
     [
       id,
@@ -90,6 +97,7 @@ export async function insertPipeline(db: Database, p: NewPipeline): Promise<Crea
       p.traceparent ?? null,
       JSON.stringify(stages),
       db.channel(READY_CHANNEL),
+      db.channel(CHANGES_CHANNEL),
     ],
   )
   if (row?.pipeline_id) {

@@ -11,7 +11,9 @@ import {
   type Logger,
   type RuntimeContext,
 } from '@onepipe/core'
+import type { Hono } from 'hono'
 import type { Flow } from '../flow/flow.js'
+import { mountProjectionRoutes } from './http.js'
 import { pause, pollMs, waitForAppend } from '../flow/pull.js'
 import type { FlowEvent, Unsubscribe } from '../flow/types.js'
 import { CHANNEL, ensureStateRow, lockState, lockStateWait, resetState, selectAllEntities, selectChangedEntities, selectEntities, selectEntity, selectState, upsertEntities, writeState } from './sql.js'
@@ -438,6 +440,27 @@ export class Projection<S = unknown, E = unknown> implements Component {
       ? (await selectChangedEntities(this.#db, this.name, since)).map((r) => ({ key: r.entity_key, state: r.state as S, version: r.version }))
       : [{ key: undefined, state: s.state as S, version: s.version }]
     for (const c of changes) for (const l of this.#listeners) l(c)
+  }
+
+  /** Whether the state is kept per entity key (`.keyBy()`). */
+  get keyed(): boolean {
+    return this.#c.keyBy !== undefined
+  }
+
+  /** The name of the flow it folds. */
+  get flowName(): string | undefined {
+    return this.#c.flow?.name
+  }
+
+  /** The flow's head offset: `head() - status().lastOffset` is how far the state lags. */
+  async head(): Promise<number> {
+    return (await this.#c.flow?.head()) ?? 0
+  }
+
+  /** Mounts the operators' routes under `/__onepipe/projections` (called by `serve()`, behind its guard). */
+  routes(app: unknown, rt?: RuntimeContext): void {
+    if (rt) this.#c.db ??= rt.db
+    mountProjectionRoutes(app as Hono, this, rt?.logger ?? stderrLogger)
   }
 
   /** Runs the projection under `serve()`, on the app's database when none was given. */

@@ -18,8 +18,16 @@ export interface RouteDoc {
 
 type JsonSchemaCapable = { '~standard': { jsonSchema?: { input(o: { target: string }): Record<string, unknown>; output(o: { target: string }): Record<string, unknown> } } }
 
-/** JSON Schema of a Standard Schema that can describe itself (Zod v4 can), else an open schema. */
-function jsonSchema(s: StandardSchemaV1 | undefined, io: 'input' | 'output'): Record<string, unknown> {
+/**
+ * JSON Schema (draft 2020-12) of a Standard Schema that can describe itself
+ * (Zod v4 can), else an open schema `{}`.
+ *
+ * @example
+ * ```ts
+ * jsonSchema(z.object({ sku: z.string() }), 'input') // { type: 'object', properties: { sku: { type: 'string' } }, required: ['sku'], … }
+ * ```
+ */
+export function jsonSchema(s: StandardSchemaV1 | undefined, io: 'input' | 'output'): Record<string, unknown> {
   const conv = (s as JsonSchemaCapable | undefined)?.['~standard'].jsonSchema
   if (!conv) return {}
   try {

@@ -24,6 +24,19 @@ async function findRun(app: object, id: string): Promise<{ wf: Workflow<unknown,
   return undefined
 }
 
+/** `?input=` is a JSON object the runs' inputs must contain; anything else is the caller's mistake, said plainly. */
+function inputFilter(raw: string | undefined): Record<string, unknown> | undefined {
+  if (raw === undefined || raw === '') return undefined
+  let v: unknown
+  try {
+    v = JSON.parse(raw)
+  } catch {
+    throw new ValidationError('query', [{ path: 'input', message: 'must be a JSON object, e.g. {"customer":"alice"}' }])
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ValidationError('query', [{ path: 'input', message: 'must be a JSON object, e.g. {"customer":"alice"}' }])
+  return v as Record<string, unknown>
+}
+
 function runNotFound(id: string): NotFoundError {
   return new NotFoundError('WORKFLOW_RUN_NOT_FOUND', `No workflow run "${id}"`)
 }
@@ -32,10 +45,11 @@ function runNotFound(id: string): NotFoundError {
  * The workflow HTTP surface:
  * `POST /__onepipe/workflows/{name}/start` (`{ input, workflowId? }`; 201 new, 200 the existing run with the
  * same input, 409 `WORKFLOW_ID_CONFLICT` for an id used with another input),
- * `GET /__onepipe/workflows/{name}/runs?status&limit&offset`,
+ * `GET /__onepipe/workflows/{name}/runs?status&input&limit&offset` (`input`: a JSON object the runs' inputs contain),
  * `GET /__onepipe/workflows/runs/{id}` (run, steps, queued signals),
  * `POST /__onepipe/workflows/runs/{id}/signal/{signal}` (body = data),
- * `POST /__onepipe/workflows/runs/{id}/cancel` (409 `WORKFLOW_NOT_RUNNING` once the run finished).
+ * `POST /__onepipe/workflows/runs/{id}/cancel` (409 `WORKFLOW_NOT_RUNNING` once the run finished),
+ * `POST /__onepipe/workflows/runs/{id}/retry` (a failed or cancelled run; 409 `WORKFLOW_NOT_FAILED` otherwise).
  */
 export function mountWorkflowRoutes(app: Hono, wf: Workflow<unknown, unknown>, logger: Logger): void {
   const base = `/__onepipe/workflows/${wf.name}`
@@ -61,7 +75,8 @@ export function mountWorkflowRoutes(app: Hono, wf: Workflow<unknown, unknown>, l
       const limit = intParam(c, 'limit')
       if (limit !== undefined && (limit < 1 || limit > 1000)) throw new ValidationError('query', [{ path: 'limit', message: 'must be between 1 and 1000' }])
       const offset = intParam(c, 'offset')
-      const runs = await wf.list({ ...(status ? { status: status as RunStatus } : {}), ...(limit !== undefined ? { limit } : {}), ...(offset !== undefined ? { offset } : {}) })
+      const input = inputFilter(c.req.query('input'))
+      const runs = await wf.list({ ...(status ? { status: status as RunStatus } : {}), ...(limit !== undefined ? { limit } : {}), ...(offset !== undefined ? { offset } : {}), ...(input !== undefined ? { input } : {}) })
       // A page of summaries: a run's input and output (up to 1 MiB each) are at /runs/{id}, so a page of
       // 1,000 runs stays small however big the runs are.
       return compressedJson(c, { runs: runs.map(({ input: _i, output: _o, ...summary }) => summary) })
@@ -101,16 +116,19 @@ export function mountWorkflowRoutes(app: Hono, wf: Workflow<unknown, unknown>, l
       return respondError(c, e, logger)
     }
   })
-  app.post(`${runs}/cancel`, async (c) => {
-    try {
-      const id = c.req.param('id')
-      const found = await findRun(app, id)
-      if (!found) throw runNotFound(id)
-      await found.wf.cancel(id)
-      const run = await found.wf.get(id)
-      return c.json({ workflowId: id, status: run?.status })
-    } catch (e) {
-      return respondError(c, e, logger)
-    }
-  })
+  // Cancel and retry: find the run's workflow, act, answer the status it has now.
+  for (const [action, act] of [['cancel', (wf: Workflow<unknown, unknown>, id: string) => wf.cancel(id)], ['retry', (wf: Workflow<unknown, unknown>, id: string) => wf.retry(id)]] as const) {
+    app.post(`${runs}/${action}`, async (c) => {
+      try {
+        const id = c.req.param('id')
+        const found = await findRun(app, id)
+        if (!found) throw runNotFound(id)
+        await act(found.wf, id)
+        const run = await found.wf.get(id)
+        return c.json({ workflowId: id, status: run?.status })
+      } catch (e) {
+        return respondError(c, e, logger)
+      }
+    })
+  }
 }

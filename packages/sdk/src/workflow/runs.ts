@@ -16,7 +16,7 @@ import {
   type Duration,
 } from '@onepipe/core'
 import type { Settled } from './engine.js'
-import { cancelRun, insertRun, insertSignal, retryTransient, selectRun, selectSteps, type RunRow, type StepRow } from './sql.js'
+import { cancelRun, insertRun, insertSignal, retryRun, retryTransient, selectRun, selectSteps, type RunRow, type StepRow } from './sql.js'
 import { FINAL_STATUSES, WorkflowCancelledError, type RunInfo, type RunStatus, type StepInfo } from './types.js'
 
 /** The statuses `list({ status })` accepts. */
@@ -164,6 +164,16 @@ export async function cancelRunById(db: Database, id: string): Promise<void> {
   const row = await selectRun(db, id)
   if (!row) throw notFound(id)
   throw new ConflictError('WORKFLOW_NOT_RUNNING', `Run "${id}" is ${row.status}; only a pending or running run can be cancelled`, { workflowId: id, status: row.status })
+}
+
+/** Makes a failed or cancelled run due again (see `retryRun`): 404 for no run, 409 for a live or completed one. */
+export async function retryRunById(db: Database, id: string): Promise<void> {
+  checkRunId(id)
+  const run = await retryTransient(() => retryRun(db, id, runChannel(db)))
+  if (run) return
+  const row = await selectRun(db, id)
+  if (!row) throw notFound(id)
+  throw new ConflictError('WORKFLOW_NOT_FAILED', `Run "${id}" is ${row.status}; only a failed or cancelled run can be retried`, { workflowId: id, status: row.status })
 }
 
 /**

@@ -110,12 +110,40 @@ export async function selectRun(q: Queryable, id: string): Promise<RunRow | unde
   return row
 }
 
-export async function selectRuns(q: Queryable, name: string, status: RunStatus | undefined, limit: number, offset: number): Promise<RunRow[]> {
+/** Runs of one workflow, newest first; `input`, when given, is a JSON value the run's input must contain (jsonb `@>`). */
+export async function selectRuns(q: Queryable, name: string, status: RunStatus | undefined, limit: number, offset: number, input?: unknown): Promise<RunRow[]> {
   return q.query<RunRow>(
     `SELECT ${COLS} FROM _onepipe_workflows WHERE workflow_name = $1 AND ($2::text IS NULL OR status = $2)
+       AND ($5::jsonb IS NULL OR input @> $5::jsonb)
      ORDER BY created_at DESC, workflow_id LIMIT $3 OFFSET $4`,
-    [name, status ?? null, limit, offset],
+    [name, status ?? null, limit, offset, input === undefined ? null : { v: input }],
   )
+}
+
+/**
+ * Makes a failed or cancelled run due again (its deadline, if any, moved
+ * by the time it had), forgetting the failed or waiting steps recorded
+ * after its last completed one, so replay returns every completed step
+ * from the log and runs the step that failed again. Answers the run, or
+ * nothing when it is not failed or cancelled.
+ */
+export async function retryRun(q: Queryable, id: string, channel: string): Promise<{ workflow_id: string; workflow_name: string } | undefined> {
+  const [row] = await q.query<{ workflow_id: string; workflow_name: string }>(
+    `WITH run AS (
+       UPDATE _onepipe_workflows SET status = 'running', output = NULL, error = NULL, owner = NULL, heartbeat_at = NULL, wake_at = now(),
+              completed_at = NULL, updated_at = now(),
+              deadline_at = CASE WHEN deadline_at IS NULL THEN NULL ELSE now() + (deadline_at - created_at) END
+       WHERE workflow_id = $1 AND status IN ('failed', 'cancelled')
+       RETURNING workflow_id, workflow_name, pg_notify($2, 'due:' || workflow_name)),
+     forgotten AS (
+       DELETE FROM _onepipe_workflow_steps s USING run
+       WHERE s.workflow_id = run.workflow_id AND s.status <> 'completed'
+         AND s.created_at >= COALESCE((SELECT max(created_at) FROM _onepipe_workflow_steps c WHERE c.workflow_id = $1 AND c.status = 'completed'), '-infinity')
+       RETURNING 1)
+     SELECT workflow_id, workflow_name, (SELECT count(*) FROM forgotten) AS forgotten FROM run`,
+    [id, channel],
+  )
+  return row
 }
 
 /** Runs of every workflow, newest first (a WorkflowClient's list without a name). */

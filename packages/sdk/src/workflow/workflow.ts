@@ -20,7 +20,8 @@ import type { Hono } from 'hono'
 import type { Execution } from './context.js'
 import { WorkflowEngine, type RunnableWorkflow } from './engine.js'
 import { mountWorkflowRoutes } from './http.js'
-import { STATUSES, awaitRun, cancelRunById, checkRunId, getRun, isWorkflowName, notFound, signalRun, startRun, stepsOf, toInfo } from './runs.js'
+import { STATUSES, awaitRun, cancelRunById,
+  retryRunById, checkRunId, getRun, isWorkflowName, notFound, signalRun, startRun, stepsOf, toInfo } from './runs.js'
 import { selectRuns, type RunRow } from './sql.js'
 import { resolveRetry, type ResolvedRetry, type RetryPolicy, type RunInfo, type RunStatus, type StepInfo, type WorkflowContext } from './types.js'
 
@@ -143,6 +144,11 @@ export class Workflow<I = unknown, O = unknown> implements Component, RunnableWo
   }
 
   /** The database runs are stored in: `.db()`, else the one `serve()` attached. */
+  /** The input and output schemas given to the builder (for docs and the dashboard's forms). */
+  get schemas(): { input: StandardSchemaV1 | undefined; output: StandardSchemaV1 | undefined } {
+    return { input: this.#c.input, output: this.#c.output }
+  }
+
   get db(): Database {
     const db = this.#c.db ?? this.#attachedDb ?? this.#engine?.db
     if (!db) throw new ConfigError('WORKFLOW_NO_DB', `Workflow "${this.name}" has no database; call .db(db) or run it under serve()`)
@@ -260,11 +266,12 @@ export class Workflow<I = unknown, O = unknown> implements Component, RunnableWo
    * @example
    * ```ts
    * const failed = await processOrder.list({ status: 'failed', limit: 20 })
+   * const alices = await processOrder.list({ input: { customer: 'alice' } }) // inputs containing this (jsonb @>)
    * ```
    */
-  async list(o: { status?: RunStatus; limit?: number; offset?: number } = {}): Promise<RunInfo<O>[]> {
+  async list(o: { status?: RunStatus; limit?: number; offset?: number; input?: unknown } = {}): Promise<RunInfo<O>[]> {
     if (o.status !== undefined && !STATUSES.includes(o.status)) throw new ConfigError('INVALID_STATUS', `status must be one of ${STATUSES.join(', ')}`)
-    const rows = await selectRuns(this.db, this.name, o.status, Math.min(o.limit ?? 50, 1000), o.offset ?? 0)
+    const rows = await selectRuns(this.db, this.name, o.status, Math.min(o.limit ?? 50, 1000), o.offset ?? 0, o.input)
     return rows.map((r) => toInfo<O>(r))
   }
 
@@ -319,6 +326,21 @@ export class Workflow<I = unknown, O = unknown> implements Component, RunnableWo
    */
   async cancel(workflowId: string): Promise<void> {
     await cancelRunById(this.db, workflowId)
+  }
+
+  /**
+   * Runs a failed or cancelled run again from where it stopped: completed
+   * steps come back from the log, the step that failed runs again (like
+   * DBOS's resume). Throws ConflictError `WORKFLOW_NOT_FAILED` (409) for a
+   * live or completed run, NotFoundError (404) for an unknown id.
+   *
+   * @example
+   * ```ts
+   * await processOrder.retry('order-o1')
+   * ```
+   */
+  async retry(workflowId: string): Promise<void> {
+    await retryRunById(this.db, workflowId)
   }
 
   /**
