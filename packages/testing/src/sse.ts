@@ -11,7 +11,7 @@
  */
 export function collectText(res: Response): { text(): string; stop(): Promise<void>; ended: Promise<void> } {
   if (!res.body) throw new Error(`collectText: the response (${res.status}) has no body`)
-  const reader = res.body.getReader()
+  const reader: ReadableStreamDefaultReader<Uint8Array> = res.body.getReader()
   const decoder = new TextDecoder()
   let text = ''
   const ended = (async () => {
