@@ -34,15 +34,15 @@ function NotFound() {
   )
 }
 
-/** A section for admins only: others get the same answer the API would give them. */
-function AdminOnly({ children }: { children: ReactNode }) {
-  const { admin } = useRights()
-  if (admin) return <>{children}</>
+/** A page that needs more than reading: others get the same answer the API would give them. */
+function Needs({ role, what, children }: { role: 'operator' | 'admin'; what: string; children: ReactNode }) {
+  const rights = useRights()
+  if (role === 'admin' ? rights.admin : rights.act) return <>{children}</>
   return (
     <>
-      <PageTitle>Applications &amp; API keys</PageTitle>
+      <PageTitle>{what}</PageTitle>
       <div role="alert" data-testid="forbidden" className="rounded border border-red-700 bg-red-50 p-3 text-sm text-red-900">
-        Managing applications and API keys needs the <span data-testid="forbidden-role">admin</span> role.
+        {what} needs the <span data-testid="forbidden-role">{role}</span> role.
       </div>
     </>
   )
@@ -85,7 +85,15 @@ const pipelines = createRoute({
     return <PipelineList filters={pipelines.useSearch()} onFilters={(f) => void navigate({ search: f })} />
   },
 })
-const startPipeline = createRoute({ getParentRoute: () => app, path: 'pipelines/start', component: StartPipeline })
+const startPipeline = createRoute({
+  getParentRoute: () => app,
+  path: 'pipelines/start',
+  component: () => (
+    <Needs role="operator" what="Starting a pipeline">
+      <StartPipeline />
+    </Needs>
+  ),
+})
 const workers = createRoute({ getParentRoute: () => app, path: 'pipelines/workers', component: Workers })
 const pipeline = byParam('pipelines/$id', (id) => <PipelineDetail id={id} />)
 
@@ -125,15 +133,15 @@ const applications = createRoute({
   getParentRoute: () => app,
   path: 'applications',
   component: () => (
-    <AdminOnly>
+    <Needs role="admin" what="Managing applications and API keys">
       <Applications />
-    </AdminOnly>
+    </Needs>
   ),
 })
 const application = byParam('applications/$id', (id) => (
-  <AdminOnly>
+  <Needs role="admin" what="Managing applications and API keys">
     <ApplicationKeys id={id} />
-  </AdminOnly>
+  </Needs>
 ))
 
 const routeTree = rootRoute.addChildren([

@@ -13,3 +13,5 @@ export const accountsApi = {
   rotateKey: (id: string, overlap?: string) =>
     api<{ key: string; apiKey: ApiKey }>(`${a}/keys/${enc(id)}/rotate`, { method: 'POST', body: overlap ? { overlap } : {} }),
 }
+
+export const accountKeys = { applications: ['applications'] as const, keys: (id: string) => ['applications', id, 'keys'] as const }

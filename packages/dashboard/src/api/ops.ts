@@ -29,7 +29,25 @@ export const projectionsApi = {
   rebuild: (name: string) => api<unknown>(`${o}/projections/${enc(name)}/rebuild`, { method: 'POST' }),
 }
 
+// docs/dashboard.md names a call's fields key/outcome/at and a key's state; the route as it is
+// today says idempotencyKey/status/createdAt and status. Both are read.
+type RawCall = Partial<ChannelCall> & { idempotencyKey?: string | null; status?: string; createdAt?: string }
+type RawKey = Partial<ChannelKey> & { status?: string }
+
 export const channelsApi = {
-  calls: (name: string, limit = 50) => api<{ calls: ChannelCall[] }>(`${o}/channels/${enc(name)}/calls`, { query: { limit } }),
-  keys: (name: string, limit = 50) => api<{ keys: ChannelKey[] }>(`${o}/channels/${enc(name)}/keys`, { query: { limit } }),
+  calls: async (name: string, limit = 50) => {
+    const r = await api<{ calls: RawCall[] }>(`${o}/channels/${enc(name)}/calls`, { query: { limit } })
+    return r.calls.map((c, i): ChannelCall => ({
+      id: String(c.id ?? i),
+      key: c.key ?? c.idempotencyKey ?? null,
+      outcome: c.outcome ?? c.status ?? 'unknown',
+      durationMs: c.durationMs ?? null,
+      error: c.error ?? null,
+      at: c.at ?? c.createdAt ?? '',
+    }))
+  },
+  keys: async (name: string, limit = 50) => {
+    const r = await api<{ keys: RawKey[] }>(`${o}/channels/${enc(name)}/keys`, { query: { limit } })
+    return r.keys.map((k): ChannelKey => ({ key: k.key ?? '', state: k.state ?? k.status ?? 'unknown', createdAt: k.createdAt ?? '', expiresAt: k.expiresAt ?? null }))
+  },
 }

@@ -136,7 +136,8 @@ export interface CronJob {
   timezone?: string
   paused: boolean
   nextRuns: string[]
-  lease: unknown
+  /** Who runs the job now; null while no instance holds it. */
+  lease: { holder: string; expiresAt?: string; fencingToken?: number; live?: boolean } | null
 }
 
 export interface CronExecution {
@@ -162,7 +163,8 @@ export interface Projection {
   position: number
   head: number
   lag: number
-  running: boolean
+  running?: boolean
+  keyed?: boolean
 }
 
 export interface ChannelCall {

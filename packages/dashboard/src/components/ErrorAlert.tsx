@@ -28,13 +28,13 @@ export function ErrorAlert({ error, testId = 'api-error' }: { error: unknown; te
   return (
     <div
       role="alert"
-      data-testid={forbidden && testId === 'api-error' ? 'forbidden' : testId}
+      data-testid={testId}
       data-code={error.code}
       data-status={error.status}
       className="my-3 rounded border border-red-700 bg-red-50 p-3 text-sm text-red-900"
     >
       {forbidden && (
-        <p className="mb-1 font-semibold">
+        <p className="mb-1 font-semibold" data-testid="forbidden">
           Not allowed: {error.method} {error.path} needs the <span data-testid="forbidden-role">{error.roleNeeded}</span> role.
         </p>
       )}

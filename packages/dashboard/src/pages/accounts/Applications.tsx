@@ -1,15 +1,13 @@
 import { useQuery } from '@tanstack/react-query'
 import { Link } from '@tanstack/react-router'
 import { useState, type FormEvent } from 'react'
-import { accountsApi } from '../../api/accounts'
+import { accountKeys, accountsApi } from '../../api/accounts'
 import { useAction } from '../../components/action'
 import { ErrorAlert } from '../../components/ErrorAlert'
 import { Loaded } from '../../components/Loaded'
 import { StatusBadge } from '../../components/Status'
 import { Table, Td, TdTime } from '../../components/Table'
 import { Button, Field, Input, PageTitle, Section } from '../../components/ui'
-
-export const accountKeys = { applications: ['applications'] as const, keys: (id: string) => ['applications', id, 'keys'] as const }
 
 export function Applications() {
   const q = useQuery({ queryKey: accountKeys.applications, queryFn: accountsApi.applications })

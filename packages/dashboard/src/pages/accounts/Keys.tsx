@@ -1,13 +1,12 @@
 import { useQuery } from '@tanstack/react-query'
 import { useState, type FormEvent } from 'react'
-import { accountsApi } from '../../api/accounts'
+import { accountKeys, accountsApi } from '../../api/accounts'
 import { useAction } from '../../components/action'
 import { ErrorAlert } from '../../components/ErrorAlert'
 import { BackLink } from '../../components/nav-bits'
 import { StatusBadge } from '../../components/Status'
 import { Table, Td, TdTime } from '../../components/Table'
 import { Button, Field, Input, Loading, PageTitle, Section } from '../../components/ui'
-import { accountKeys } from './Applications'
 import { ShownKey } from './ShownKey'
 
 const ROLES = ['viewer', 'operator', 'admin']

@@ -9,7 +9,7 @@ import { StatusBadge } from '../../components/Status'
 import { Table, Td, TdTime } from '../../components/Table'
 import { Time } from '../../components/Time'
 import { Facts, PageTitle, Section } from '../../components/ui'
-import { CronActions, cronKeys } from './Jobs'
+import { CronActions, cronKeys, leaseText } from './Jobs'
 
 export function CronHistory({ name }: { name: string }) {
   const { act } = useRights()
@@ -29,7 +29,7 @@ export function CronHistory({ name }: { name: string }) {
               ['Time zone', job.timezone ?? 'UTC'],
               ['State', <StatusBadge key="p" status={job.paused ? 'paused' : 'active'} testId="cron-state" />],
               ['Next run', <Time key="n" at={job.nextRuns[0]} />],
-              ['Lease', brief(job.lease)],
+              ['Lease', leaseText(job.lease)],
             ]}
           />
         </Section>

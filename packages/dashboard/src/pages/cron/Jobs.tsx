@@ -6,11 +6,14 @@ import type { CronJob } from '../../api/types'
 import { useAction } from '../../components/action'
 import { ErrorAlert } from '../../components/ErrorAlert'
 import { Loaded } from '../../components/Loaded'
-import { brief } from '../../components/Json'
 import { StatusBadge } from '../../components/Status'
 import { Table, Td } from '../../components/Table'
 import { Time } from '../../components/Time'
 import { Button, PageTitle } from '../../components/ui'
+
+/** The instance holding a job's lease, and until when. */
+export const leaseText = (l: CronJob['lease']): string =>
+  l?.holder ? `${l.holder}${l.expiresAt ? ` until ${new Date(l.expiresAt).toLocaleTimeString()}` : ''}` : 'none'
 
 export const cronKeys = { jobs: ['cron'] as const, history: (name: string) => ['cron', name, 'history'] as const }
 
@@ -78,7 +81,9 @@ export function CronJobs() {
                   ))}
                 </ul>
               </Td>
-              <Td className="font-mono text-xs break-all">{brief(j.lease)}</Td>
+              <Td className="font-mono text-xs break-all">
+                <span data-testid="cron-lease">{leaseText(j.lease)}</span>
+              </Td>
               {act && (
                 <Td>
                   <CronActions job={j} />

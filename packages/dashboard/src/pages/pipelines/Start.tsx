@@ -1,12 +1,33 @@
 import { useQuery } from '@tanstack/react-query'
 import { useRouter } from '@tanstack/react-router'
 import { useState, type FormEvent } from 'react'
+import { accountKeys, accountsApi } from '../../api/accounts'
 import { pipelineKeys, pipelinesApi } from '../../api/pipelines'
+import { useRights } from '../../api/session'
 import { useAction } from '../../components/action'
 import { ErrorAlert } from '../../components/ErrorAlert'
 import { useJsonInput } from '../../components/json-input'
 import { JsonField } from '../../components/JsonField'
 import { Button, Choice, Field, Input, Loading, PageTitle, Section } from '../../components/ui'
+
+/** Application ids to pick from: the admin's list of applications, and those of running workers. */
+function KnownApplications({ id }: { id: string }) {
+  const { admin } = useRights()
+  const apps = useQuery({ queryKey: accountKeys.applications, queryFn: accountsApi.applications, enabled: admin })
+  const workers = useQuery({ queryKey: pipelineKeys.workers, queryFn: pipelinesApi.workers })
+  const known = new Map<string, string>()
+  for (const a of apps.data?.applications ?? []) known.set(a.id, a.name)
+  for (const w of workers.data?.workers ?? []) if (!known.has(w.appId)) known.set(w.appId, `workers: ${w.name}`)
+  return (
+    <datalist id={id}>
+      {[...known].map(([appId, name]) => (
+        <option key={appId} value={appId}>
+          {name}
+        </option>
+      ))}
+    </datalist>
+  )
+}
 
 export function StartPipeline() {
   const router = useRouter()
@@ -44,8 +65,9 @@ export function StartPipeline() {
         <form onSubmit={submit} className="max-w-2xl space-y-4" data-testid="start-form">
           <Choice label="Template" value={name} onChange={setChosen} options={list.map((t) => t.name)} testId="start-template" />
           <Field label="Application id" hint="The application whose workers run it.">
-            <Input value={appId} onChange={(e) => setAppId(e.target.value)} required data-testid="start-app" />
+            <Input value={appId} onChange={(e) => setAppId(e.target.value)} required list="start-app-ids" autoComplete="off" data-testid="start-app" />
           </Field>
+          <KnownApplications id="start-app-ids" />
           <JsonField label="Input (JSON)" hint="Empty for no input." rows={8} input={input} testId="start-input" />
           <Field label="Keywords" hint="Comma-separated, for finding the run later.">
             <Input value={keywords} onChange={(e) => setKeywords(e.target.value)} data-testid="start-keywords" />

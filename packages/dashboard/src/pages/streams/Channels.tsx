@@ -15,7 +15,7 @@ function ChannelActivity({ name, idempotent }: { name: string; idempotent: boole
       <Section title="Recent calls">
         <Loaded query={calls}>
           <Table columns={['Time', 'Outcome', 'Duration', 'Idempotency key', 'Error']} empty="No calls yet." caption={`Calls of ${name}`} testId="channel-calls">
-            {(calls.data?.calls ?? []).map((c) => (
+            {(calls.data ?? []).map((c) => (
               <tr key={c.id} data-testid="channel-call-row" data-outcome={c.outcome}>
                 <TdTime at={c.at} />
                 <Td>
@@ -33,7 +33,7 @@ function ChannelActivity({ name, idempotent }: { name: string; idempotent: boole
         <Section title="Idempotency keys">
           <Loaded query={keys}>
             <Table columns={['Key', 'State', 'Created', 'Expires']} empty="No keys." caption={`Idempotency keys of ${name}`} testId="channel-keys">
-              {(keys.data?.keys ?? []).map((k) => (
+              {(keys.data ?? []).map((k) => (
                 <tr key={k.key} data-testid="channel-key-row" data-state={k.state}>
                   <Td className="font-mono text-xs">{k.key}</Td>
                   <Td>

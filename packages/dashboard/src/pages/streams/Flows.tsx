@@ -14,7 +14,10 @@ function FlowEvents({ name }: { name: string }) {
   const q = useQuery({ queryKey: ['flows', name, 'events', read], queryFn: () => flowsApi.events(name, read.offset, read.limit) })
   const submit = (e: FormEvent) => {
     e.preventDefault()
-    setRead({ offset: Math.max(0, Number(offsetText) || 0), limit: Math.min(1000, Math.max(1, Number(limitText) || 50)) })
+    const want = { offset: Math.max(0, Number(offsetText) || 0), limit: Math.min(1000, Math.max(1, Number(limitText) || 50)) }
+    // The same offset again is a new look: events may have been appended since.
+    if (want.offset === read.offset && want.limit === read.limit) void q.refetch()
+    else setRead(want)
   }
   const next = () => {
     if (!q.data) return

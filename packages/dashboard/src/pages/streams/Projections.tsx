@@ -61,7 +61,7 @@ export function Projections() {
                 <span data-testid="projection-lag">{p.lag}</span>
               </Td>
               <Td>
-                <StatusBadge status={p.running ? 'running' : 'stopped'} />
+                {p.running === undefined ? '—' : <StatusBadge status={p.running ? 'running' : 'stopped'} />}
               </Td>
               <Td>
                 <div className="flex gap-1">

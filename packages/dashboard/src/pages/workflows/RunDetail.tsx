@@ -52,6 +52,11 @@ export function RunDetail({ id }: { id: string }) {
       </PageTitle>
       <ErrorAlert error={q.error} />
       <ErrorAlert error={cancel.error ?? retry.error} testId="wf-action-error" />
+      {retry.data && (
+        <p role="status" className="mb-2 text-sm text-green-800" data-testid="wf-retried">
+          Retried: the run is {retry.data.status} again.
+        </p>
+      )}
       {q.isPending && <Loading />}
       {d && run && (
         <>
