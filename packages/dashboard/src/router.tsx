@@ -35,9 +35,9 @@ function NotFound() {
 }
 
 /** A page that needs more than reading: others get the same answer the API would give them. */
-function Needs({ role, what, children }: { role: 'operator' | 'admin'; what: string; children: ReactNode }) {
+function Needs({ role, what, page }: { role: 'operator' | 'admin'; what: string; page: ReactNode }) {
   const rights = useRights()
-  if (role === 'admin' ? rights.admin : rights.act) return <>{children}</>
+  if (role === 'admin' ? rights.admin : rights.act) return page
   return (
     <>
       <PageTitle>{what}</PageTitle>
@@ -85,15 +85,7 @@ const pipelines = createRoute({
     return <PipelineList filters={pipelines.useSearch()} onFilters={(f) => void navigate({ search: f })} />
   },
 })
-const startPipeline = createRoute({
-  getParentRoute: () => app,
-  path: 'pipelines/start',
-  component: () => (
-    <Needs role="operator" what="Starting a pipeline">
-      <StartPipeline />
-    </Needs>
-  ),
-})
+const startPipeline = createRoute({ getParentRoute: () => app, path: 'pipelines/start', component: () => <Needs role="operator" what="Starting a pipeline" page={<StartPipeline />} /> })
 const workers = createRoute({ getParentRoute: () => app, path: 'pipelines/workers', component: Workers })
 const pipeline = byParam('pipelines/$id', (id) => <PipelineDetail id={id} />)
 
@@ -129,20 +121,9 @@ const signals = named('signals', Signals)
 const channels = named('channels', Channels)
 const projections = createRoute({ getParentRoute: () => app, path: 'projections', component: Projections })
 
-const applications = createRoute({
-  getParentRoute: () => app,
-  path: 'applications',
-  component: () => (
-    <Needs role="admin" what="Managing applications and API keys">
-      <Applications />
-    </Needs>
-  ),
-})
-const application = byParam('applications/$id', (id) => (
-  <Needs role="admin" what="Managing applications and API keys">
-    <ApplicationKeys id={id} />
-  </Needs>
-))
+const accounts = 'Managing applications and API keys'
+const applications = createRoute({ getParentRoute: () => app, path: 'applications', component: () => <Needs role="admin" what={accounts} page={<Applications />} /> })
+const application = byParam('applications/$id', (id) => <Needs role="admin" what={accounts} page={<ApplicationKeys id={id} />} />)
 
 const routeTree = rootRoute.addChildren([
   loginRoute,

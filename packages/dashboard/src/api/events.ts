@@ -1,7 +1,8 @@
 import { useEffect, useRef, useState } from 'react'
 import { appApi } from './app'
 
-export type StreamState = 'connecting' | 'open' | 'closed'
+/** `live` once the stream is open and delivering. */
+export type StreamState = 'connecting' | 'live' | 'closed'
 
 export interface StreamHandlers {
   /** Named events (`event: pipeline`); `message` for events without a name. */
@@ -44,7 +45,7 @@ export function useEventStream(url: string | null, handlers: StreamHandlers): St
       es = new EventSource(url)
       es.onopen = () => {
         failures = 0
-        setState('open')
+        setState('live')
         if (opens++ > 0) ref.current.onReopen?.()
       }
       es.onerror = () => {

@@ -1,5 +1,5 @@
 import { useQueryClient } from '@tanstack/react-query'
-import { useRef } from 'react'
+import { createContext, useContext, useRef } from 'react'
 import { useEventStream, type StreamState } from './events'
 import { pipelineKeys } from './pipelines'
 
@@ -43,4 +43,11 @@ export function useLiveUpdates(): StreamState {
     },
     onReopen: everything,
   })
+}
+
+export const LiveState = createContext<StreamState>('connecting')
+
+/** How often to read a list that live updates keep fresh: only while the stream is down. */
+export function usePollWhileOffline(ms: number): number | false {
+  return useContext(LiveState) === 'live' ? false : ms
 }

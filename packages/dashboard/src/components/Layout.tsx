@@ -1,13 +1,13 @@
 import { useMutation, useQueryClient } from '@tanstack/react-query'
 import { Outlet, useRouter } from '@tanstack/react-router'
 import { appApi } from '../api/app'
-import { useLiveUpdates } from '../api/live'
+import { LiveState, useLiveUpdates } from '../api/live'
 import { useCatalog, useMe, useRights } from '../api/session'
 import { ErrorAlert } from './ErrorAlert'
 import { Nav } from './Nav'
 import { Button, Loading } from './ui'
 
-const liveLabel = { open: 'Live', connecting: 'Connecting…', closed: 'Offline, retrying' }
+const liveLabel = { live: 'Live', connecting: 'Connecting…', closed: 'Offline, retrying' }
 
 /** Every page but login: who is signed in, the sections the app has, live updates. */
 export function AppLayout() {
@@ -43,7 +43,7 @@ export function AppLayout() {
         </p>
         <div className="flex items-center gap-3 text-sm">
           <span className="text-gray-700" data-testid="live-status" data-state={live}>
-            <span aria-hidden="true" className={live === 'open' ? 'text-green-700' : 'text-amber-700'}>● </span>
+            <span aria-hidden="true" className={live === 'live' ? 'text-green-700' : 'text-amber-700'}>● </span>
             {liveLabel[live]}
           </span>
           {user && (
@@ -61,7 +61,9 @@ export function AppLayout() {
         <main className="min-w-0 flex-1 p-4 md:p-6">
           <ErrorAlert error={me.error ?? logout.error} />
           {catalog.error && <ErrorAlert error={catalog.error} testId="catalog-error" />}
-          <Outlet />
+          <LiveState.Provider value={live}>
+            <Outlet />
+          </LiveState.Provider>
         </main>
       </div>
     </div>

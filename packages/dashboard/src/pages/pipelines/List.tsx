@@ -1,5 +1,6 @@
 import { useInfiniteQuery } from '@tanstack/react-query'
 import { Link } from '@tanstack/react-router'
+import { usePollWhileOffline } from '../../api/live'
 import { pipelineKeys, pipelinesApi, type PipelineFilters } from '../../api/pipelines'
 import { useRights } from '../../api/session'
 import type { PipelineSummary } from '../../api/types'
@@ -24,6 +25,7 @@ export function PipelineList({ filters, onFilters }: { filters: PipelineFilters;
     queryFn: ({ pageParam }) => pipelinesApi.list(filters, pageParam),
     initialPageParam: undefined as string | undefined,
     getNextPageParam: (last) => last.nextCursor,
+    refetchInterval: usePollWhileOffline(10_000),
   })
   const rows: PipelineSummary[] = q.data?.pages.flatMap((p) => p.pipelines) ?? []
   return (

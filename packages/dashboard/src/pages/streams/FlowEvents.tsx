@@ -37,7 +37,7 @@ export function LiveTail({ name }: { name: string }) {
   return (
     <Section title="Live tail" testId="flow-live" actions={<Button onClick={() => setEvents([])}>Clear</Button>}>
       <p className="mb-2 text-sm text-gray-700" data-testid="flow-live-state" data-state={state}>
-        {state === 'open' ? 'Waiting for new events…' : 'Connecting…'}
+        {state === 'live' ? 'Waiting for new events…' : 'Connecting…'}
       </p>
       {events.length > 0 && (
         <ul className="space-y-1" data-testid="flow-live-list">

@@ -23,7 +23,7 @@ function SignalValue({ name }: { name: string }) {
       <p className="mb-2 text-sm text-gray-700">
         Version <span className="font-mono" data-testid="signal-version">{q.data?.version ?? '—'}</span>
         <span className="ml-3" data-testid="signal-live" data-state={state}>
-          {state === 'open' ? 'live' : 'connecting…'}
+          {state === 'live' ? 'live' : 'connecting…'}
         </span>
       </p>
       <ErrorAlert error={q.error} />

@@ -63,7 +63,7 @@ export function RunDetail({ id }: { id: string }) {
           <Section title="Run">
             <Facts
               items={[
-                ['Status', <StatusBadge key="s" status={run.status} testId="wf-run-status" />],
+                ['Status', <StatusBadge key="s" status={run.status} testId="wf-status" />],
                 ['Id', <span key="i" className="font-mono text-xs">{run.workflowId}</span>],
                 ['Created', <Time key="c" at={run.createdAt} />],
                 ['Updated', <Time key="u" at={run.updatedAt} />],

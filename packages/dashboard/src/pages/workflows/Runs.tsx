@@ -30,7 +30,7 @@ function Filters({ value, onChange }: { value: RunFilters; onChange: (f: RunFilt
   }
   return (
     <form onSubmit={submit} className="mb-4 grid grid-cols-1 items-end gap-3 sm:grid-cols-3" aria-label="Filter runs">
-      <Choice label="Status" value={status} onChange={setStatus} options={[...RUN_STATUSES]} any="Any" testId="wf-status" />
+      <Choice label="Status" value={status} onChange={setStatus} options={[...RUN_STATUSES]} any="Any" testId="wf-filter-status" />
       <Field label="Input contains (JSON object)">
         <Input value={input} onChange={(e) => setInput(e.target.value)} placeholder='{"customer": "alice"}' aria-invalid={!!error} data-testid="wf-input-filter" />
       </Field>
