@@ -1,4 +1,6 @@
-import { OnePipeError } from '@onepipe/sdk'
+import { existsSync } from 'node:fs'
+import { relative } from 'node:path'
+import { DEV_ADMIN_EMAIL, devAdminFile, OnePipeError } from '@onepipe/sdk'
 import { serve, type App } from '@onepipe/runtime'
 import { createDb } from './app.js'
 import { createShop } from './shop.js'
@@ -11,6 +13,13 @@ try {
   // serve() has logged the failure; a person at a terminal reads the cause and what to do in one line.
   process.stderr.write(`\n  The shop could not start: ${e instanceof OnePipeError ? `${e.code}: ${e.message}` : e instanceof Error ? e.message : String(e)}\n\n`)
   process.exit(1)
+}
+
+/** How to log in to the dashboard: the development admin on the embedded default, else the admin from the environment. */
+function login(): string {
+  const file = devAdminFile(db)
+  if (file && existsSync(file)) return `(log in as ${DEV_ADMIN_EMAIL}; the password is in ${relative(process.cwd(), file) || file})`
+  return process.env.ONEPIPE_ADMIN_EMAIL ? `(log in as ${process.env.ONEPIPE_ADMIN_EMAIL})` : '(log in with an account: set ONEPIPE_ADMIN_EMAIL and ONEPIPE_ADMIN_PASSWORD to make the first admin)'
 }
 
 if (app.url) {
@@ -27,7 +36,8 @@ if (app.url) {
       `  Payments     ${app.url}/rpc/charge-payment   (idempotent RPC)`,
       `  OpenAPI      ${app.url}/openapi.json`,
       `  Health       ${app.url}/health   Ready ${app.url}/ready   Metrics ${app.url}/metrics`,
-      `  Log in       POST ${app.url}/__onepipe/auth/login  (start with ONEPIPE_ADMIN_EMAIL and ONEPIPE_ADMIN_PASSWORD set to make the first admin; see docs/auth.md)`,
+      `  Dashboard    ${app.url}/__onepipe/dashboard/   ${login()}`,
+      `  Log in       POST ${app.url}/__onepipe/auth/login  (ONEPIPE_ADMIN_EMAIL and ONEPIPE_ADMIN_PASSWORD at start make the first admin; see docs/auth.md)`,
       `  Try: curl -X POST ${app.url}/api/orders -H 'content-type: application/json' -d '{"customer":"ada","items":[{"sku":"tea","qty":2,"priceCents":450}]}'`,
       '',
     ].join('\n') + '\n',

@@ -4,6 +4,7 @@ import { newApiKey } from './apikeys.js'
 import { checkEmail, checkPassword, hashPassword } from './passwords.js'
 import type { RoleMap } from './roles.js'
 import * as sql from './sql.js'
+import { DEV_ADMIN_EMAIL, devAdminFile, newDevAdminPassword } from './dev-admin.js'
 import type { Change } from './status.js'
 
 /** A person's account as OnePipe answers it (never the password hash). Times are ISO 8601 strings. */
@@ -305,8 +306,11 @@ export class ApiKeys {
 /**
  * What {@link Auth.ready} does last: creates the first admin from
  * `ONEPIPE_ADMIN_EMAIL` + `ONEPIPE_ADMIN_PASSWORD` (`env`, as read when the
- * app started) if no account has that email, never overwriting one; with
- * neither set, warns in production when there is no account at all.
+ * app started) if no account has that email, never overwriting one. With
+ * neither set: on the embedded default outside production, when there is no
+ * account at all, a development admin (`admin@localhost`, a random password
+ * kept in `.onepipe/dev-admin.txt`, see {@link devAdminFile}); in
+ * production, a warning when there is no account.
  *
  * @throws ConfigError `AUTH_ADMIN_INCOMPLETE`, `AUTH_ADMIN_INVALID`
  */
@@ -314,8 +318,14 @@ export async function createFirstAdmin(users: Users, auth: { readonly name: stri
   const email = env.ONEPIPE_ADMIN_EMAIL
   const password = env.ONEPIPE_ADMIN_PASSWORD
   if (!email && !password) {
-    if (env.NODE_ENV === 'production' && (await sql.countUsers(auth.database())) === 0) {
-      auth.log.warn({ auth: auth.name }, 'auth: there is no account yet; set ONEPIPE_ADMIN_EMAIL and ONEPIPE_ADMIN_PASSWORD to create the first admin')
+    const production = env.NODE_ENV === 'production'
+    const file = production ? undefined : devAdminFile(auth.database())
+    if ((production || file) && (await sql.countUsers(auth.database())) === 0) {
+      if (production) auth.log.warn({ auth: auth.name }, 'auth: there is no account yet; set ONEPIPE_ADMIN_EMAIL and ONEPIPE_ADMIN_PASSWORD to create the first admin')
+      else if (file) {
+        await users.create({ email: DEV_ADMIN_EMAIL, password: newDevAdminPassword(file), roles: ['admin'] })
+        auth.log.info({ auth: auth.name, file }, `auth: created the development admin ${DEV_ADMIN_EMAIL}; its password is in ${file}`)
+      }
     }
     return
   }

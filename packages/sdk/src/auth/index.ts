@@ -7,3 +7,4 @@ export { can, hasRole, RoleMap, BUILTIN_ROLES, ONEPIPE_PERMISSIONS } from './rol
 export { PASSWORD_HASH, MIN_PASSWORD_LENGTH } from './passwords.js'
 export { COOKIE } from './cookies.js'
 export type { SigningAlgorithm } from './keys.js'
+export { devAdminFile, DEV_ADMIN_EMAIL } from './dev-admin.js'
