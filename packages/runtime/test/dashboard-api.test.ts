@@ -203,6 +203,27 @@ describe('the dashboard API', () => {
     expect(await q.next()).toEqual({ event: 'pipeline', data: 'after' })
   })
 
+  it('the dashboard files: public, the page never cached with a same-origin CSP, deep links answered with the page, hashed assets immutable, a missing asset 404', async () => {
+    const page = await app.request('/__onepipe/dashboard/')
+    expect(page.status).toBe(200)
+    expect(page.headers.get('cache-control')).toBe('no-cache')
+    expect(page.headers.get('content-security-policy')).toContain("script-src 'self'")
+    const html = await page.text()
+    expect(html).toContain('<div id="root">')
+    const deep = await app.request('/__onepipe/dashboard/pipelines/3f0c1b8e-0000-4000-8000-000000000000')
+    expect(await deep.text()).toBe(html)
+    const asset = /src="(\/__onepipe\/dashboard\/assets\/[^"]+\.js)"/.exec(html)?.[1]
+    expect(asset).toBeDefined()
+    const js = await app.request(asset!)
+    expect(js.status).toBe(200)
+    expect(js.headers.get('cache-control')).toBe('public, max-age=31536000, immutable')
+    expect(js.headers.get('content-type')).toMatch(/javascript/)
+    const missing = await app.request('/__onepipe/dashboard/assets/index-nothere.js')
+    expect(missing.status).toBe(404)
+    expect(((await missing.json()) as Json).error.requestId).toBeDefined()
+    expect((await app.request('/__onepipe/dashboard')).status).toBe(301)
+  })
+
   it('instances: this one, live', async () => {
     const { body } = await call('/__onepipe/instances', viewer)
     expect((body.instances as Json[]).map((i: Json) => String(i.id))).toContain(app.instanceId)

@@ -34,21 +34,9 @@ export const pipelinesApi = {
   drain: (id: string) => api<{ drain: boolean }>(`${base}/workers/${enc(id)}/drain`, { method: 'POST' }),
 }
 
-/**
- * docs/dashboard.md writes the decision `approve`/`reject`, docs/pipelines.md
- * and the route today `approved`/`rejected`: the first is sent, and the second
- * when the route refuses that field's value.
- */
+/** Approves or rejects a stage waiting for approval (docs/pipelines.md: `approved` or `rejected`). */
 async function resume(stageId: string, approve: boolean, reason?: string): Promise<unknown> {
-  const path = `${base}/stages/${enc(stageId)}/resume`
-  const send = (decision: string) => api<unknown>(path, { method: 'POST', body: { decision, ...(reason ? { reason } : {}) } })
-  try {
-    return await send(approve ? 'approve' : 'reject')
-  } catch (e) {
-    const issues = (e as { details?: { issues?: { path?: string }[] } }).details?.issues
-    if ((e as { status?: number }).status === 400 && issues?.some((i) => i.path === 'decision')) return send(approve ? 'approved' : 'rejected')
-    throw e
-  }
+  return api<unknown>(`${base}/stages/${enc(stageId)}/resume`, { method: 'POST', body: { decision: approve ? 'approved' : 'rejected', ...(reason ? { reason } : {}) } })
 }
 
 export const pipelineKeys = {
