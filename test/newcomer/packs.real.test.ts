@@ -30,7 +30,7 @@ describe('the packs install into an app outside the repository and run the READM
     const packs = join(dir, 'packs')
     const cmd = execFileSync(npm, ['run', '--silent', 'pack', '--', '--out', packs, '--quiet'], { cwd: ROOT, encoding: 'utf8' }).trim()
     const tarballs = readdirSync(packs).filter((f) => f.endsWith('.tgz')).map((f) => join(packs, f)).sort()
-    expect(tarballs.map((t) => t.replace(/.*\//, '')).sort()).toEqual(['onepipe-cli-0.1.0.tgz', 'onepipe-core-0.1.0.tgz', 'onepipe-pipelines-0.1.0.tgz', 'onepipe-runtime-0.1.0.tgz', 'onepipe-sdk-0.1.0.tgz', 'onepipe-streams-0.1.0.tgz', 'onepipe-testing-0.1.0.tgz', 'onepipe-worker-0.1.0.tgz'])
+    expect(tarballs.map((t) => t.replace(/.*\//, '')).sort()).toEqual(['onepipe-cli-0.1.0.tgz', 'onepipe-core-0.1.0.tgz', 'onepipe-dashboard-0.1.0.tgz', 'onepipe-pipelines-0.1.0.tgz', 'onepipe-runtime-0.1.0.tgz', 'onepipe-sdk-0.1.0.tgz', 'onepipe-streams-0.1.0.tgz', 'onepipe-testing-0.1.0.tgz', 'onepipe-worker-0.1.0.tgz'])
     expect(cmd.startsWith('npm install ')).toBe(true)
     expect(cmd.slice('npm install '.length).split(' ').sort()).toEqual(tarballs)
 
@@ -45,6 +45,11 @@ describe('the packs install into an app outside the repository and run the READM
     const embedded = await startExample(app, { PORT: '0', DATABASE_URL: undefined, REDIS_URL: undefined, ONEPIPE_DB_SCHEMA: undefined, ONEPIPE_DATA_DIR: join(app, '.onepipe'), NODE_PATH: undefined })
     procs.push(embedded.p)
     await exerciseExample(embedded.url)
+    // The dashboard came with the packs, and a newcomer can log in to it.
+    const page = await fetch(`${embedded.url}/__onepipe/dashboard/`)
+    expect(page.status).toBe(200)
+    expect(await page.text()).toContain('/__onepipe/dashboard/assets/')
+    expect(readFileSync(join(app, '.onepipe', 'dev-admin.txt'), 'utf8')).toContain('admin@localhost')
     embedded.p.kill('SIGTERM')
     expect(await embedded.p.exited).toBe(0)
 
