@@ -1,7 +1,7 @@
 import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', '**/node_modules/**', 'packages/dashboard/**', '**/*.js', '**/*.mjs', '**/*.cjs', 'bench/results/**'] },
+  { ignores: ['**/dist/**', '**/node_modules/**', '**/*.js', '**/*.mjs', '**/*.cjs', 'bench/results/**'] },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {

@@ -67,7 +67,8 @@ const byParam = <P extends string>(path: P, render: (value: string) => ReactNode
     getParentRoute: () => app,
     path,
     component: function ByParam() {
-      const value = Object.values(r.useParams() as Record<string, string>)[0] ?? ''
+      const params: unknown = r.useParams()
+      const value = Object.values(params as Record<string, string>)[0] ?? ''
       return <Fragment key={value}>{render(value)}</Fragment>
     },
   })
@@ -111,7 +112,8 @@ const named = (path: string, Page: (p: { name: string | undefined; onName: (n: s
     validateSearch: (s: Record<string, unknown>): { name?: string | undefined } => ({ name: str(s.name) }),
     component: function Named() {
       const navigate = r.useNavigate()
-      return <Page name={(r.useSearch() as { name?: string }).name} onName={(name) => void navigate({ search: { name } })} />
+      const search: unknown = r.useSearch()
+      return <Page name={(search as { name?: string }).name} onName={(name) => void navigate({ search: { name } })} />
     },
   })
   return r

@@ -19,7 +19,7 @@ export function ErrorAlert({ error, testId = 'api-error' }: { error: unknown; te
   if (!isApiError(error)) {
     return (
       <div role="alert" data-testid={testId} className="my-3 rounded border border-red-700 bg-red-50 p-3 text-sm text-red-900">
-        {error instanceof Error ? error.message : String(error)}
+        {error instanceof Error ? error.message : JSON.stringify(error)}
       </div>
     )
   }

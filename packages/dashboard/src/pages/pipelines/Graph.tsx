@@ -38,17 +38,18 @@ function layout(stages: Stage[]): Layout {
   dagre.layout(g)
   const nodes = new Map<string, { x: number; y: number }>()
   for (const s of stages) {
-    const n = g.node(s.name)
-    nodes.set(s.name, { x: n.x ?? 0, y: n.y ?? 0 })
+    // dagre's node and edge labels are untyped: what layout() wrote into them is read back by name.
+    const n = g.node(s.name) as { x?: number; y?: number } | undefined
+    nodes.set(s.name, { x: n?.x ?? 0, y: n?.y ?? 0 })
   }
-  const edges = g.edges().map((e) => ({ from: e.v, to: e.w, points: g.edge(e).points ?? [] }))
+  const edges = g.edges().map((e) => ({ from: e.v, to: e.w, points: (g.edge(e) as { points?: { x: number; y: number }[] } | undefined)?.points ?? [] }))
   const groups = groupsOf(stages).map((members) => {
     const ps = members.map((m) => nodes.get(m) ?? { x: 0, y: 0 })
     const x = Math.min(...ps.map((p) => p.x)) - W / 2 - PAD
     const y = Math.min(...ps.map((p) => p.y)) - H / 2 - PAD
     return { x, y, w: Math.max(...ps.map((p) => p.x)) + W / 2 + PAD - x, h: Math.max(...ps.map((p) => p.y)) + H / 2 + PAD - y }
   })
-  const gl = g.graph()
+  const gl = g.graph() as { width?: number; height?: number }
   return { width: gl.width ?? W, height: gl.height ?? H, nodes, edges, groups }
 }
 
