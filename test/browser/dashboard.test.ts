@@ -1,7 +1,7 @@
 // The dashboard as an operator uses it, in headless chromium against a real
 // app (docs/dashboard.md): login, live pipelines, stage rerun, API keys,
-// roles, a workflow signal, a cron trigger, a flow's live tail, and axe-core
-// on every page.
+// roles, people's accounts, a workflow signal, a cron trigger, a flow's live
+// tail, and axe-core on every page.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { z } from 'zod'
@@ -239,6 +239,78 @@ describe.skipIf(!browserAvailable)('the dashboard in a browser', () => {
       await shot(page, 'forbidden')
     } finally {
       await ctx.close()
+    }
+  })
+
+  it('an admin creates a user, changes their roles and disables them; the disabled user cannot log in', async () => {
+    const page = adminPage
+    const ops = '[data-testid="user-row"][data-email="ops@e2e.test"]'
+    await page.goto(`${base()}/__onepipe/dashboard/users`)
+    await page.getByTestId('users-table').waitFor()
+    await expectAccessible(page, 'users')
+    await page.getByTestId('user-create-email').fill('ops@e2e.test')
+    await page.getByTestId('user-create-password').fill(PASSWORD)
+    await page.getByTestId('user-role-operator').check()
+    await page.getByTestId('user-create-submit').click()
+    await page.getByTestId('user-created').waitFor()
+    await page.waitForSelector(`${ops}[data-roles="operator"][data-disabled="false"]`)
+    expect(await page.getByTestId('user-create-email').inputValue()).toBe('')
+    expect(await page.getByTestId('user-create-password').inputValue()).toBe('')
+    expect(await page.getByTestId('user-role-operator').isChecked()).toBe(false)
+    await shot(page, 'user-created')
+
+    // A bad email: the API's error names the field and no account is made.
+    const rows = await page.getByTestId('user-row').count()
+    await page.getByTestId('user-create-email').fill('not-an-email')
+    await page.getByTestId('user-create-password').fill(PASSWORD)
+    await page.getByTestId('user-create-submit').click()
+    const invalid = page.locator('[data-testid="api-error"][data-code="VALIDATION_FAILED"]')
+    await invalid.waitFor()
+    expect(await invalid.getByTestId('error-issues').textContent()).toContain('email')
+    expect(await page.getByTestId('user-created').count()).toBe(0)
+    await expectAccessible(page, 'users, a create refused')
+    await shot(page, 'user-create-error')
+    expect(await page.getByTestId('user-row').count()).toBe(rows)
+    expect((await auth.users.list()).map((u) => u.email)).not.toContain('not-an-email')
+
+    const row = page.locator(ops)
+    await row.getByTestId('user-roles-edit-operator').uncheck()
+    await row.getByTestId('user-roles-edit-viewer').check()
+    await row.getByTestId('user-roles-save').click()
+    await page.waitForSelector(`${ops}[data-roles="viewer"]`)
+    const asOps = await newContext(browser)
+    try {
+      const p = await page$(asOps)
+      await login(p, base(), 'ops@e2e.test', PASSWORD)
+      expect(await p.getByTestId('current-user').getAttribute('data-roles')).toBe('viewer')
+      expect(await p.getByTestId('nav-users').count()).toBe(0)
+    } finally {
+      await asOps.close()
+    }
+
+    // The admin's own account stays enabled: the refusal is shown.
+    await page.locator('[data-testid="user-row"][data-email="admin@e2e.test"]').getByTestId('user-disable').click()
+    await page.locator('[data-testid="api-error"]', { hasText: 'own account' }).waitFor()
+    expect(await page.locator('[data-testid="user-row"][data-email="admin@e2e.test"]').getAttribute('data-disabled')).toBe('false')
+
+    await row.getByTestId('user-disable').click()
+    await page.waitForSelector(`${ops}[data-disabled="true"]`)
+    await row.getByTestId('user-enable').waitFor()
+    await expectAccessible(page, 'users, one disabled')
+    await shot(page, 'user-disabled')
+    const again = await newContext(browser)
+    try {
+      const p = await page$(again)
+      await p.goto(`${base()}/__onepipe/dashboard/login`)
+      await p.getByTestId('login-email').fill('ops@e2e.test')
+      await p.getByTestId('login-password').fill(PASSWORD)
+      await p.getByTestId('login-submit').click()
+      const refused = p.getByTestId('login-error')
+      await refused.waitFor()
+      expect(await refused.getAttribute('data-code')).toBe('ACCOUNT_DISABLED')
+      await shot(p, 'user-disabled-login')
+    } finally {
+      await again.close()
     }
   })
 })

@@ -5,6 +5,7 @@ import { AppLayout } from './components/Layout'
 import { PageTitle } from './components/ui'
 import { ApplicationKeys } from './pages/accounts/Keys'
 import { Applications } from './pages/accounts/Applications'
+import { Users } from './pages/accounts/Users'
 import { CronHistory } from './pages/cron/History'
 import { CronJobs } from './pages/cron/Jobs'
 import { BASE, LoginPage } from './pages/Login'
@@ -126,10 +127,11 @@ const projections = createRoute({ getParentRoute: () => app, path: 'projections'
 const accounts = 'Managing applications and API keys'
 const applications = createRoute({ getParentRoute: () => app, path: 'applications', component: () => <Needs role="admin" what={accounts} page={<Applications />} /> })
 const application = byParam('applications/$id', (id) => <Needs role="admin" what={accounts} page={<ApplicationKeys id={id} />} />)
+const users = createRoute({ getParentRoute: () => app, path: 'users', component: () => <Needs role="admin" what="Managing users" page={<Users />} /> })
 
 const routeTree = rootRoute.addChildren([
   loginRoute,
-  app.addChildren([overview, pipelines, startPipeline, workers, pipeline, workflows, run, cron, cronJob, flows, signals, channels, projections, applications, application]),
+  app.addChildren([overview, pipelines, startPipeline, workers, pipeline, workflows, run, cron, cronJob, flows, signals, channels, projections, applications, application, users]),
 ])
 
 export const router = createRouter({ routeTree, basepath: BASE, defaultNotFoundComponent: NotFound })

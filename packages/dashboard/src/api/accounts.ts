@@ -1,9 +1,14 @@
 import { api, enc } from './http'
-import type { ApiKey, Application } from './types'
+import type { Account, ApiKey, Application } from './types'
 
 const a = '/__onepipe/auth'
 
 export const accountsApi = {
+  /** One page of accounts by email; `after` is the last email of the page before. */
+  users: (limit: number, after?: string) => api<{ users: Account[] }>(`${a}/users`, { query: { limit, after } }),
+  createUser: (email: string, password: string, roles: string[]) => api<{ user: Account }>(`${a}/users`, { method: 'POST', body: { email, password, roles } }),
+  setUserDisabled: (id: string, disabled: boolean) => api<{ user: Account }>(`${a}/users/${enc(id)}/${disabled ? 'disable' : 'enable'}`, { method: 'POST' }),
+  setUserRoles: (id: string, roles: string[]) => api<{ user: Account }>(`${a}/users/${enc(id)}/roles`, { method: 'PUT', body: { roles } }),
   applications: () => api<{ applications: Application[] }>(`${a}/applications`),
   createApplication: (name: string) => api<{ application: Application }>(`${a}/applications`, { method: 'POST', body: { name } }),
   keys: (appId: string) => api<{ keys: ApiKey[] }>(`${a}/applications/${enc(appId)}/keys`),
@@ -14,4 +19,4 @@ export const accountsApi = {
     api<{ key: string; apiKey: ApiKey }>(`${a}/keys/${enc(id)}/rotate`, { method: 'POST', body: overlap ? { overlap } : {} }),
 }
 
-export const accountKeys = { applications: ['applications'] as const, keys: (id: string) => ['applications', id, 'keys'] as const }
+export const accountKeys = { users: ['users'] as const, applications: ['applications'] as const, keys: (id: string) => ['applications', id, 'keys'] as const }

@@ -183,6 +183,9 @@ export interface ChannelKey {
   expiresAt: string | null
 }
 
+/** A person's account as the admin routes answer it (docs/auth.md), not the signed-in caller. */
+export type Account = { id: string; email: string; roles: string[]; disabled: boolean; createdAt: string; lastLoginAt: string | null }
+
 export interface Application {
   id: string
   name: string

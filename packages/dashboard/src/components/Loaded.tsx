@@ -1,6 +1,6 @@
 import type { ReactNode } from 'react'
 import { ErrorAlert } from './ErrorAlert'
-import { Loading } from './ui'
+import { Button, Loading } from './ui'
 
 /** A query's error (kept on screen), a loading line, then what it read. */
 export function Loaded({ query, children }: { query: { error: unknown; isPending: boolean }; children: ReactNode }) {
@@ -9,5 +9,17 @@ export function Loaded({ query, children }: { query: { error: unknown; isPending
       <ErrorAlert error={query.error} />
       {query.isPending ? <Loading /> : children}
     </>
+  )
+}
+
+/** A paged list's next page, offered while there is one. */
+export function LoadMore({ query, testId }: { query: { hasNextPage: boolean; isFetchingNextPage: boolean; fetchNextPage: () => Promise<unknown> }; testId: string }) {
+  if (!query.hasNextPage) return null
+  return (
+    <div className="mt-3">
+      <Button onClick={() => void query.fetchNextPage()} disabled={query.isFetchingNextPage} data-testid={testId}>
+        {query.isFetchingNextPage ? 'Loading…' : 'Load more'}
+      </Button>
+    </div>
   )
 }

@@ -8,6 +8,9 @@ interface Item {
   show: (c: Catalog | undefined, admin: boolean) => boolean
 }
 
+/** Accounts are Auth's: offered to admins of an app that has it. */
+const accounts = (c: Catalog | undefined, admin: boolean) => admin && (!c || c.features.auth)
+
 // Without a catalog (an older app, or while it failed) every section is offered.
 const items: Item[] = [
   { to: '/', label: 'Overview', id: 'overview', show: () => true },
@@ -20,7 +23,8 @@ const items: Item[] = [
   { to: '/signals', label: 'Signals', id: 'signals', show: (c) => !c || c.signals.length > 0 },
   { to: '/projections', label: 'Projections', id: 'projections', show: (c) => !c || c.projections.length > 0 },
   { to: '/channels', label: 'Channels', id: 'channels', show: (c) => !c || c.channels.length > 0 },
-  { to: '/applications', label: 'Applications & keys', id: 'applications', show: (c, admin) => admin && (!c || c.features.auth) },
+  { to: '/applications', label: 'Applications & keys', id: 'applications', show: accounts },
+  { to: '/users', label: 'Users', id: 'users', show: accounts },
 ]
 
 export function Nav({ catalog, admin, canStart }: { catalog: Catalog | undefined; admin: boolean; canStart: boolean }) {

@@ -1,13 +1,13 @@
 import { useQuery } from '@tanstack/react-query'
 import { Link } from '@tanstack/react-router'
-import { useState, type FormEvent } from 'react'
+import { useState } from 'react'
 import { accountKeys, accountsApi } from '../../api/accounts'
 import { useAction } from '../../components/action'
-import { ErrorAlert } from '../../components/ErrorAlert'
+import { CreateForm } from '../../components/CreateForm'
 import { Loaded } from '../../components/Loaded'
 import { StatusBadge } from '../../components/Status'
 import { Table, Td, TdTime } from '../../components/Table'
-import { Button, Field, Input, PageTitle, Section } from '../../components/ui'
+import { Field, Input, PageTitle, Section } from '../../components/ui'
 
 export function Applications() {
   const q = useQuery({ queryKey: accountKeys.applications, queryFn: accountsApi.applications })
@@ -16,23 +16,18 @@ export function Applications() {
     invalidate: [accountKeys.applications],
     onSuccess: () => setName(''),
   })
-  const submit = (e: FormEvent) => {
-    e.preventDefault()
+  const submit = () => {
     if (name.trim()) create.mutate(name.trim())
   }
   return (
     <>
       <PageTitle>Applications &amp; API keys</PageTitle>
       <Section title="Create an application">
-        <form onSubmit={submit} className="flex flex-wrap items-end gap-3" data-testid="app-create-form">
+        <CreateForm testId="app-create" submit="Create" pending={create.isPending} error={create.error} errorTestId="app-create-error" onSubmit={submit}>
           <Field label="Name">
             <Input value={name} onChange={(e) => setName(e.target.value)} required data-testid="app-create-name" />
           </Field>
-          <Button type="submit" variant="primary" disabled={create.isPending} data-testid="app-create-submit">
-            Create
-          </Button>
-        </form>
-        <ErrorAlert error={create.error} testId="app-create-error" />
+        </CreateForm>
         {create.data && (
           <p role="status" className="mt-2 text-sm text-green-800" data-testid="app-created">
             Created {create.data.application.name} (<span className="font-mono">{create.data.application.id}</span>).

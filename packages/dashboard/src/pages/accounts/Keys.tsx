@@ -1,15 +1,15 @@
 import { useQuery } from '@tanstack/react-query'
-import { useState, type FormEvent } from 'react'
+import { useState } from 'react'
 import { accountKeys, accountsApi } from '../../api/accounts'
 import { useAction } from '../../components/action'
+import { CreateForm } from '../../components/CreateForm'
 import { ErrorAlert } from '../../components/ErrorAlert'
 import { BackLink } from '../../components/nav-bits'
+import { RoleChecks } from '../../components/RoleChecks'
 import { StatusBadge } from '../../components/Status'
 import { Table, Td, TdTime } from '../../components/Table'
 import { Button, Field, Input, Loading, PageTitle, Section } from '../../components/ui'
 import { ShownKey } from './ShownKey'
-
-const ROLES = ['viewer', 'operator', 'admin']
 
 export function ApplicationKeys({ id }: { id: string }) {
   const apps = useQuery({ queryKey: accountKeys.applications, queryFn: accountsApi.applications })
@@ -30,37 +30,21 @@ export function ApplicationKeys({ id }: { id: string }) {
   const rotate = useAction((keyId: string) => accountsApi.rotateKey(keyId), opts)
   const disable = useAction((keyId: string) => accountsApi.disableKey(keyId), { invalidate: [accountKeys.keys(id)] })
   const app = apps.data?.applications.find((a) => a.id === id)
-  const submit = (e: FormEvent) => {
-    e.preventDefault()
+  const submit = () => {
     if (name.trim()) create.mutate(undefined)
   }
-  const toggle = (r: string) => setRoles(roles.includes(r) ? roles.filter((x) => x !== r) : [...roles, r])
   return (
     <>
       <BackLink to="/applications">Applications</BackLink>
       <PageTitle>API keys of {app?.name ?? id}</PageTitle>
       {shown && <ShownKey value={shown.key} name={shown.name} onDone={() => setShown(undefined)} />}
       <Section title="Create a key">
-        <form onSubmit={submit} className="flex flex-wrap items-end gap-4" data-testid="key-create-form">
+        <CreateForm testId="key-create" submit="Create key" pending={create.isPending} error={create.error} errorTestId="key-create-error" onSubmit={submit}>
           <Field label="Name">
             <Input value={name} onChange={(e) => setName(e.target.value)} required data-testid="key-create-name" />
           </Field>
-          <fieldset className="text-sm">
-            <legend className="mb-1 font-medium text-gray-800">Roles</legend>
-            <div className="flex gap-3">
-              {ROLES.map((r) => (
-                <label key={r} className="flex items-center gap-1">
-                  <input type="checkbox" className="h-4 w-4" checked={roles.includes(r)} onChange={() => toggle(r)} data-testid={`key-role-${r}`} />
-                  {r}
-                </label>
-              ))}
-            </div>
-          </fieldset>
-          <Button type="submit" variant="primary" disabled={create.isPending} data-testid="key-create-submit">
-            Create key
-          </Button>
-        </form>
-        <ErrorAlert error={create.error} testId="key-create-error" />
+          <RoleChecks legend="Roles" value={roles} onChange={setRoles} testId="key-role" />
+        </CreateForm>
       </Section>
       <Section title="Keys">
         <ErrorAlert error={keys.error ?? apps.error} />

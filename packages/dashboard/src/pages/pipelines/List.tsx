@@ -4,10 +4,10 @@ import { usePollWhileOffline } from '../../api/live'
 import { pipelineKeys, pipelinesApi, type PipelineFilters } from '../../api/pipelines'
 import { useRights } from '../../api/session'
 import type { PipelineSummary } from '../../api/types'
-import { Loaded } from '../../components/Loaded'
+import { Loaded, LoadMore } from '../../components/Loaded'
 import { StatusBadge } from '../../components/Status'
 import { Table, Td, TdTime } from '../../components/Table'
-import { Button, PageTitle } from '../../components/ui'
+import { PageTitle } from '../../components/ui'
 import { PipelineFilterForm } from './filters'
 
 const counts = (c: Record<string, number> | undefined): string =>
@@ -64,13 +64,7 @@ export function PipelineList({ filters, onFilters }: { filters: PipelineFilters;
           ))}
         </Table>
       </Loaded>
-      {q.hasNextPage && (
-        <div className="mt-3">
-          <Button onClick={() => void q.fetchNextPage()} disabled={q.isFetchingNextPage} data-testid="load-more">
-            {q.isFetchingNextPage ? 'Loading…' : 'Load more'}
-          </Button>
-        </div>
-      )}
+      <LoadMore query={q} testId="load-more" />
     </>
   )
 }
