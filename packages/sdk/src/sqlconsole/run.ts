@@ -1,9 +1,24 @@
 import { DatabaseError, ident, OnePipeError, TerminalError, ValidationError, type Database, type Queryable } from '@onepipe/core'
 import { checkSelect, statementCount, type CheckedSelect } from './validate.js'
 
-/** The most rows one console query may ask for. */
+/**
+ * The most rows one console query may ask for (`maxRows`, 10,000).
+ *
+ * @example
+ * ```ts
+ * await runReadOnlyQuery(db, sql, { maxRows: Math.min(wanted, SQL_CONSOLE_MAX_ROWS) })
+ * ```
+ */
 export const SQL_CONSOLE_MAX_ROWS = 10_000
-/** The longest statement timeout a console query may be given, in ms. */
+
+/**
+ * The longest statement timeout a console query may be given (`timeoutMs`, 300,000 ms).
+ *
+ * @example
+ * ```ts
+ * await runReadOnlyQuery(db, sql, { timeoutMs: SQL_CONSOLE_MAX_TIMEOUT_MS })
+ * ```
+ */
 export const SQL_CONSOLE_MAX_TIMEOUT_MS = 300_000
 
 /**

@@ -1,6 +1,14 @@
 import { ValidationError, type ValidationIssue } from '@onepipe/core'
 
-/** The longest SQL text the console reads, in UTF-8 bytes. */
+/**
+ * The longest SQL text the console reads, in UTF-8 bytes (64 KiB); also the
+ * body limit of `POST /__onepipe/sql`.
+ *
+ * @example
+ * ```ts
+ * if (Buffer.byteLength(sql) > SQL_CONSOLE_MAX_SQL_BYTES) showError('at most 64 KiB of SQL')
+ * ```
+ */
 export const SQL_CONSOLE_MAX_SQL_BYTES = 64 * 1024
 
 /**
