@@ -1,5 +1,5 @@
 import { Cache, Database, getManifest, newInstanceId, registerPrimitive, type Component, type RuntimeContext } from '@onepipe/core'
-import { Auth, Lifecycle, type LifecycleManager, type ShutdownReport } from '@onepipe/sdk'
+import { Auth, Lifecycle, mountSqlConsoleRoutes, type LifecycleManager, type ShutdownReport } from '@onepipe/sdk'
 import type { Hono } from 'hono'
 import { setMaxListeners } from 'node:events'
 import type { Server } from 'node:http'
@@ -172,6 +172,7 @@ export async function serve(options: ServeOptions): Promise<App> {
         signal: ac.signal,
         files: options.dashboard ?? true,
       })
+      if (options.sqlConsole) mountSqlConsoleRoutes(app, { db: rt.db, logger, permission: 'onepipe:admin' })
     }
     for (const c of components) {
       await c.attach?.(rt)

@@ -76,4 +76,9 @@ export interface ServeOptions {
    * default. `false` serves no files; the operators' API routes it uses stay.
    */
   dashboard?: boolean
+  /**
+   * The read-only SQL console at `POST /__onepipe/sql` (docs/sql-console.md),
+   * for admins only (it reads every table); off by default.
+   */
+  sqlConsole?: boolean
 }

@@ -1,6 +1,9 @@
 import { ValidationError, type Database, type Logger } from '@onepipe/core'
 import type { Hono } from 'hono'
 import { readJson, requestIdOf, withErrors } from '../http/index.js'
+import { AuthError } from '../auth/errors.js'
+import { can } from '../auth/roles.js'
+import type { AuthUser } from '../rest/auth.js'
 import { runReadOnlyQuery, SQL_CONSOLE_MAX_ROWS } from './run.js'
 import { SQL_CONSOLE_MAX_SQL_BYTES } from './validate.js'
 
@@ -12,6 +15,12 @@ export interface SqlConsoleRoutesOptions {
   schema?: string
   /** Statement timeout in ms (default 5,000). */
   timeoutMs?: number
+  /**
+   * A permission the caller must hold besides what the guard checks
+   * (`serve({ sqlConsole: true })` asks `onepipe:admin`: the console reads
+   * every table, account tables included).
+   */
+  permission?: string
 }
 
 /**
@@ -38,6 +47,9 @@ export function mountSqlConsoleRoutes(app: Hono, options: SqlConsoleRoutesOption
   const { db, logger } = options
   const wrap = withErrors(logger)
   app.post('/__onepipe/sql', wrap(async (c) => {
+    if (options.permission !== undefined && !can(c.get('user' as never) as AuthUser | undefined, options.permission)) {
+      throw new AuthError('FORBIDDEN', `The SQL console needs the ${options.permission} permission`)
+    }
     const body = await readJson(c, { maxBytes: SQL_CONSOLE_MAX_SQL_BYTES })
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ValidationError('request body', [{ path: '', message: 'must be an object { "sql": "SELECT …", "maxRows"?: number }' }])
     const { sql, maxRows } = body as { sql?: unknown; maxRows?: unknown }
