@@ -62,7 +62,7 @@ describe('npm start', () => {
     // The shop keeps its data in PGlite under a temporary folder, never in
     // the shared PostgreSQL.
     npm = spawnCommand('npm', ['start', '--ignore-scripts'], { PORT: '0', ONEPIPE_DATA_DIR: dir, DATABASE_URL: undefined, REDIS_URL: undefined, LOG_LEVEL: 'info' }, { cwd: root })
-    const line = await npm.waitFor(/Order events +http:\/\/\S+/, 45_000)
+    const line = await npm.waitFor(/Order events +http:\/\/\S+/, 90_000)
     const sseUrl = (/http:\/\/\S+/.exec(line)?.[0] ?? '').replace('//localhost:', '//127.0.0.1:')
     const port = Number(new URL(sseUrl).port)
     // The app's own pid, from its log: npm's child, not npm.

@@ -25,7 +25,7 @@ afterAll(async () => {
 describe('Python worker', () => {
   it('runs a three-stage pipeline end to end and stops cleanly on SIGTERM', async () => {
     py = spawnCommand('python3', [script], { ONEPIPE_WORKERS_URL: plane.url, ONEPIPE_API_KEY: plane.key, ONEPIPE_STOP_TIMEOUT_MS: '2000', PYTHONUNBUFFERED: '1' })
-    await py.waitFor(/onepipe-python-worker: started/, 30_000)
+    await py.waitFor(/onepipe-python-worker: started/, 90_000)
     const id = await plane.run({
       name: 'python',
       context: { customer: 'acme' },

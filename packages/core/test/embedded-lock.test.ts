@@ -18,7 +18,7 @@ async function all(port: number): Promise<number[]> {
 }
 async function start(dir: string): Promise<{ p: NodeProcess; port: number }> {
   const p = spawnNode(writer, [], { DIR: dir })
-  const line = await p.waitFor(/listening \d+/, 30_000)
+  const line = await p.waitFor(/listening \d+/, 90_000)
   return { p, port: Number(line.split(' ')[1]) }
 }
 

@@ -22,7 +22,7 @@ describe('migrations', () => {
     schemas.push(schema)
     const startAt = String(Date.now() + 1500)
     const procs = [0, 1, 2].map(() => spawnNode(fixture, [postgresUrl(), schema, startAt]))
-    const results = await Promise.all(procs.map((p) => p.waitFor(/RESULT .*/, 30_000)))
+    const results = await Promise.all(procs.map((p) => p.waitFor(/RESULT .*/, 90_000)))
     expect(await Promise.all(procs.map((p) => p.exited))).toEqual([0, 0, 0])
     const parsed = results.map((r) => JSON.parse(r.slice(7)) as { applied: string[]; alreadyApplied: string[] })
     const expected = loadMigrations(ONEPIPE_SQL_DIR).map((m) => `onepipe:${m.id}`)

@@ -7,7 +7,7 @@ const fixture = fileURLToPath(new URL('./fixtures/limited-app.mjs', import.meta.
 
 async function start(env: Record<string, string>): Promise<{ p: NodeProcess; port: number }> {
   const p = spawnNode(fixture, [], { REDIS_URL: redisUrl(), ...env })
-  const line = await p.waitFor(/listening \d+/, 30_000)
+  const line = await p.waitFor(/listening \d+/, 90_000)
   return { p, port: Number(line.split(' ')[1]) }
 }
 

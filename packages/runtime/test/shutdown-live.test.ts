@@ -48,7 +48,7 @@ describe('SIGTERM with long-lived connections open', () => {
   it('ends every SSE stream and long-poll at once, lets the in-flight request finish with 200, runs every hook and exits 0 within the budget', { timeout: 60_000 }, async () => {
     const release = join(dir, 'release')
     const proc = (p = spawnNode(fixture, [], { DATABASE_URL: url, SCHEMA: schema, RELEASE_FILE: release, SHUTDOWN_TIMEOUT: `${BUDGET_MS}ms`, LOG_LEVEL: 'info' }))
-    const ready = await proc.waitFor(/READY port=\d+ streams=\S+/, 30_000)
+    const ready = await proc.waitFor(/READY port=\d+ streams=\S+/, 90_000)
     const port = Number(/port=(\d+)/.exec(ready)?.[1])
     const streamsUrl = /streams=(\S+)/.exec(ready)?.[1] ?? ''
     expect(streamsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)

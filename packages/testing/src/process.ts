@@ -80,7 +80,7 @@ export function spawnCommand(command: string, args: string[] = [], env: Record<s
     kill: (s = 'SIGTERM') => {
       child.kill(s)
     },
-    waitFor(re, timeoutMs = 20_000) {
+    waitFor(re, timeoutMs = 60_000) {
       const m = re.exec(out)
       if (m) return Promise.resolve(m[0])
       return new Promise((resolve, reject) => {

@@ -192,7 +192,7 @@ it('(c) a paused owner (SIGSTOP past the lease) is resumed: its late step result
   const out = (await h.result('30s')) as { pid: number }
   expect(out.pid).toBe(p2.pid) // taken over after the lease went stale
   p1.kill('SIGCONT')
-  await p1.waitFor(/refused/, 20_000)
+  await p1.waitFor(/refused/, 90_000)
   const steps = await db.query<{ step_name: string; result: { v: number }; fence: number }>(`SELECT step_name, result, fence FROM _onepipe_workflow_steps WHERE workflow_id = 'pause-1'`)
   expect(steps).toHaveLength(1)
   expect(steps[0]!.result.v).toBe(p2.pid)
@@ -209,7 +209,7 @@ it('(d) cancel from another process stops a run mid-step before its next step; t
   await p1.waitFor(/ONE-STARTED/)
   await h.cancel()
   await expect(h.result('20s')).rejects.toMatchObject({ code: 'WORKFLOW_CANCELLED' })
-  await p1.waitFor(/refused/, 20_000) // step one finished after the cancel: its result was refused
+  await p1.waitFor(/refused/, 90_000) // step one finished after the cancel: its result was refused
   await sleep(300)
   const [run] = await db.query<{ status: string }>(`SELECT status FROM _onepipe_workflows WHERE workflow_id = 'cancel-1'`)
   expect(run!.status).toBe('cancelled')
