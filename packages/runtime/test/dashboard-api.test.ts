@@ -167,7 +167,7 @@ describe('the dashboard API', () => {
     expect((await call('/__onepipe/pipelines?q=%25', viewer)).body.pipelines).toHaveLength(0)
     expect((await call(`/__onepipe/pipelines?from=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`, viewer)).body.pipelines).toHaveLength(0)
     expect((await call('/__onepipe/pipelines?status=Completed', viewer)).body.pipelines).toHaveLength(0)
-    for (const q of ['status=Done', 'cursor=abc', 'limit=0', 'from=yesterday']) {
+    for (const q of ['status=Done', 'cursor=abc', 'limit=0', 'from=yesterday', 'from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z']) {
       const r = await call(`/__onepipe/pipelines?${q}`, viewer)
       expect(r.status, q).toBe(400)
       expect(r.body.error.code).toBe('VALIDATION_FAILED')
@@ -180,6 +180,14 @@ describe('the dashboard API', () => {
     expect(started.body).toMatchObject({ name: 'dash-bp', template: 'dash-bp', input: { from: 'ui' }, status: 'Running' })
     expect((await call('/__onepipe/pipelines/templates/nope/start', admin, { method: 'POST', body: JSON.stringify({ appId }) })).status).toBe(404)
     expect((await call('/__onepipe/pipelines/templates/dash-bp/start', admin, { method: 'POST', body: JSON.stringify({ appId: 'a b' }) })).status).toBe(400)
+    // The name of an application where its id belongs: a 404 that says it wants the id.
+    const byName = await call('/__onepipe/pipelines/templates/dash-bp/start', admin, { method: 'POST', body: JSON.stringify({ appId: 'dash' }) })
+    expect(byName.status).toBe(404)
+    expect(byName.body.error.message).toContain('not its name')
+    // Names of spaces only would list as nothing.
+    const blank = await call('/__onepipe/auth/applications', admin, { method: 'POST', body: JSON.stringify({ name: '   ' }) })
+    expect(blank.status).toBe(400)
+    expect(blank.body.error.details.issues[0].message).toContain('more than spaces')
   })
 
   it('live: a pipeline change reaches an authenticated SSE client; anonymous clients get 401', async () => {
@@ -222,6 +230,8 @@ describe('the dashboard API', () => {
     expect(missing.status).toBe(404)
     expect(((await missing.json()) as Json).error.requestId).toBeDefined()
     expect((await app.request('/__onepipe/dashboard')).status).toBe(301)
+    // A file that is not in the build is a 404, not the page.
+    expect((await app.request('/__onepipe/dashboard/favicon.ico')).status).toBe(404)
   })
 
   it('instances: this one, live', async () => {

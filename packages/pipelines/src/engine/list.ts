@@ -93,12 +93,15 @@ export async function listPipelines(q: Queryable, scope: string | null, o: ListQ
   const appId = scope ?? (o.appId || null)
   // An application's key asking for another application's pipelines sees none of them, as if it asked for its own.
   if (scope !== null && o.appId && o.appId !== scope) return { pipelines: [], nextCursor: null }
+  const from = time(o.from, 'from')
+  const to = time(o.to, 'to')
+  if (from && to && from.getTime() > to.getTime()) throw bad('to', 'must not be before from')
   const rows = await listPage(q, {
     appId,
     status: o.status || null,
     prefix: o.q ? likePrefix(o.q) : null,
-    from: time(o.from, 'from'),
-    to: time(o.to, 'to'),
+    from,
+    to,
     after: decodeCursor(o.cursor),
     limit: limit + 1,
   })

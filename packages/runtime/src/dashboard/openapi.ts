@@ -58,10 +58,15 @@ function operations(components: readonly Component[]): Op[] {
     { method: 'get', path: `${P}/instances`, role: 'viewer', tag: 'onepipe', summary: 'Instances by heartbeat' },
     { method: 'get', path: `${P}/live`, role: 'viewer', tag: 'onepipe', summary: 'Live changes (SSE: pipeline, resync)', sse: true },
     { method: 'post', path: `${P}/auth/login`, role: 'public', tag: 'auth', summary: 'Log in (a session; cookies for browsers)', body: { type: 'object', properties: { email: { type: 'string' }, password: { type: 'string' }, mode: { enum: ['cookie', 'token'] } }, required: ['email', 'password'] } },
+    { method: 'post', path: `${P}/auth/refresh`, role: 'public', tag: 'auth', summary: 'Rotate a refresh token for a new session', body: { type: 'object', properties: { refreshToken: { type: 'string' } } } },
     { method: 'post', path: `${P}/auth/logout`, role: 'caller', tag: 'auth', summary: 'End the session', status: 204 },
     { method: 'get', path: `${P}/auth/me`, role: 'caller', tag: 'auth', summary: 'The caller' },
     { method: 'get', path: `${P}/auth/users`, role: 'admin', tag: 'auth', summary: 'Users by email', query: ['limit', 'after'] },
     { method: 'post', path: `${P}/auth/users`, role: 'admin', tag: 'auth', summary: 'Create a user', status: 201, body: { type: 'object', properties: { email: { type: 'string' }, password: { type: 'string' }, roles: { type: 'array', items: { type: 'string' } } }, required: ['email', 'password'] } },
+    { method: 'get', path: `${P}/auth/users/{id}`, role: 'admin', tag: 'auth', summary: 'A user' },
+    { method: 'post', path: `${P}/auth/users/{id}/disable`, role: 'admin', tag: 'auth', summary: 'Disable a user (ends every session)' },
+    { method: 'post', path: `${P}/auth/users/{id}/enable`, role: 'admin', tag: 'auth', summary: 'Enable a user' },
+    { method: 'put', path: `${P}/auth/users/{id}/roles`, role: 'admin', tag: 'auth', summary: "Set a user's roles", body: { type: 'object', properties: { roles: { type: 'array', items: { type: 'string' } } }, required: ['roles'] } },
     { method: 'get', path: `${P}/auth/applications`, role: 'admin', tag: 'auth', summary: 'Applications' },
     { method: 'post', path: `${P}/auth/applications`, role: 'admin', tag: 'auth', summary: 'Create an application', status: 201, body: { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] } },
     { method: 'get', path: `${P}/auth/applications/{id}/keys`, role: 'admin', tag: 'auth', summary: "An application's API keys (never the keys themselves)" },
@@ -142,6 +147,9 @@ function operations(components: readonly Component[]): Op[] {
       { method: 'get', path: `${base}/workers`, role: 'viewer', tag: 'pipelines', summary: 'Workers', query: ['limit'] },
       { method: 'get', path: `${base}/workers/{id}/events`, role: 'viewer', tag: 'pipelines', summary: "A worker's events", query: ['limit'] },
       { method: 'post', path: `${base}/workers/{id}/drain`, role: 'operator', tag: 'pipelines', summary: 'Drain a worker' },
+      { method: 'get', path: `${base}/events`, role: 'viewer', tag: 'pipelines', summary: 'Pipeline changes (SSE)', sse: true },
+      { method: 'get', path: `${base}/handlers/{app}/{name}/policy`, role: 'viewer', tag: 'pipelines', summary: "A handler's policy for an application (or * for all)" },
+      { method: 'put', path: `${base}/handlers/{app}/{name}/policy`, role: 'operator', tag: 'pipelines', summary: "Set a handler's policy for an application (or * for all)", body: obj },
     )
   }
   return ops

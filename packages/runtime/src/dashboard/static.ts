@@ -72,5 +72,6 @@ export function mountDashboardFiles(app: Hono, dir: string | undefined): void {
       },
     }),
   )
-  app.get(`${DASHBOARD_BASE}/*`, page)
+  // A path that names a file (favicon.ico, robots.txt) and is not in the build is a 404; only app routes get the page.
+  app.get(`${DASHBOARD_BASE}/*`, (c) => (/\.[A-Za-z0-9]{1,8}$/.test(c.req.path) ? errorResponse(404, 'NOT_FOUND', `No dashboard file ${c.req.path}`, requestIdOf(c)) : page(c)))
 }

@@ -198,7 +198,7 @@ export class Applications {
 
   /** @throws ValidationError for a name that is not 1-200 characters */
   async create(input: { name: string }): Promise<Application> {
-    const name = checkText(input.name, { subject: 'application', path: 'name', max: 200 })
+    const name = notBlank(checkText(input.name, { subject: 'application', path: 'name', max: 200 }), 'application')
     return toApplication(await sql.insertApplication(this.#d.db(), { id: randomUUID(), name }))
   }
 
@@ -235,7 +235,7 @@ export class ApiKeys {
 
   /** @throws ValidationError for a bad name or an unknown role, NotFoundError `APPLICATION_NOT_FOUND` */
   async create(applicationId: string, input: { name: string; roles?: string[] }): Promise<CreatedApiKey> {
-    const name = checkText(input.name, { subject: 'API key', path: 'name', max: 200 })
+    const name = notBlank(checkText(input.name, { subject: 'API key', path: 'name', max: 200 }), 'API key')
     const roles = this.#d.roles.check(input.roles ?? [])
     if (!isId(applicationId) || !(await sql.applicationById(this.#d.db(), applicationId))) throw missingApp(applicationId)
     return this.#insert(this.#d.db(), applicationId, name, roles)
@@ -301,6 +301,12 @@ export class ApiKeys {
     if (change) this.#d.applied([change])
     return created
   }
+}
+
+/** A name of spaces only would show as nothing in a list: refused like an empty one. */
+function notBlank(name: string, subject: string): string {
+  if (name.trim() === '') throw new ValidationError(subject, [{ path: 'name', message: 'must hold more than spaces' }])
+  return name
 }
 
 /**

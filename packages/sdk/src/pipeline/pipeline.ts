@@ -143,7 +143,7 @@ export class Pipeline implements Component {
   async #checkApplication(appId: string): Promise<void> {
     if (this.#knownApps.has(appId)) return
     const [row] = UUID.test(appId) ? await this.#database().query('SELECT 1 AS ok FROM _onepipe_auth_applications WHERE id = $1', [appId]) : []
-    if (!row) throw new NotFoundError('APPLICATION_NOT_FOUND', `No application "${appId}": create one with auth.applications.create({ name }) and run the pipeline with its id`)
+    if (!row) throw new NotFoundError('APPLICATION_NOT_FOUND', `No application with the id "${appId}": a pipeline runs for an application's id (a UUID), not its name; GET /__onepipe/auth/applications lists them, auth.applications.create({ name }) makes one`)
     if (this.#knownApps.size > 1000) this.#knownApps.clear()
     this.#knownApps.add(appId)
   }
