@@ -19,6 +19,7 @@ import {
   type Database,
   type Logger,
   type OtelSpan,
+  type Queryable,
   type RuntimeContext,
   type StandardSchemaV1,
 } from '@onepipe/core'
@@ -135,6 +136,39 @@ export class Flow<T = unknown> implements Component {
       span?.setAttribute('onepipe.flow.offset', stored.offset)
       return stored
     })
+    this.#appended.inc()
+    return { id: e.id, offset: e.offset }
+  }
+
+  /**
+   * Appends one event inside the caller's transaction `tx` (from
+   * `db.transaction(fn)` on the database this flow was built with): the
+   * event exists if and only if `tx` commits, so a change and the event
+   * that announces it are never stored one without the other (an outbox).
+   * The flow's counter row stays locked until `tx` ends: every other
+   * appender of this flow waits for that commit, and offsets become visible
+   * in commit order. Append last, just before the transaction commits.
+   * The offset returned is final once `tx` commits; if it rolls back the
+   * offset is handed to the next append.
+   *
+   * @throws ValidationError (nothing stored) for an invalid event; ConfigError `FLOW_APPEND_IN_NEEDS_DB`
+   *   for a flow on the streams server, which cannot join a database transaction
+   * @example
+   * ```ts
+   * await db.transaction(async (tx) => {
+   *   await tx.execute('UPDATE orders SET status = $1 WHERE id = $2', ['shipped', 'o1'])
+   *   const { offset } = await orders.appendIn(tx, { id: 'o1', status: 'shipped' }) // e.g. { id: '9b1…', offset: 42 }
+   * })
+   * ```
+   */
+  async appendIn(tx: Queryable, data: T): Promise<FlowAppendResult> {
+    const store = this.store
+    if (!(store instanceof PgFlowStore)) {
+      throw new ConfigError('FLOW_APPEND_IN_NEEDS_DB', `Flow "${this.name}" lives on the streams server, which cannot join a database transaction; build it with .db(db) on the database of the transaction to append inside one`)
+    }
+    const value = await this.#validate(data)
+    const e = await store.appendIn(tx, randomUUID(), value, tracingEnabled() ? currentTraceparent() : null)
+    // Counted when the statement succeeds, as append() does; a later rollback is not subtracted.
     this.#appended.inc()
     return { id: e.id, offset: e.offset }
   }

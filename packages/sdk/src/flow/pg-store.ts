@@ -7,10 +7,13 @@ const CHANNEL = 'onepipe_flows'
 /** The most events one append statement carries. */
 const MAX_BATCH = 1000
 
-interface Pending {
+interface Outgoing {
   id: string
   data: unknown
   traceparent: string | null
+}
+
+interface Pending extends Outgoing {
   resolve: (e: FlowEvent) => void
   reject: (e: unknown) => void
 }
@@ -80,9 +83,17 @@ function notifierOf(db: Database): Notifier {
  * Appends every pending event in one statement: bump the flow's counter row
  * (the row lock orders appenders of one flow across instances), insert the
  * events with the offsets that follow, and NOTIFY, all in one implicit
- * transaction.
+ * transaction, or in the caller's when `q` is one (appendIn).
+ *
+ * Inside a caller's transaction the counter row stays locked until that
+ * transaction ends, so the next appender of the flow waits for its commit:
+ * offsets become visible in commit order, and a rolled-back append hands
+ * its offsets back (no gap). A reader that pages by offset (subscribe, and
+ * the cursors of `$.on` handlers over Things' events) relies on this: once
+ * it has read offset n, no offset below n can still appear. The NOTIFY is
+ * delivered at that commit, never for a rolled-back append.
  */
-async function insertBatch(q: Queryable, db: Database, flow: string, batch: Pending[]): Promise<Row[]> {
+async function insertBatch(q: Queryable, db: Database, flow: string, batch: readonly Outgoing[]): Promise<Row[]> {
   const payload = JSON.stringify(batch.map((p) => ({ i: p.id, d: p.data, t: p.traceparent })))
   return q.query<Row>(
     `WITH c AS (
@@ -166,6 +177,18 @@ export class PgFlowStore implements FlowStore {
       this.#queue.push({ id, data, traceparent, resolve, reject })
       if (!this.#flushing) void this.#flush()
     })
+  }
+
+  /**
+   * Appends one event with one statement on `tx`, a transaction on this
+   * store's database: it is stored, numbered and announced only if `tx`
+   * commits. Local readers are not woken here (the event is not visible
+   * before the commit); the NOTIFY sent at commit wakes every reader.
+   */
+  async appendIn(tx: Queryable, id: string, data: unknown, traceparent: string | null = null): Promise<FlowEvent> {
+    const [row] = await insertBatch(tx, this.db, this.flow, [{ id, data, traceparent }])
+    if (!row) throw new TransportError('FLOW_APPEND_INCOMPLETE', `Flow "${this.flow}": the event was not stored; roll the transaction back and retry`)
+    return toEvent(row, data, traceparent)
   }
 
   // One statement in flight per flow and process: the counter row's lock
