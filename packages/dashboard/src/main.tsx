@@ -2,7 +2,7 @@ import { QueryClient, QueryClientProvider } from '@tanstack/react-query'
 import { RouterProvider } from '@tanstack/react-router'
 import { StrictMode } from 'react'
 import { createRoot } from 'react-dom/client'
-import { isApiError, setUnauthorizedHandler } from './api/http'
+import { isApiError, isNetworkError, setUnauthorizedHandler } from './api/http'
 import './index.css'
 import { BASE } from './pages/Login'
 import { router } from './router'
@@ -10,8 +10,9 @@ import { router } from './router'
 const queryClient = new QueryClient({
   defaultOptions: {
     queries: {
-      // A 4xx will answer the same again; a 5xx or a dropped connection may not.
-      retry: (n, e) => n < 2 && !(isApiError(e) && e.status >= 400 && e.status < 500),
+      // A 4xx will answer the same again; a 5xx may not. An app that cannot be reached is
+      // asked again until it answers (the layout's banner says so), so pages wait instead of failing.
+      retry: (n, e) => isNetworkError(e) || (n < 2 && !(isApiError(e) && e.status >= 400 && e.status < 500)),
       staleTime: 5_000,
     },
   },

@@ -1,6 +1,8 @@
 import { createRootRoute, createRoute, createRouter, Link, Outlet } from '@tanstack/react-router'
 import { Fragment, type ReactNode } from 'react'
 import { useRights } from './api/session'
+import type { Catalog } from './api/types'
+import { OnlyWith } from './components/CatalogPage'
 import { AppLayout } from './components/Layout'
 import { PageTitle } from './components/ui'
 import { ApplicationKeys } from './pages/accounts/Keys'
@@ -24,13 +26,25 @@ import { WorkflowRuns, type RunFilters } from './pages/workflows/Runs'
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined)
 
+function NotFoundText() {
+  return (
+    <>
+      <PageTitle>Page not found</PageTitle>
+      <p className="text-sm">
+        No page of the console is at this address.{' '}
+        <Link to="/" className="text-blue-800 underline">
+          Overview
+        </Link>
+      </p>
+    </>
+  )
+}
+
+/** Outside the console's pages (the router's last resort): without the layout, which needs a session. */
 function NotFound() {
   return (
     <main className="p-6">
-      <PageTitle>Page not found</PageTitle>
-      <Link to="/" className="text-blue-800 underline">
-        Overview
-      </Link>
+      <NotFoundText />
     </main>
   )
 }
@@ -77,6 +91,15 @@ const byParam = <P extends string>(path: P, render: (value: string) => ReactNode
 }
 
 const overview = createRoute({ getParentRoute: () => app, path: '/', component: Overview })
+// Any other address under the console: the page says so inside the layout, nav and header kept.
+const unknown = createRoute({ getParentRoute: () => app, path: '$', component: NotFoundText })
+
+const hasPipelines = (c: Catalog) => c.features.pipelines
+const pipelinesOnly = (title: string, page: ReactNode) => (
+  <OnlyWith has={hasPipelines} what="pipelines" title={title}>
+    {page}
+  </OnlyWith>
+)
 
 const pipelines = createRoute({
   getParentRoute: () => app,
@@ -84,12 +107,16 @@ const pipelines = createRoute({
   validateSearch: (s: Record<string, unknown>): PipelineFilters => ({ status: str(s.status), appId: str(s.appId), q: str(s.q), from: str(s.from), to: str(s.to) }),
   component: function Pipelines() {
     const navigate = pipelines.useNavigate()
-    return <PipelineList filters={pipelines.useSearch()} onFilters={(f) => void navigate({ search: f })} />
+    return pipelinesOnly('Pipelines', <PipelineList filters={pipelines.useSearch()} onFilters={(f) => void navigate({ search: f })} />)
   },
 })
-const startPipeline = createRoute({ getParentRoute: () => app, path: 'pipelines/start', component: () => <Needs role="operator" what="Starting a pipeline" page={<StartPipeline />} /> })
-const workers = createRoute({ getParentRoute: () => app, path: 'pipelines/workers', component: Workers })
-const pipeline = byParam('pipelines/$id', (id) => <PipelineDetail id={id} />)
+const startPipeline = createRoute({
+  getParentRoute: () => app,
+  path: 'pipelines/start',
+  component: () => pipelinesOnly('Start a pipeline', <Needs role="operator" what="Starting a pipeline" page={<StartPipeline />} />),
+})
+const workers = createRoute({ getParentRoute: () => app, path: 'pipelines/workers', component: () => pipelinesOnly('Workers', <Workers />) })
+const pipeline = byParam('pipelines/$id', (id) => pipelinesOnly('Pipeline', <PipelineDetail id={id} />))
 
 const workflows = createRoute({
   getParentRoute: () => app,
@@ -100,10 +127,27 @@ const workflows = createRoute({
     return <WorkflowRuns filters={workflows.useSearch()} onFilters={(f) => void navigate({ search: f })} />
   },
 })
-const run = byParam('workflows/runs/$id', (id) => <RunDetail id={id} />)
+const run = byParam('workflows/runs/$id', (id) => (
+  <OnlyWith has={(c) => c.workflows.length > 0} what="workflows" title="Workflow run">
+    <RunDetail id={id} />
+  </OnlyWith>
+))
 
-const cron = createRoute({ getParentRoute: () => app, path: 'cron', component: CronJobs })
-const cronJob = byParam('cron/$name', (name) => <CronHistory name={name} />)
+const hasCron = (c: Catalog) => c.cron.length > 0
+const cron = createRoute({
+  getParentRoute: () => app,
+  path: 'cron',
+  component: () => (
+    <OnlyWith has={hasCron} what="cron jobs" title="Cron">
+      <CronJobs />
+    </OnlyWith>
+  ),
+})
+const cronJob = byParam('cron/$name', (name) => (
+  <OnlyWith has={hasCron} what="cron jobs" title={`Cron job ${name}`}>
+    <CronHistory name={name} />
+  </OnlyWith>
+))
 
 /** Pages that show one named thing of the catalog, chosen in the URL (`?name=`). */
 const named = (path: string, Page: (p: { name: string | undefined; onName: (n: string) => void }) => ReactNode) => {
@@ -122,7 +166,15 @@ const named = (path: string, Page: (p: { name: string | undefined; onName: (n: s
 const flows = named('flows', Flows)
 const signals = named('signals', Signals)
 const channels = named('channels', Channels)
-const projections = createRoute({ getParentRoute: () => app, path: 'projections', component: Projections })
+const projections = createRoute({
+  getParentRoute: () => app,
+  path: 'projections',
+  component: () => (
+    <OnlyWith has={(c) => c.projections.length > 0} what="projections" title="Projections">
+      <Projections />
+    </OnlyWith>
+  ),
+})
 
 const accounts = 'Managing applications and API keys'
 const applications = createRoute({ getParentRoute: () => app, path: 'applications', component: () => <Needs role="admin" what={accounts} page={<Applications />} /> })
@@ -131,7 +183,7 @@ const users = createRoute({ getParentRoute: () => app, path: 'users', component:
 
 const routeTree = rootRoute.addChildren([
   loginRoute,
-  app.addChildren([overview, pipelines, startPipeline, workers, pipeline, workflows, run, cron, cronJob, flows, signals, channels, projections, applications, application, users]),
+  app.addChildren([overview, unknown, pipelines, startPipeline, workers, pipeline, workflows, run, cron, cronJob, flows, signals, channels, projections, applications, application, users]),
 ])
 
 export const router = createRouter({ routeTree, basepath: BASE, defaultNotFoundComponent: NotFound })

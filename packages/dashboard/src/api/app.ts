@@ -1,4 +1,4 @@
-import { api, enc } from './http'
+import { api, enc, reach } from './http'
 import type { Catalog, Instance, User } from './types'
 
 export const appApi = {
@@ -12,7 +12,7 @@ export const appApi = {
 
 /** `/health` and `/ready` answer a body with their 503 too; both are shown as they are. */
 export async function probe(path: '/health' | '/ready'): Promise<{ ok: boolean; status: number; body: unknown }> {
-  const res = await fetch(path, { headers: { accept: 'application/json' }, credentials: 'same-origin' })
+  const res = await reach(path, { headers: { accept: 'application/json' }, credentials: 'same-origin' }, 'GET', path)
   const text = await res.text()
   let body: unknown = text
   try {

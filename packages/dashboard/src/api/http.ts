@@ -8,6 +8,8 @@ export class ApiError extends Error {
     readonly details: unknown,
     readonly method: string,
     readonly path: string,
+    /** Seconds a 429 asks to wait, from `Retry-After` or the details' `retryAfterSeconds`. */
+    readonly retryAfter?: number,
   ) {
     super(message)
     this.name = 'ApiError'
@@ -21,6 +23,42 @@ export class ApiError extends Error {
 }
 
 export const isApiError = (e: unknown): e is ApiError => e instanceof ApiError
+
+/** The call never reached the app: it is down, restarting, or the network is. */
+export const isNetworkError = (e: unknown): boolean => isApiError(e) && e.status === 0
+
+let unreachable: string | undefined
+const reachListeners = new Set<() => void>()
+const setUnreachable = (why: string | undefined) => {
+  if (why === unreachable) return
+  unreachable = why
+  for (const l of reachListeners) l()
+}
+
+/**
+ * Why the app could not be reached on the last call, until a call gets any
+ * answer again: one banner says it, instead of an error on every panel.
+ */
+export const reachability = {
+  subscribe: (l: () => void) => {
+    reachListeners.add(l)
+    return () => void reachListeners.delete(l)
+  },
+  get: (): string | undefined => unreachable,
+}
+
+/** fetch, with a refused connection as a NETWORK_ERROR ApiError; any answer at all means the app is reachable. */
+export async function reach(url: string, init: RequestInit, method: string, path: string): Promise<Response> {
+  try {
+    const res = await fetch(url, init)
+    setUnreachable(undefined)
+    return res
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e)
+    setUnreachable(message)
+    throw new ApiError(0, 'NETWORK_ERROR', message, undefined, undefined, method, path)
+  }
+}
 
 export function csrfToken(): string | undefined {
   const m = /(?:^|;\s*)onepipe_csrf=([^;]*)/.exec(document.cookie)
@@ -75,36 +113,33 @@ export function refreshSession(): Promise<boolean> {
   return refreshing
 }
 
+const seconds = (v: unknown): number | undefined => {
+  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v
+  return typeof n === 'number' && Number.isFinite(n) && n >= 0 ? Math.ceil(n) : undefined
+}
+
 async function toError(res: Response, method: string, path: string): Promise<ApiError> {
   const text = await res.text().catch(() => '')
+  const header = seconds(res.headers.get('retry-after'))
   try {
     const body = JSON.parse(text) as { error?: { code?: unknown; message?: unknown; details?: unknown; requestId?: unknown } }
     const e = body.error
     if (e && typeof e.code === 'string') {
-      return new ApiError(res.status, e.code, typeof e.message === 'string' ? e.message : e.code, typeof e.requestId === 'string' ? e.requestId : undefined, e.details, method, path)
+      const retryAfter = header ?? seconds((e.details as { retryAfterSeconds?: unknown } | null | undefined)?.retryAfterSeconds)
+      return new ApiError(res.status, e.code, typeof e.message === 'string' ? e.message : e.code, typeof e.requestId === 'string' ? e.requestId : undefined, e.details, method, path, retryAfter)
     }
   } catch {
     // Not OnePipe's JSON: a proxy's page or an empty body; shown below as it came.
   }
-  return new ApiError(res.status, `HTTP_${res.status}`, text.slice(0, 300) || res.statusText || 'Request failed', res.headers.get('x-request-id') ?? undefined, undefined, method, path)
+  return new ApiError(res.status, `HTTP_${res.status}`, text.slice(0, 300) || res.statusText || 'Request failed', res.headers.get('x-request-id') ?? undefined, undefined, method, path, header)
 }
 
 /** Calls the API: JSON in and out, CSRF on changes, a refresh then the login page on 401. */
 export async function api<T>(path: string, o: CallOptions = {}): Promise<T> {
   const method = o.method ?? 'GET'
   const url = withQuery(path, o.query)
-  const send = async (): Promise<Response> => {
-    try {
-      return await fetch(url, {
-        method,
-        headers: headers(method),
-        credentials: 'same-origin',
-        ...(method === 'GET' ? {} : { body: o.body === undefined ? '{}' : JSON.stringify(o.body) }),
-      })
-    } catch (e) {
-      throw new ApiError(0, 'NETWORK_ERROR', e instanceof Error ? e.message : String(e), undefined, undefined, method, path)
-    }
-  }
+  const send = (): Promise<Response> =>
+    reach(url, { method, headers: headers(method), credentials: 'same-origin', ...(method === 'GET' ? {} : { body: o.body === undefined ? '{}' : JSON.stringify(o.body) }) }, method, path)
   let res = await send()
   if (res.status === 401 && o.session !== false) {
     if (await refreshSession()) res = await send()

@@ -2,12 +2,16 @@ import type { ReactNode } from 'react'
 import { ErrorAlert } from './ErrorAlert'
 import { Button, Loading } from './ui'
 
-/** A query's error (kept on screen), a loading line, then what it read. */
-export function Loaded({ query, children }: { query: { error: unknown; isPending: boolean }; children: ReactNode }) {
+/**
+ * A query's error (kept on screen), a loading line, then what it read. A query
+ * that failed before reading anything shows only its error: an empty table
+ * under it would claim there is nothing.
+ */
+export function Loaded({ query, children }: { query: { error: unknown; isPending: boolean; data?: unknown }; children: ReactNode }) {
   return (
     <>
       <ErrorAlert error={query.error} />
-      {query.isPending ? <Loading /> : children}
+      {query.isPending ? <Loading /> : query.data === undefined ? null : children}
     </>
   )
 }

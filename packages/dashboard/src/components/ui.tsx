@@ -1,4 +1,4 @@
-import type { ButtonHTMLAttributes, InputHTMLAttributes, ReactNode, SelectHTMLAttributes, TextareaHTMLAttributes } from 'react'
+import { createContext, useContext, useEffect, useId, type ComponentProps, type ReactNode } from 'react'
 
 const variants = {
   primary: 'bg-blue-700 text-white hover:bg-blue-800 border border-blue-700',
@@ -6,7 +6,9 @@ const variants = {
   danger: 'bg-red-700 text-white hover:bg-red-800 border border-red-700',
 }
 
-export function Button({ variant = 'secondary', className = '', type = 'button', ...rest }: ButtonHTMLAttributes<HTMLButtonElement> & { variant?: keyof typeof variants }) {
+export type Variant = keyof typeof variants
+
+export function Button({ variant = 'secondary', className = '', type = 'button', ...rest }: ComponentProps<'button'> & { variant?: Variant }) {
   return (
     <button
       type={type}
@@ -18,24 +20,70 @@ export function Button({ variant = 'secondary', className = '', type = 'button',
 
 const control = 'block w-full rounded border border-gray-400 bg-white px-2 py-1.5 text-sm text-gray-900 focus:border-blue-600 focus:outline-none focus:ring-1 focus:ring-blue-600'
 
-/** A labelled control: every input carries its visible label. */
-export function Field({ label, hint, children, className = '' }: { label: string; hint?: ReactNode; children: ReactNode; className?: string }) {
+/** What the control inside a Field is described by: its hint, and its error while it has one. */
+const FieldAria = createContext<{ describedBy?: string; invalid: boolean }>({ invalid: false })
+
+type Aria = { 'aria-describedby'?: string | undefined; 'aria-invalid'?: ComponentProps<'input'>['aria-invalid'] }
+const useAria = (own: Aria): Aria => {
+  const f = useContext(FieldAria)
+  return { 'aria-describedby': own['aria-describedby'] ?? f.describedBy, 'aria-invalid': own['aria-invalid'] ?? (f.invalid || undefined) }
+}
+
+/**
+ * A labelled control: every input carries its visible label. The hint and the
+ * error stand outside the label, so they describe the control (aria-describedby)
+ * instead of lengthening its name.
+ */
+export function Field({ label, hint, error, errorTestId, children, className = '' }: { label: string; hint?: ReactNode; error?: string | undefined; errorTestId?: string; children: ReactNode; className?: string }) {
+  const id = useId()
+  const describedBy = [hint ? `${id}-hint` : '', error ? `${id}-error` : ''].filter(Boolean).join(' ') || undefined
   return (
-    <label className={`block text-sm ${className}`}>
-      <span className="mb-1 block font-medium text-gray-800">{label}</span>
-      {children}
-      {hint && <span className="mt-1 block text-xs text-gray-600">{hint}</span>}
-    </label>
+    <div className={`text-sm ${className}`}>
+      <label className="block">
+        <span className="mb-1 block font-medium text-gray-800">{label}</span>
+        <FieldAria.Provider value={{ ...(describedBy ? { describedBy } : {}), invalid: !!error }}>{children}</FieldAria.Provider>
+      </label>
+      {hint && (
+        <p id={`${id}-hint`} className="mt-1 text-xs text-gray-600">
+          {hint}
+        </p>
+      )}
+      {error && (
+        <p id={`${id}-error`} role="alert" className="mt-1 text-sm text-red-800" data-testid={errorTestId}>
+          {error}
+        </p>
+      )}
+    </div>
   )
 }
 
-export const Input = ({ className = '', ...p }: InputHTMLAttributes<HTMLInputElement>) => <input className={`${control} ${className}`} {...p} />
-export const Select = ({ className = '', ...p }: SelectHTMLAttributes<HTMLSelectElement>) => <select className={`${control} ${className}`} {...p} />
-export const TextArea = ({ className = '', ...p }: TextareaHTMLAttributes<HTMLTextAreaElement>) => (
-  <textarea className={`${control} font-mono ${className}`} spellCheck={false} {...p} />
-)
+export function Input({ className = '', ...p }: ComponentProps<'input'>) {
+  const aria = useAria(p)
+  return <input className={`${control} ${className}`} {...p} {...aria} />
+}
 
-export function PageTitle({ children, actions }: { children: ReactNode; actions?: ReactNode }) {
+export function Select({ className = '', ...p }: ComponentProps<'select'>) {
+  const aria = useAria(p)
+  return <select className={`${control} ${className}`} {...p} {...aria} />
+}
+
+export function TextArea({ className = '', ...p }: ComponentProps<'textarea'>) {
+  const aria = useAria(p)
+  return <textarea className={`${control} font-mono ${className}`} spellCheck={false} {...p} {...aria} />
+}
+
+/** The tab's title: the page, then OnePipe, so a row of tabs tells them apart. */
+export function useDocumentTitle(title: string) {
+  useEffect(() => {
+    document.title = title.trim() ? `${title.trim()} · OnePipe` : 'OnePipe'
+  }, [title])
+}
+
+const textOf = (n: ReactNode): string => (typeof n === 'string' || typeof n === 'number' ? String(n) : Array.isArray(n) ? n.map(textOf).join('') : '')
+
+/** The page's heading; it names the tab too (`tab` when the heading is not plain text, or says too much). */
+export function PageTitle({ children, actions, tab }: { children: ReactNode; actions?: ReactNode; tab?: string }) {
+  useDocumentTitle(tab ?? textOf(children))
   return (
     <div className="mb-4 flex flex-wrap items-center justify-between gap-3">
       <h1 className="text-2xl font-semibold text-gray-900">{children}</h1>
