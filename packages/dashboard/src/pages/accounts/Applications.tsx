@@ -1,9 +1,9 @@
 import { useQuery } from '@tanstack/react-query'
 import { Link } from '@tanstack/react-router'
-import { useState } from 'react'
 import { accountKeys, accountsApi } from '../../api/accounts'
 import { useAction } from '../../components/action'
 import { CreateForm } from '../../components/CreateForm'
+import { useRequired } from '../../components/required'
 import { Loaded } from '../../components/Loaded'
 import { StatusBadge } from '../../components/Status'
 import { Table, Td, TdTime } from '../../components/Table'
@@ -11,21 +11,22 @@ import { Field, Input, PageTitle, Section } from '../../components/ui'
 
 export function Applications() {
   const q = useQuery({ queryKey: accountKeys.applications, queryFn: accountsApi.applications })
-  const [name, setName] = useState('')
+  const name = useRequired('Enter a name')
   const create = useAction((n: string) => accountsApi.createApplication(n), {
     invalidate: [accountKeys.applications],
-    onSuccess: () => setName(''),
+    onSuccess: () => name.set(''),
   })
   const submit = () => {
-    if (name.trim()) create.mutate(name.trim())
+    create.reset()
+    if (name.check()) create.mutate(name.value.trim())
   }
   return (
     <>
       <PageTitle>Applications &amp; API keys</PageTitle>
       <Section title="Create an application">
         <CreateForm testId="app-create" submit="Create" pending={create.isPending} error={create.error} errorTestId="app-create-error" onSubmit={submit}>
-          <Field label="Name">
-            <Input value={name} onChange={(e) => setName(e.target.value)} required data-testid="app-create-name" />
+          <Field label="Name" error={name.error} errorTestId="app-create-name-error">
+            <Input value={name.value} onChange={(e) => name.set(e.target.value)} required data-testid="app-create-name" />
           </Field>
         </CreateForm>
         {create.data && (

@@ -3,9 +3,11 @@ import { useState, type FormEvent } from 'react'
 import { accountKeys, accountsApi } from '../../api/accounts'
 import type { Account } from '../../api/types'
 import { useAction } from '../../components/action'
+import { ConfirmButton } from '../../components/ConfirmButton'
 import { CreateForm } from '../../components/CreateForm'
 import { ErrorAlert } from '../../components/ErrorAlert'
 import { Loaded, LoadMore } from '../../components/Loaded'
+import { useRequired } from '../../components/required'
 import { ROLES, RoleChecks } from '../../components/RoleChecks'
 import { StatusBadge } from '../../components/Status'
 import { Table, Td, TdTime } from '../../components/Table'
@@ -40,18 +42,22 @@ export function Users() {
     initialPageParam: undefined as string | undefined,
     getNextPageParam: (last) => (last.users.length >= PAGE ? last.users.at(-1)?.email : undefined),
   })
-  const [email, setEmail] = useState('')
+  const email = useRequired('Enter an email address')
   const [password, setPassword] = useState('')
   const [roles, setRoles] = useState<string[]>([])
   const invalidate = [accountKeys.users]
-  const create = useAction(() => accountsApi.createUser(email.trim(), password, roles), {
+  const create = useAction(() => accountsApi.createUser(email.value.trim(), password, roles), {
     invalidate,
     onSuccess: () => {
-      setEmail('')
+      email.set('')
       setPassword('')
       setRoles([])
     },
   })
+  const submit = () => {
+    create.reset()
+    if (email.check()) create.mutate(undefined)
+  }
   const toggle = useAction((u: Account) => accountsApi.setUserDisabled(u.id, !u.disabled), { invalidate })
   const save = useAction((v: { id: string; roles: string[] }) => accountsApi.setUserRoles(v.id, v.roles), { invalidate })
   const users = q.data?.pages.flatMap((p) => p.users) ?? []
@@ -59,9 +65,9 @@ export function Users() {
     <>
       <PageTitle>Users</PageTitle>
       <Section title="Create a user">
-        <CreateForm testId="user-create" submit="Create user" pending={create.isPending} error={create.error} noValidate onSubmit={() => create.mutate(undefined)}>
-          <Field label="Email">
-            <Input type="email" autoComplete="off" value={email} onChange={(e) => setEmail(e.target.value)} required data-testid="user-create-email" />
+        <CreateForm testId="user-create" submit="Create user" pending={create.isPending} error={create.error} onSubmit={submit}>
+          <Field label="Email" error={email.error} errorTestId="user-create-email-error">
+            <Input type="email" autoComplete="off" value={email.value} onChange={(e) => email.set(e.target.value)} required data-testid="user-create-email" />
           </Field>
           <Field label="Password">
             <Input type="password" autoComplete="new-password" value={password} onChange={(e) => setPassword(e.target.value)} required data-testid="user-create-password" />
@@ -96,9 +102,9 @@ export function Users() {
                       Enable
                     </Button>
                   ) : (
-                    <Button variant="danger" onClick={() => toggle.mutate(u)} disabled={toggle.isPending} data-testid="user-disable">
+                    <ConfirmButton question={`Disable ${u.email}?`} yes="Yes, disable" disabled={toggle.isPending} onConfirm={() => toggle.mutate(u)} testId="user-disable">
                       Disable
-                    </Button>
+                    </ConfirmButton>
                   )}
                 </Td>
               </tr>
