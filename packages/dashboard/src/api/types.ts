@@ -16,7 +16,7 @@ export interface Catalog {
   signals: { name: string }[]
   projections: { name: string; flow: string }[]
   workflows: { name: string; inputSchema: unknown }[]
-  cron: { name: string; schedule: string; timezone?: string }[]
+  cron: { name: string; schedule: string; timezone?: string | null }[]
   channels: { name: string; idempotent: boolean; inputSchema: unknown; outputSchema: unknown }[]
   pipelines: { name: string; stages: { name: string; handler: string; dependsOn: string[] }[] }[]
   features: { pipelines: boolean; auth: boolean }
@@ -51,6 +51,7 @@ export interface Attempt {
   executionId: string
   attempt: number
   workerId: string | null
+  workerName?: string | null
   startedAt: string | null
   endedAt: string | null
   outcome: string | null
@@ -67,6 +68,8 @@ export interface Stage {
   runInParallelWith: string[]
   requiresApproval: boolean
   workerId: string | null
+  /** Sent by apps that know it; otherwise looked up in the workers list. */
+  workerName?: string | null
   startedAt: string | null
   finishedAt: string | null
   output: unknown
@@ -117,7 +120,6 @@ export interface RunSummary {
   workflowId: string
   workflowName: string
   status: string
-  attempts?: number
   error?: unknown
   createdAt: string
   updatedAt?: string
@@ -133,7 +135,7 @@ export interface RunDetail {
 export interface CronJob {
   name: string
   schedule: string
-  timezone?: string
+  timezone?: string | null
   paused: boolean
   nextRuns: string[]
   /** Who runs the job now; null while no instance holds it. */

@@ -1,17 +1,36 @@
 import { useQuery } from '@tanstack/react-query'
+import { Link } from '@tanstack/react-router'
 import { cronApi } from '../../api/ops'
-import { useRights } from '../../api/session'
+import { useCatalog, useRights } from '../../api/session'
 import { ErrorAlert } from '../../components/ErrorAlert'
 import { Loaded } from '../../components/Loaded'
 import { BackLink } from '../../components/nav-bits'
 import { brief, errorText } from '../../components/Json'
 import { StatusBadge } from '../../components/Status'
 import { Table, Td, TdTime } from '../../components/Table'
-import { Time } from '../../components/Time'
 import { Facts, PageTitle, Section } from '../../components/ui'
-import { CronActions, cronKeys, leaseText } from './Jobs'
+import { CronActions, cronKeys, leaseText, NextRuns, zoneText } from './Jobs'
 
+/** A job's page; a name the app does not have (a stale link, a typo) says so instead of an empty history. */
 export function CronHistory({ name }: { name: string }) {
+  const catalog = useCatalog()
+  if (catalog.data && !catalog.data.cron.some((c) => c.name === name)) {
+    return (
+      <>
+        <PageTitle>Cron job {name}</PageTitle>
+        <p className="text-sm" data-testid="cron-unknown">
+          No cron job named <span className="font-mono">{name}</span>.{' '}
+          <Link to="/cron" className="text-blue-800 underline">
+            See the app&apos;s cron jobs
+          </Link>
+        </p>
+      </>
+    )
+  }
+  return <CronJobPage name={name} />
+}
+
+function CronJobPage({ name }: { name: string }) {
   const { act } = useRights()
   const jobs = useQuery({ queryKey: cronKeys.jobs, queryFn: cronApi.jobs })
   const q = useQuery({ queryKey: cronKeys.history(name), queryFn: () => cronApi.history(name), refetchInterval: 5000 })
@@ -26,9 +45,9 @@ export function CronHistory({ name }: { name: string }) {
           <Facts
             items={[
               ['Schedule', <span key="s" className="font-mono">{job.schedule}</span>],
-              ['Time zone', job.timezone ?? 'UTC'],
+              ['Time zone', zoneText(job)],
               ['State', <StatusBadge key="p" status={job.paused ? 'paused' : 'active'} testId="cron-state" />],
-              ['Next run', <Time key="n" at={job.nextRuns[0]} />],
+              ['Next runs', <NextRuns key="n" job={job} />],
               ['Lease', leaseText(job.lease)],
             ]}
           />

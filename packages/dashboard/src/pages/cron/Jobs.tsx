@@ -4,16 +4,33 @@ import { cronApi } from '../../api/ops'
 import { useRights } from '../../api/session'
 import type { CronJob } from '../../api/types'
 import { useAction } from '../../components/action'
+import { ConfirmButton } from '../../components/ConfirmButton'
 import { ErrorAlert } from '../../components/ErrorAlert'
 import { Loaded } from '../../components/Loaded'
 import { StatusBadge } from '../../components/Status'
 import { Table, Td } from '../../components/Table'
-import { Time } from '../../components/Time'
+import { ZonedTime } from '../../components/Time'
 import { Button, PageTitle } from '../../components/ui'
 
 /** The instance holding a job's lease, and until when. */
 export const leaseText = (l: CronJob['lease']): string =>
   l?.holder ? `${l.holder}${l.expiresAt ? ` until ${new Date(l.expiresAt).toLocaleTimeString()}` : ''}` : 'none'
+
+/** A schedule without a zone is read in the server's own (croner's default), which the page cannot know. */
+export const zoneText = (job: Pick<CronJob, 'timezone'>): string => job.timezone || 'server time'
+
+/** The next runs in the job's zone, or in the reader's without one; each names its zone. */
+export function NextRuns({ job }: { job: CronJob }) {
+  return (
+    <ul className="text-xs">
+      {job.nextRuns.map((t) => (
+        <li key={t}>
+          <ZonedTime at={t} timeZone={job.timezone || undefined} />
+        </li>
+      ))}
+    </ul>
+  )
+}
 
 export const cronKeys = { jobs: ['cron'] as const, history: (name: string) => ['cron', name, 'history'] as const }
 
@@ -35,9 +52,9 @@ export function CronActions({ job }: { job: CronJob }) {
             Resume
           </Button>
         ) : (
-          <Button disabled={busy} onClick={() => pause.mutate(undefined)} data-testid="cron-pause" data-name={job.name}>
+          <ConfirmButton variant="secondary" question="Pause this job?" yes="Yes, pause" disabled={busy} onConfirm={() => pause.mutate(undefined)} testId="cron-pause" data={{ 'data-name': job.name }}>
             Pause
-          </Button>
+          </ConfirmButton>
         )}
       </div>
       {trigger.data && (
@@ -65,21 +82,15 @@ export function CronJobs() {
                   {j.name}
                 </Link>
               </Td>
-              <Td className="font-mono text-xs">
-                {j.schedule}
-                {j.timezone ? ` (${j.timezone})` : ''}
+              <Td className="text-xs">
+                <div className="font-mono">{j.schedule}</div>
+                <div className="text-gray-700">{zoneText(j)}</div>
               </Td>
               <Td>
                 <StatusBadge status={j.paused ? 'paused' : 'active'} testId="cron-state" />
               </Td>
               <Td>
-                <ul className="text-xs">
-                  {j.nextRuns.map((t) => (
-                    <li key={t}>
-                      <Time at={t} />
-                    </li>
-                  ))}
-                </ul>
+                <NextRuns job={j} />
               </Td>
               <Td className="font-mono text-xs break-all">
                 <span data-testid="cron-lease">{leaseText(j.lease)}</span>

@@ -2,6 +2,7 @@ import { useQuery, useQueryClient } from '@tanstack/react-query'
 import { pipelineKeys, pipelinesApi } from '../../api/pipelines'
 import { useRights } from '../../api/session'
 import { useAction } from '../../components/action'
+import { ConfirmButton } from '../../components/ConfirmButton'
 import { ErrorAlert } from '../../components/ErrorAlert'
 import { BackLink } from '../../components/nav-bits'
 import { JsonPanel } from '../../components/Json'
@@ -29,12 +30,13 @@ export function PipelineDetail({ id }: { id: string }) {
     <>
       <BackLink to="/pipelines">Pipelines</BackLink>
       <PageTitle
+        tab={`Pipeline ${id.slice(0, 8)}…`}
         actions={
           act &&
           p?.status === 'Running' && (
-            <Button variant="danger" onClick={() => cancel.mutate(undefined)} disabled={cancel.isPending} data-testid="cancel-pipeline">
+            <ConfirmButton question="Cancel this pipeline?" yes="Yes, cancel" onConfirm={() => cancel.mutate(undefined)} disabled={cancel.isPending} testId="cancel-pipeline">
               Cancel pipeline
-            </Button>
+            </ConfirmButton>
           )
         }
       >
@@ -49,8 +51,8 @@ export function PipelineDetail({ id }: { id: string }) {
             <Facts
               items={[
                 ['Status', <StatusBadge key="s" status={p.status} testId="pipeline-status" />],
-                ['Id', <span key="i" className="font-mono text-xs" data-testid="pipeline-id">{p.id}</span>],
-                ['Application', <span key="a" className="font-mono text-xs">{p.appId}</span>],
+                ['Id', <span key="i" className="font-mono text-xs break-all" data-testid="pipeline-id">{p.id}</span>],
+                ['Application', <span key="a" className="font-mono text-xs break-all">{p.appId}</span>],
                 ['Template', p.template ?? '—'],
                 ['Keywords', p.keywords.join(', ') || '—'],
                 ['Created', <Time key="c" at={p.createdAt} />],

@@ -50,12 +50,12 @@ export function PipelineList({ filters, onFilters }: { filters: PipelineFilters;
                 <Link to="/pipelines/$id" params={{ id: p.id }} className="font-medium text-blue-800 underline" data-testid="pipeline-link">
                   {p.name}
                 </Link>
-                <div className="font-mono text-xs text-gray-600">{p.id}</div>
+                <div className="font-mono text-xs break-all text-gray-600">{p.id}</div>
               </Td>
               <Td>
                 <StatusBadge status={p.status} testId="pipeline-row-status" />
               </Td>
-              <Td className="font-mono text-xs">{p.appId}</Td>
+              <Td className="font-mono text-xs break-all">{p.appId}</Td>
               <Td className="text-xs">{counts(p.stageCounts)}</Td>
               <Td className="text-xs">{p.keywords.join(', ') || '—'}</Td>
               <TdTime at={p.createdAt} />

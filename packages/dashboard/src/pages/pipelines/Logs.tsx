@@ -1,9 +1,9 @@
 import { useInfiniteQuery } from '@tanstack/react-query'
 import { pipelineKeys, pipelinesApi } from '../../api/pipelines'
 import type { Stage } from '../../api/types'
-import { ErrorAlert } from '../../components/ErrorAlert'
+import { Loaded } from '../../components/Loaded'
 import { Table, Td, TdTime } from '../../components/Table'
-import { Button, Loading } from '../../components/ui'
+import { Button } from '../../components/ui'
 
 const PAGE = 500 // the route's most per call
 
@@ -16,10 +16,8 @@ export function PipelineLogs({ pipelineId, stages }: { pipelineId: string; stage
   })
   const names = new Map(stages.map((s) => [s.id, s.name]))
   const logs = q.data?.pages.flatMap((p) => p.logs) ?? []
-  if (q.isPending) return <Loading what="Loading logs" />
   return (
-    <>
-      <ErrorAlert error={q.error} />
+    <Loaded query={q}>
       <Table columns={['Time', 'Level', 'Stage', 'Message']} empty="No log lines." caption="Logs" testId="logs-table">
         {logs.map((l) => (
           <tr key={l.id} data-testid="log-line" data-level={l.level}>
@@ -35,6 +33,6 @@ export function PipelineLogs({ pipelineId, stages }: { pipelineId: string; stage
           More log lines
         </Button>
       )}
-    </>
+    </Loaded>
   )
 }

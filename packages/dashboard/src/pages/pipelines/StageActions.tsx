@@ -2,6 +2,7 @@ import { useState } from 'react'
 import { pipelineKeys, pipelinesApi } from '../../api/pipelines'
 import type { Stage } from '../../api/types'
 import { useAction } from '../../components/action'
+import { ConfirmButton } from '../../components/ConfirmButton'
 import { ErrorAlert } from '../../components/ErrorAlert'
 import { Button, Input } from '../../components/ui'
 
@@ -18,15 +19,15 @@ export function StageActions({ stage, pipelineId }: { stage: Stage; pipelineId: 
   const busy = rerun.isPending || skip.isPending || resume.isPending
   const awaiting = stage.status === 'AwaitingApproval'
   return (
-    <div className="flex min-w-48 flex-col gap-1">
-      <div className="flex flex-wrap gap-1">
+    // Stacked in a column of fixed width: side by side, the buttons pushed the stages table wider than a laptop screen.
+    <div className="flex w-44 flex-col gap-1">
+      <div className="flex flex-col items-start gap-1">
         {awaiting && (
           <>
             <Button variant="primary" disabled={busy} onClick={() => resume.mutate(true)} data-testid="stage-approve" data-stage={stage.name}>
               Approve
             </Button>
             <Input
-              className="w-32"
               aria-label={`Reason for rejecting ${stage.name}`}
               placeholder="Reason"
               value={reason}
@@ -34,9 +35,9 @@ export function StageActions({ stage, pipelineId }: { stage: Stage; pipelineId: 
               data-testid="stage-reject-reason"
               data-stage={stage.name}
             />
-            <Button variant="danger" disabled={busy} onClick={() => resume.mutate(false)} data-testid="stage-reject" data-stage={stage.name}>
+            <ConfirmButton question={`Reject ${stage.name}?`} yes="Yes, reject" disabled={busy} onConfirm={() => resume.mutate(false)} testId="stage-reject" data={{ 'data-stage': stage.name }}>
               Reject
-            </Button>
+            </ConfirmButton>
           </>
         )}
         {!NOT_RERUNNABLE.has(stage.status) && (
@@ -50,9 +51,9 @@ export function StageActions({ stage, pipelineId }: { stage: Stage; pipelineId: 
           </>
         )}
         {!NOT_SKIPPABLE.has(stage.status) && (
-          <Button disabled={busy} onClick={() => skip.mutate(undefined)} data-testid="stage-skip" data-stage={stage.name}>
+          <ConfirmButton variant="secondary" question={`Skip ${stage.name}?`} yes="Yes, skip" disabled={busy} onConfirm={() => skip.mutate(undefined)} testId="stage-skip" data={{ 'data-stage': stage.name }}>
             Skip
-          </Button>
+          </ConfirmButton>
         )}
       </div>
       <ErrorAlert error={rerun.error ?? skip.error ?? resume.error} testId="stage-action-error" />

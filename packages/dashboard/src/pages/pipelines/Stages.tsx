@@ -1,10 +1,38 @@
+import { useQuery } from '@tanstack/react-query'
+import { pipelineKeys, pipelinesApi } from '../../api/pipelines'
 import type { Stage } from '../../api/types'
 import { errorText, JsonPanel } from '../../components/Json'
 import { StatusBadge } from '../../components/Status'
 import { Table, Td, TdTime } from '../../components/Table'
 import { StageActions } from './StageActions'
 
+/** Workers' names by id, from the workers list (the stages carry only the id, unless the app sends the name too). */
+function useWorkerNames(): Map<string, string> {
+  const q = useQuery({ queryKey: pipelineKeys.workers, queryFn: pipelinesApi.workers })
+  return new Map((q.data?.workers ?? []).map((w) => [w.workerId, w.name]))
+}
+
+/** A worker by name, its id shortened under it; an id alone (a worker gone from the list) in full. */
+function WorkerCell({ id, name }: { id: string | null; name: string | null | undefined }) {
+  if (!id) return <Td>—</Td>
+  return (
+    <Td className="text-xs">
+      {name ? (
+        <>
+          <div className="font-medium">{name}</div>
+          <div className="font-mono text-gray-600" title={id}>
+            {id.slice(0, 8)}…
+          </div>
+        </>
+      ) : (
+        <span className="font-mono break-all">{id}</span>
+      )}
+    </Td>
+  )
+}
+
 export function StageTable({ stages, pipelineId, actions }: { stages: Stage[]; pipelineId: string; actions: boolean }) {
+  const workers = useWorkerNames()
   return (
     <Table columns={['Stage', 'Handler', 'Status', 'Attempt', 'Worker', 'Started', 'Finished', 'Error', ...(actions ? [''] : [])]} empty="No stages." caption="Stages" testId="stages-table">
       {stages.map((s) => (
@@ -15,7 +43,7 @@ export function StageTable({ stages, pipelineId, actions }: { stages: Stage[]; p
             <StatusBadge status={s.status} testId="stage-status" />
           </Td>
           <Td>{s.attempt}</Td>
-          <Td className="font-mono text-xs">{s.workerId ?? '—'}</Td>
+          <WorkerCell id={s.workerId} name={s.workerName ?? (s.workerId ? workers.get(s.workerId) : undefined)} />
           <TdTime at={s.startedAt} />
           <TdTime at={s.finishedAt} />
           <Td className="max-w-xs text-xs break-words text-red-900" >
@@ -34,6 +62,7 @@ export function StageTable({ stages, pipelineId, actions }: { stages: Stage[]; p
 
 /** Each stage's output, error, approval and attempts, folded. */
 export function StageDetails({ stages }: { stages: Stage[] }) {
+  const workers = useWorkerNames()
   return (
     <div className="space-y-2">
       {stages.map((s) => (
@@ -53,8 +82,8 @@ export function StageDetails({ stages }: { stages: Stage[] }) {
             {(s.attempts ?? []).map((a) => (
               <tr key={a.executionId} data-testid="stage-attempt" data-outcome={a.outcome ?? ''}>
                 <Td>{a.attempt}</Td>
-                <Td className="font-mono text-xs">{a.executionId}</Td>
-                <Td className="font-mono text-xs">{a.workerId ?? '—'}</Td>
+                <Td className="font-mono text-xs break-all">{a.executionId}</Td>
+                <WorkerCell id={a.workerId} name={a.workerName ?? (a.workerId ? workers.get(a.workerId) : undefined)} />
                 <TdTime at={a.startedAt} />
                 <TdTime at={a.endedAt} />
                 <Td>{a.outcome ?? '—'}</Td>

@@ -4,13 +4,14 @@ import { pipelineKeys, pipelinesApi } from '../../api/pipelines'
 import { useRights } from '../../api/session'
 import type { Worker } from '../../api/types'
 import { useAction } from '../../components/action'
+import { ConfirmButton } from '../../components/ConfirmButton'
 import { ErrorAlert } from '../../components/ErrorAlert'
 import { Loaded } from '../../components/Loaded'
 import { brief } from '../../components/Json'
 import { StatusBadge } from '../../components/Status'
 import { Table, Td, TdTime } from '../../components/Table'
 import { ago } from '../../components/Time'
-import { Button, Loading, PageTitle, Section } from '../../components/ui'
+import { Button, PageTitle, Section } from '../../components/ui'
 
 function WorkerEvents({ worker }: { worker: Worker }) {
   const q = useQuery({ queryKey: ['pipelines', 'workers', worker.workerId, 'events'], queryFn: () => pipelinesApi.workerEvents(worker.workerId) })
@@ -41,19 +42,16 @@ export function Workers() {
   return (
     <>
       <PageTitle>Workers</PageTitle>
-      <ErrorAlert error={q.error} />
       <ErrorAlert error={drain.error} testId="drain-error" />
-      {q.isPending ? (
-        <Loading />
-      ) : (
+      <Loaded query={q}>
         <Table columns={['Name', 'Application', 'Status', 'Heartbeat', 'In flight', 'Handlers', '']} empty="No workers." caption="Workers" testId="workers-table">
           {workers.map((w) => (
             <tr key={w.workerId} data-testid="worker-row" data-id={w.workerId} data-status={w.status} data-drain={String(w.drain)}>
               <Td>
                 <span className="font-medium">{w.name}</span>
-                <div className="font-mono text-xs text-gray-600">{w.workerId}</div>
+                <div className="font-mono text-xs break-all text-gray-600">{w.workerId}</div>
               </Td>
-              <Td className="font-mono text-xs">{w.appId}</Td>
+              <Td className="font-mono text-xs break-all">{w.appId}</Td>
               <Td>
                 <StatusBadge status={w.drain && w.status === 'active' ? 'draining' : w.status} />
               </Td>
@@ -65,21 +63,21 @@ export function Workers() {
               </Td>
               <Td className="font-mono text-xs">{w.handlers.join(', ')}</Td>
               <Td>
-                <div className="flex gap-1">
+                <div className="flex flex-wrap gap-1">
                   <Button onClick={() => setShown(shown === w.workerId ? undefined : w.workerId)} aria-pressed={shown === w.workerId} data-testid="worker-events-toggle">
                     Events
                   </Button>
                   {act && w.status === 'active' && !w.drain && (
-                    <Button variant="danger" onClick={() => drain.mutate(w.workerId)} disabled={drain.isPending} data-testid="worker-drain">
+                    <ConfirmButton question={`Drain ${w.name}?`} yes="Yes, drain" onConfirm={() => drain.mutate(w.workerId)} disabled={drain.isPending} testId="worker-drain">
                       Drain
-                    </Button>
+                    </ConfirmButton>
                   )}
                 </div>
               </Td>
             </tr>
           ))}
         </Table>
-      )}
+      </Loaded>
       {selected && (
         <div className="mt-6">
           <WorkerEvents worker={selected} />

@@ -2,16 +2,31 @@ import { useQuery } from '@tanstack/react-query'
 import { useRights } from '../../api/session'
 import { workflowsApi } from '../../api/workflows'
 import { useAction } from '../../components/action'
+import { ConfirmButton } from '../../components/ConfirmButton'
 import { ErrorAlert } from '../../components/ErrorAlert'
 import { BackLink } from '../../components/nav-bits'
 import { errorText, JsonPanel } from '../../components/Json'
 import { StatusBadge } from '../../components/Status'
 import { Table, Td, TdTime } from '../../components/Table'
-import { Time } from '../../components/Time'
+import { EpochTime, Time } from '../../components/Time'
 import { Button, Facts, Loading, PageTitle, Section } from '../../components/ui'
 import { SignalForm } from './SignalForm'
 
 const FINAL = new Set(['completed', 'failed', 'cancelled'])
+
+/** `ctx.sleep` records its wake-up time (epoch ms) as the step's result, under `$sleep`, `$sleep#2`… */
+const isSleep = (stepId: string): boolean => /^\$sleep(#\d+)?$/.test(stepId)
+
+function StepResult({ stepId, result }: { stepId: string; result: unknown }) {
+  if (isSleep(stepId) && typeof result === 'number') {
+    return (
+      <>
+        wakes <EpochTime ms={result} />
+      </>
+    )
+  }
+  return <>{result === undefined ? '—' : JSON.stringify(result)}</>
+}
 
 export function RunDetail({ id }: { id: string }) {
   const { act } = useRights()
@@ -26,6 +41,8 @@ export function RunDetail({ id }: { id: string }) {
   const d = q.data
   const run = d?.run
   const running = !!run && !FINAL.has(run.status)
+  // Said until the run ends again: read before the retry, the run still shows its old final status.
+  const retried = !!retry.data && (running || q.dataUpdatedAt < retry.submittedAt)
   return (
     <>
       <BackLink to="/workflows" search={run ? { name: run.workflowName } : {}}>Workflows</BackLink>
@@ -35,9 +52,9 @@ export function RunDetail({ id }: { id: string }) {
           run && (
             <>
               {running && (
-                <Button variant="danger" onClick={() => cancel.mutate(undefined)} disabled={cancel.isPending} data-testid="wf-cancel">
+                <ConfirmButton question="Cancel this run?" yes="Yes, cancel" onConfirm={() => cancel.mutate(undefined)} disabled={cancel.isPending} testId="wf-cancel">
                   Cancel run
-                </Button>
+                </ConfirmButton>
               )}
               {(run.status === 'failed' || run.status === 'cancelled') && (
                 <Button variant="primary" onClick={() => retry.mutate(undefined)} disabled={retry.isPending} data-testid="wf-retry">
@@ -52,7 +69,7 @@ export function RunDetail({ id }: { id: string }) {
       </PageTitle>
       <ErrorAlert error={q.error} />
       <ErrorAlert error={cancel.error ?? retry.error} testId="wf-action-error" />
-      {retry.data && (
+      {retried && (
         <p role="status" className="mb-2 text-sm text-green-800" data-testid="wf-retried">
           Retried: the run is {retry.data.status} again.
         </p>
@@ -87,7 +104,9 @@ export function RunDetail({ id }: { id: string }) {
                   </Td>
                   <Td>{s.attempts}</Td>
                   <TdTime at={s.createdAt} />
-                  <Td className="max-w-sm font-mono text-xs break-all">{s.result === undefined ? '—' : JSON.stringify(s.result)}</Td>
+                  <Td className="max-w-sm font-mono text-xs break-all">
+                    <StepResult stepId={s.stepId} result={s.result} />
+                  </Td>
                   <Td className="max-w-xs text-xs text-red-900">{errorText(s.error)}</Td>
                 </tr>
               ))}

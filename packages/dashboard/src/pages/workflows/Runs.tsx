@@ -29,21 +29,16 @@ function Filters({ value, onChange }: { value: RunFilters; onChange: (f: RunFilt
     if (!p || p.ok) onChange({ ...value, status: status || undefined, input: input.trim() || undefined })
   }
   return (
-    <form onSubmit={submit} className="mb-4 grid grid-cols-1 items-end gap-3 sm:grid-cols-3" aria-label="Filter runs">
+    <form onSubmit={submit} className="mb-4 grid grid-cols-1 items-start gap-3 sm:grid-cols-3" aria-label="Filter runs">
       <Choice label="Status" value={status} onChange={setStatus} options={[...RUN_STATUSES]} any="Any" testId="wf-filter-status" />
-      <Field label="Input contains (JSON object)">
-        <Input value={input} onChange={(e) => setInput(e.target.value)} placeholder='{"customer": "alice"}' aria-invalid={!!error} data-testid="wf-input-filter" />
+      <Field label="Input contains (JSON object)" error={error} errorTestId="wf-input-filter-error">
+        <Input value={input} onChange={(e) => setInput(e.target.value)} placeholder='{"customer": "alice"}' data-testid="wf-input-filter" />
       </Field>
-      <div>
+      <div className="sm:pt-6">
         <Button type="submit" variant="primary" data-testid="wf-filter-apply">
           Apply
         </Button>
       </div>
-      {error && (
-        <p role="alert" className="text-sm text-red-800 sm:col-span-3" data-testid="wf-input-filter-error">
-          {error}
-        </p>
-      )}
     </form>
   )
 }
@@ -60,18 +55,17 @@ function Runs({ name, filters, onFilters, schema }: { name: string; filters: Run
       <Filters key={`${name}|${filters.status}|${filters.input}`} value={{ ...filters, name }} onChange={onFilters} />
       <Section title="Runs">
         <Loaded query={runs}>
-          <Table columns={['Run', 'Status', 'Attempts', 'Error', 'Created', 'Updated', 'Completed']} empty="No runs match." caption="Runs" testId="wf-runs-table">
+          <Table columns={['Run', 'Status', 'Error', 'Created', 'Updated', 'Completed']} empty="No runs match." caption="Runs" testId="wf-runs-table">
             {(runs.data?.runs ?? []).map((r) => (
               <tr key={r.workflowId} data-testid="wf-run-row" data-id={r.workflowId} data-status={r.status}>
                 <Td>
-                  <Link to="/workflows/runs/$id" params={{ id: r.workflowId }} className="font-mono text-xs text-blue-800 underline" data-testid="wf-run-link">
+                  <Link to="/workflows/runs/$id" params={{ id: r.workflowId }} className="font-mono text-xs break-all text-blue-800 underline" data-testid="wf-run-link">
                     {r.workflowId}
                   </Link>
                 </Td>
                 <Td>
                   <StatusBadge status={r.status} />
                 </Td>
-                <Td>{r.attempts ?? '—'}</Td>
                 <Td className="max-w-xs text-xs text-red-900">{errorText(r.error)}</Td>
                 <TdTime at={r.createdAt} />
                 <TdTime at={r.updatedAt} />

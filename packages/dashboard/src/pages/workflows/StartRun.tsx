@@ -18,6 +18,7 @@ export function StartRun({ name, schema }: { name: string; schema: unknown }) {
   })
   const submit = (e: FormEvent) => {
     e.preventDefault()
+    start.reset()
     if (input.check() && input.parsed.ok) start.mutate(input.parsed.value)
   }
   return (
