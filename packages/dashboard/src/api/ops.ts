@@ -19,6 +19,8 @@ export const flowsApi = {
 
 export const signalsApi = {
   read: (name: string) => api<{ value: unknown; version: number }>(`${o}/signals/${enc(name)}`),
+  /** Replaces the value; the signal's schema decides what it accepts (400 otherwise). */
+  set: (name: string, value: unknown) => api<{ value: unknown; version: number }>(`${o}/signals/${enc(name)}`, { method: 'PUT', body: value }),
   streamUrl: (name: string) => `${o}/signals/${enc(name)}/stream`,
 }
 

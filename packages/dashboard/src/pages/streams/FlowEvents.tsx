@@ -3,9 +3,11 @@ import { useEventStream } from '../../api/events'
 import { flowsApi } from '../../api/ops'
 import type { FlowEvent } from '../../api/types'
 import { Table, Td } from '../../components/Table'
+import { EpochTime } from '../../components/Time'
 import { Button, Section } from '../../components/ui'
 
-const when = (e: FlowEvent): string => (typeof e.timestamp === 'number' ? new Date(e.timestamp).toISOString() : '—')
+/** When the event was appended, written like every other time of the console. */
+const When = ({ e }: { e: FlowEvent }) => (typeof e.timestamp === 'number' ? <EpochTime ms={e.timestamp} /> : <span>—</span>)
 
 export function EventTable({ events, rowTestId, caption }: { events: FlowEvent[]; rowTestId: string; caption: string }) {
   return (
@@ -13,7 +15,9 @@ export function EventTable({ events, rowTestId, caption }: { events: FlowEvent[]
       {events.map((e) => (
         <tr key={e.offset} data-testid={rowTestId} data-offset={e.offset}>
           <Td className="font-mono">{e.offset}</Td>
-          <Td className="font-mono text-xs whitespace-nowrap">{when(e)}</Td>
+          <Td className="text-xs">
+            <When e={e} />
+          </Td>
           <Td className="font-mono text-xs break-all">{JSON.stringify(e.data)}</Td>
         </tr>
       ))}
@@ -43,7 +47,7 @@ export function LiveTail({ name }: { name: string }) {
         <ul className="space-y-1" data-testid="flow-live-list">
           {events.map((e) => (
             <li key={e.offset} data-testid="flow-live-item" data-offset={e.offset} className="rounded border border-gray-200 p-2 font-mono text-xs break-all">
-              <span className="font-semibold">#{e.offset}</span> {when(e)} {JSON.stringify(e.data)}
+              <span className="font-semibold">#{e.offset}</span> <When e={e} /> {JSON.stringify(e.data)}
             </li>
           ))}
         </ul>

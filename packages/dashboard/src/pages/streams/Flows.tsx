@@ -2,8 +2,8 @@ import { useQuery } from '@tanstack/react-query'
 import { useState, type FormEvent } from 'react'
 import { flowsApi } from '../../api/ops'
 import { CatalogPage } from '../../components/CatalogPage'
-import { ErrorAlert } from '../../components/ErrorAlert'
-import { Button, Field, Input, Loading, Section } from '../../components/ui'
+import { Loaded } from '../../components/Loaded'
+import { Button, Field, Input, Section } from '../../components/ui'
 import { EventTable, LiveTail } from './FlowEvents'
 
 function FlowEvents({ name }: { name: string }) {
@@ -46,8 +46,9 @@ function FlowEvents({ name }: { name: string }) {
             Next page
           </Button>
         </form>
-        <ErrorAlert error={q.error} />
-        {q.isPending ? <Loading /> : <EventTable events={q.data?.events ?? []} rowTestId="flow-event-row" caption={`Events of ${name}`} />}
+        <Loaded query={q}>
+          <EventTable events={q.data?.events ?? []} rowTestId="flow-event-row" caption={`Events of ${name}`} />
+        </Loaded>
       </Section>
     </>
   )

@@ -3,7 +3,9 @@ import { useState } from 'react'
 import { projectionsApi } from '../../api/ops'
 import { useRights } from '../../api/session'
 import { useAction } from '../../components/action'
+import { ConfirmButton } from '../../components/ConfirmButton'
 import { ErrorAlert } from '../../components/ErrorAlert'
+import { Loaded } from '../../components/Loaded'
 import { Json } from '../../components/Json'
 import { StatusBadge } from '../../components/Status'
 import { Table, Td } from '../../components/Table'
@@ -38,16 +40,13 @@ export function Projections() {
   return (
     <>
       <PageTitle>Projections</PageTitle>
-      <ErrorAlert error={q.error} />
       <ErrorAlert error={rebuild.error} testId="projection-rebuild-error" />
       {rebuild.isSuccess && (
         <p role="status" className="mb-2 text-sm text-green-800" data-testid="projection-rebuild-started">
           Rebuild of {rebuild.variables} started.
         </p>
       )}
-      {q.isPending ? (
-        <Loading />
-      ) : (
+      <Loaded query={q}>
         <Table columns={['Projection', 'Flow', 'Position', 'Head', 'Lag', 'Running', '']} empty="No projections." caption="Projections" testId="projections-table">
           {(q.data?.projections ?? []).map((p) => (
             <tr key={p.name} data-testid="projection-row" data-name={p.name} data-lag={p.lag}>
@@ -64,21 +63,21 @@ export function Projections() {
                 {p.running === undefined ? '—' : <StatusBadge status={p.running ? 'running' : 'stopped'} />}
               </Td>
               <Td>
-                <div className="flex gap-1">
+                <div className="flex flex-wrap gap-1">
                   <Button onClick={() => setShown(shown === p.name ? undefined : p.name)} aria-pressed={shown === p.name} data-testid="projection-state-toggle">
                     State
                   </Button>
                   {act && (
-                    <Button variant="danger" onClick={() => rebuild.mutate(p.name)} disabled={rebuild.isPending} data-testid="projection-rebuild">
+                    <ConfirmButton question={`Rebuild ${p.name} from the first event?`} yes="Yes, rebuild" onConfirm={() => rebuild.mutate(p.name)} disabled={rebuild.isPending} testId="projection-rebuild">
                       Rebuild
-                    </Button>
+                    </ConfirmButton>
                   )}
                 </div>
               </Td>
             </tr>
           ))}
         </Table>
-      )}
+      </Loaded>
       {shown && (
         <div className="mt-6">
           <ProjectionState key={shown} name={shown} />
