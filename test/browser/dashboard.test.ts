@@ -1,15 +1,16 @@
 // The dashboard as an operator uses it, in headless chromium against a real
-// app (docs/dashboard.md): login, live pipelines, stage rerun, API keys,
-// roles, people's accounts, a workflow signal, a cron trigger, a flow's live
-// tail, and axe-core on every page.
+// app (docs/dashboard.md): login, live pipelines, stage rerun, API keys (with
+// the confirmation before disabling one), roles, people's accounts, a
+// workflow signal, a cron trigger, a flow's live tail, setting a signal, and
+// axe-core on every page, in a 1280×800 window no table overflows.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { z } from 'zod'
-import { Auth, Cron, Flow, Pipeline, Workflow } from '@onepipe/sdk'
+import { Auth, Cron, Flow, Pipeline, Signal, Workflow } from '@onepipe/sdk'
 import { ControlPlane } from '@onepipe/pipelines'
 import { serve, type App } from '@onepipe/runtime'
 import { testDatabase, waitFor } from '@onepipe/testing'
-import { browserAvailable, expectAccessible, launch, login, newContext, shot } from './helpers.js'
+import { browserAvailable, expectAccessible, expectNoSidewaysScroll, launch, login, newContext, shot } from './helpers.js'
 
 const PASSWORD = 'correct horse battery staple'
 let t: Awaited<ReturnType<typeof testDatabase>>
@@ -19,7 +20,9 @@ let browser: Browser
 let appId: string
 let workerKey: string
 let events: ReturnType<typeof makeFlow>
+let flag: ReturnType<typeof makeFlag>
 const makeFlow = (db: Awaited<ReturnType<typeof testDatabase>>['db']) => Flow.create('e2e-events').schema(z.object({ n: z.number() })).db(db).build()
+const makeFlag = (db: Awaited<ReturnType<typeof testDatabase>>['db']) => Signal.create('e2e-flag').schema(z.boolean()).default(false).db(db).build()
 
 const bp = Pipeline.create('e2e-bp').stage('fetch', { handler: 'e2e.fetch' }).stage('store', { handler: 'e2e.store', retry: { attempts: 1 } }).build()
 const cp = ControlPlane.create().port(0).templates([bp]).build()
@@ -67,7 +70,8 @@ describe.skipIf(!browserAvailable)('the dashboard in a browser', () => {
     t = await testDatabase()
     auth = Auth.create('main').secret('dashboard-browser-test-secret-32chars!').db(t.db).build()
     events = makeFlow(t.db)
-    app = await serve({ db: t.db, auth, flows: [events], workflows: [approval], cron: [report], pipelines: [bp, cp], port: 0, hostname: '127.0.0.1', streams: false, handleSignals: false })
+    flag = makeFlag(t.db)
+    app = await serve({ db: t.db, auth, flows: [events], signals: [flag], workflows: [approval], cron: [report], pipelines: [bp, cp], port: 0, hostname: '127.0.0.1', streams: false, handleSignals: false })
     await auth.users.create({ email: 'admin@e2e.test', password: PASSWORD, roles: ['admin'] })
     await auth.users.create({ email: 'viewer@e2e.test', password: PASSWORD, roles: ['viewer'] })
     appId = (await auth.applications.create({ name: 'e2e-workers' })).id
@@ -92,10 +96,28 @@ describe.skipIf(!browserAvailable)('the dashboard in a browser', () => {
     const err = page.getByTestId('login-error')
     await err.waitFor()
     expect(await err.textContent()).toMatch(/INVALID_CREDENTIALS|password/i)
+    expect(await page.getByTestId('login-password').getAttribute('aria-describedby')).toBe(await err.getAttribute('id'))
     await shot(page, 'login-error')
+    // A new attempt without a password: the old refusal goes, the missing field is named.
+    await page.getByTestId('login-password').fill('')
+    await page.getByTestId('login-submit').click()
+    await page.getByTestId('login-password-error').waitFor()
+    expect(await page.getByTestId('login-error').count()).toBe(0)
+    expect(await page.title()).toBe('Log in · OnePipe')
     await login(page, base(), 'admin@e2e.test', PASSWORD)
     await expectAccessible(page, 'overview')
+    expect(await page.title()).toBe('Overview · OnePipe')
+    await expectNoSidewaysScroll(page, 'overview')
     await shot(page, 'overview')
+    // An address the console does not have keeps the layout; a cron job the app does not have says so.
+    await page.goto(`${base()}/__onepipe/dashboard/nope`)
+    await page.getByRole('heading', { name: 'Page not found' }).waitFor()
+    await page.getByTestId('nav-overview').waitFor()
+    // The first Tab of a freshly loaded page reaches the skip link.
+    await page.keyboard.press('Tab')
+    expect(await page.evaluate(() => (globalThis as unknown as { document: { activeElement: { getAttribute(n: string): string | null } | null } }).document.activeElement?.getAttribute('data-testid'))).toBe('skip-link')
+    await page.goto(`${base()}/__onepipe/dashboard/cron/nope`)
+    expect(await page.getByTestId('cron-unknown').textContent()).toContain('No cron job named nope')
   })
 
   it('a pipeline created by a worker moves from Running to Completed on screen without a reload', async () => {
@@ -103,11 +125,13 @@ describe.skipIf(!browserAvailable)('the dashboard in a browser', () => {
     await page.goto(`${base()}/__onepipe/dashboard/pipelines`)
     await page.getByTestId('pipeline-filters').waitFor()
     await expectAccessible(page, 'pipelines')
+    expect(await page.title()).toBe('Pipelines · OnePipe')
     const id = await createPipeline()
     await page.waitForSelector(row(id, 'Running'))
     await work('e2e.fetch', 'completed')
     await work('e2e.store', 'completed')
     await page.waitForSelector(row(id, 'Completed'))
+    await expectNoSidewaysScroll(page, 'pipelines')
     await shot(page, 'pipeline-completed-live')
   })
 
@@ -120,6 +144,8 @@ describe.skipIf(!browserAvailable)('the dashboard in a browser', () => {
     await page.waitForSelector('[data-testid="stage-row"][data-stage="store"][data-status="Failed"]')
     await page.getByTestId('stage-graph').waitFor()
     await expectAccessible(page, 'pipeline detail')
+    expect(await page.title()).toBe(`Pipeline ${id.slice(0, 8)}… · OnePipe`)
+    await expectNoSidewaysScroll(page, 'pipeline detail, a failed stage and its actions')
     await shot(page, 'stage-failed')
     await page.locator('[data-testid="stage-rerun"][data-stage="store"]').click()
     await page.waitForSelector('[data-testid="stage-row"][data-stage="store"]:not([data-status="Failed"])')
@@ -151,9 +177,38 @@ describe.skipIf(!browserAvailable)('the dashboard in a browser', () => {
     await page.reload()
     await page.getByTestId('key-create-form').waitFor()
     expect(await page.content()).not.toContain(key)
-    await page.locator('[data-testid="key-row"]', { hasText: 'temporary' }).getByTestId('key-disable').click()
+    await expectNoSidewaysScroll(page, 'API keys')
+    // Disabling asks first, with the focus on the answer that acts; Escape keeps the key.
+    const temporary = page.locator('[data-testid="key-row"][data-name="temporary"]')
+    await temporary.getByTestId('key-disable').click()
+    const confirm = temporary.getByTestId('key-disable-confirm')
+    await confirm.waitFor()
+    expect(await confirm.evaluate((el) => el === (globalThis as unknown as { document: { activeElement: unknown } }).document.activeElement)).toBe(true)
+    await expectAccessible(page, 'API keys, disabling asks first')
+    await shot(page, 'key-disable-confirm')
+    await page.keyboard.press('Escape')
+    await temporary.getByTestId('key-disable').waitFor()
+    expect(await temporary.getByTestId('key-disable-confirm').count()).toBe(0)
+    expect(await temporary.getAttribute('data-disabled')).toBe('false')
+    await temporary.getByTestId('key-disable').click()
+    await temporary.getByTestId('key-disable-confirm').click()
+    await page.waitForSelector('[data-testid="key-row"][data-name="temporary"][data-disabled="true"]')
     await waitFor(async () => (await fetch(`${cp.url}/jobs/pull`, { method: 'POST', headers: { 'x-api-key': key, 'content-type': 'application/json' }, body: JSON.stringify({ handlers: ['e2e.fetch'], waitMs: 0 }) })).status === 401, { timeoutMs: 30_000, what: 'the disabled key to be refused' })
     await shot(page, 'key-disabled')
+
+    // Rotation with an overlap: the old key keeps working beside the new one.
+    const old = (await auth.apiKeys.create(appId, { name: 'rotating' })).key
+    await page.reload()
+    const rotating = page.locator('[data-testid="key-row"][data-name="rotating"]')
+    await rotating.getByTestId('key-rotate').click()
+    await rotating.getByTestId('key-rotate-overlap').selectOption('1h')
+    await rotating.getByTestId('key-rotate-confirm').click()
+    const fresh = (await page.getByTestId('key-secret').inputValue()).trim()
+    expect(fresh).not.toBe(old)
+    const pull = (key: string) => fetch(`${cp.url}/jobs/pull`, { method: 'POST', headers: { 'x-api-key': key, 'content-type': 'application/json' }, body: JSON.stringify({ handlers: ['e2e.nothing'], waitMs: 0 }) })
+    // 204: accepted, with no job to hand out; a refused key gets 401.
+    expect((await pull(fresh)).status).toBe(204)
+    expect((await pull(old)).status).toBe(204)
   })
 
   it('a viewer sees no rerun button, and the API answers 403 when the viewer tries anyway', async () => {
@@ -169,6 +224,9 @@ describe.skipIf(!browserAvailable)('the dashboard in a browser', () => {
       expect(await page.getByTestId('stage-rerun').count()).toBe(0)
       expect(await page.getByTestId('cancel-pipeline').count()).toBe(0)
       await shot(page, 'viewer-no-actions')
+      await page.goto(`${base()}/__onepipe/dashboard/signals?name=e2e-flag`)
+      await page.getByTestId('signal-value').waitFor()
+      expect(await page.getByTestId('signal-set-form').count()).toBe(0)
       const detail = (await (await app.request(`/__onepipe/pipelines/${id}`, { headers: { authorization: `Bearer ${(await auth.login('admin@e2e.test', PASSWORD)).accessToken}` } })).json()) as { stages: { id: string; name: string }[] }
       const stageId = detail.stages.find((s) => s.name === 'store')!.id
       const status = await page.evaluate(async (sid) => {
@@ -203,6 +261,7 @@ describe.skipIf(!browserAvailable)('the dashboard in a browser', () => {
     await page.goto(`${base()}/__onepipe/dashboard/cron`)
     await page.locator('[data-testid="cron-row"]', { hasText: 'e2e-report' }).waitFor()
     await expectAccessible(page, 'cron')
+    await expectNoSidewaysScroll(page, 'cron')
     await page.locator('[data-testid="cron-row"]', { hasText: 'e2e-report' }).getByTestId('cron-trigger').click()
     await page.getByTestId('cron-triggered').waitFor()
     await page.goto(`${base()}/__onepipe/dashboard/cron/e2e-report`)
@@ -227,6 +286,57 @@ describe.skipIf(!browserAvailable)('the dashboard in a browser', () => {
     await shot(page, 'flow-live-tail')
   })
 
+  it('an operator sets a signal from the UI: a value its schema refuses shows the API error, an accepted one replaces the shown value', async () => {
+    const page = adminPage
+    await page.goto(`${base()}/__onepipe/dashboard/signals?name=e2e-flag`)
+    const value = page.getByTestId('signal-set-value')
+    await page.getByTestId('signal-set-form').waitFor()
+    expect(await value.inputValue()).toBe('false')
+    await expectAccessible(page, 'signals')
+    expect(await page.title()).toBe('Signals · OnePipe')
+    await value.fill('tru')
+    await page.getByTestId('signal-set-submit').click()
+    await page.getByTestId('signal-set-value-error').waitFor()
+    await value.fill('"yes"')
+    await page.getByTestId('signal-set-submit').click()
+    await page.getByTestId('signal-set-error').waitFor()
+    expect(await page.getByTestId('signal-set-value-error').count()).toBe(0)
+    expect((await flag.read()).value).toBe(false)
+    await shot(page, 'signal-set-refused')
+    await value.fill('true')
+    await page.getByTestId('signal-set-submit').click()
+    await page.getByTestId('signal-set-done').waitFor()
+    expect(await page.getByTestId('signal-set-error').count()).toBe(0)
+    await page.locator('[data-testid="signal-value"]', { hasText: 'true' }).waitFor()
+    expect((await flag.read()).value).toBe(true)
+    await shot(page, 'signal-set')
+  })
+
+  it('an app that does not answer shows one banner, not an error beside an empty table, and the page fills in once it answers', async () => {
+    const ctx = await newContext(browser)
+    try {
+      const page = await page$(ctx)
+      await login(page, base(), 'admin@e2e.test', PASSWORD)
+      // The API refuses connections; the console's own files still load.
+      const api = (url: URL) => url.pathname.startsWith('/__onepipe/') && !url.pathname.startsWith('/__onepipe/dashboard/')
+      await page.route(api, (r) => r.abort('connectionrefused'))
+      await page.getByTestId('nav-workers').click()
+      const banner = page.getByTestId('unreachable')
+      await banner.waitFor()
+      expect(await banner.textContent()).toMatch(/^Cannot reach the app: .+, retrying/)
+      expect(await page.getByTestId('api-error').count()).toBe(0)
+      expect(await page.getByText('No workers.').count()).toBe(0)
+      await expectAccessible(page, 'the app unreachable')
+      await shot(page, 'unreachable')
+      await page.unroute(api)
+      await banner.waitFor({ state: 'detached' })
+      await page.getByTestId('workers-table').or(page.getByText('No workers.')).waitFor()
+      await expectNoSidewaysScroll(page, 'workers')
+    } finally {
+      await ctx.close()
+    }
+  })
+
   it('a 403 page names the role when a viewer opens an admin page', async () => {
     const ctx = await newContext(browser)
     try {
@@ -248,6 +358,13 @@ describe.skipIf(!browserAvailable)('the dashboard in a browser', () => {
     await page.goto(`${base()}/__onepipe/dashboard/users`)
     await page.getByTestId('users-table').waitFor()
     await expectAccessible(page, 'users')
+    await expectNoSidewaysScroll(page, 'users')
+    // Spaces are no email: said beside the field, the field described by it, nothing sent.
+    await page.getByTestId('user-create-email').fill('   ')
+    await page.getByTestId('user-create-submit').click()
+    const blank = page.getByTestId('user-create-email-error')
+    expect(await blank.textContent()).toBe('Enter an email address')
+    expect(await page.getByTestId('user-create-email').getAttribute('aria-describedby')).toBe(await blank.getAttribute('id'))
     await page.getByTestId('user-create-email').fill('ops@e2e.test')
     await page.getByTestId('user-create-password').fill(PASSWORD)
     await page.getByTestId('user-role-operator').check()
@@ -290,10 +407,12 @@ describe.skipIf(!browserAvailable)('the dashboard in a browser', () => {
 
     // The admin's own account stays enabled: the refusal is shown.
     await page.locator('[data-testid="user-row"][data-email="admin@e2e.test"]').getByTestId('user-disable').click()
+    await page.locator('[data-testid="user-row"][data-email="admin@e2e.test"]').getByTestId('user-disable-confirm').click()
     await page.locator('[data-testid="api-error"]', { hasText: 'own account' }).waitFor()
     expect(await page.locator('[data-testid="user-row"][data-email="admin@e2e.test"]').getAttribute('data-disabled')).toBe('false')
 
     await row.getByTestId('user-disable').click()
+    await row.getByTestId('user-disable-confirm').click()
     await page.waitForSelector(`${ops}[data-disabled="true"]`)
     await row.getByTestId('user-enable').waitFor()
     await expectAccessible(page, 'users, one disabled')

@@ -28,12 +28,31 @@ export async function launch(): Promise<Browser> {
 export const browserAvailable = existsSync(CHROMIUM) || process.env.CI === 'true'
 
 /**
- * A fresh browser profile. `bypassCSP` lets the test inject axe-core into
- * pages whose Content-Security-Policy (rightly) refuses inline scripts; the
- * policy itself is checked on the served headers in the API test.
+ * A fresh browser profile in a laptop's window. `bypassCSP` lets the test
+ * inject axe-core into pages whose Content-Security-Policy (rightly) refuses
+ * inline scripts; the policy itself is checked on the served headers in the
+ * API test.
  */
 export function newContext(browser: Browser): Promise<BrowserContext> {
-  return browser.newContext({ bypassCSP: true })
+  return browser.newContext({ bypassCSP: true, viewport: { width: 1280, height: 800 } })
+}
+
+interface Scrolled {
+  scrollWidth: number
+  clientWidth: number
+  getAttribute(name: string): string | null
+}
+
+/** Nothing on the page scrolls sideways in that window: neither the page nor a table's scroll box. */
+export async function expectNoSidewaysScroll(page: Page, what: string): Promise<void> {
+  const wide = await page.evaluate(() => {
+    const doc = (globalThis as unknown as { document: { documentElement: Scrolled; querySelectorAll(s: string): Iterable<Scrolled> } }).document
+    const out: string[] = []
+    if (doc.documentElement.scrollWidth > doc.documentElement.clientWidth) out.push(`the page (${doc.documentElement.scrollWidth} px)`)
+    for (const el of doc.querySelectorAll('[role="region"]')) if (el.scrollWidth > el.clientWidth + 1) out.push(`${el.getAttribute('aria-label')} (${el.scrollWidth} > ${el.clientWidth} px)`)
+    return out
+  })
+  expect(wide, `${what}: wider than the window`).toEqual([])
 }
 
 export async function shot(page: Page, name: string): Promise<void> {
