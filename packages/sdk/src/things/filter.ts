@@ -86,6 +86,8 @@ function dataRange(c: Ctx, f: DataField, op: keyof typeof RANGE, v: unknown, at:
 }
 
 function dataIn(c: Ctx, f: DataField, values: unknown[]): string {
+  // An unused placeholder would have no type for PostgreSQL to infer: add the path only when it is used.
+  if (values.length === 0) return 'FALSE'
   const x = dataExpr(c.p, f)
   const strings = values.filter((v): v is string => typeof v === 'string')
   const others = values.filter((v) => typeof v === 'number' || typeof v === 'boolean').map((v) => JSON.stringify(v))

@@ -1,11 +1,14 @@
 // What a `$regex` may be before PostgreSQL sees it. PostgreSQL's engine
-// (Spencer's, DFA-based) does not backtrack, so `(a+)+$` is fast; what makes
-// it slow or huge is nested bounded repetition: `(a{1,200}){1,200}` compiles
-// to tens of thousands of states. On the server a statement timeout ends
-// such a query; the embedded engine honours no timeout, and there a pattern
-// that large fails without an error and can leave the engine unusable. So
-// the size is bounded up front, the same on both: the repetition bounds of
-// nested groups multiply, those of a sequence add up.
+// (Spencer's, DFA-based) does not backtrack, so `(a+)+$` is fast. Two things
+// make it slow or huge: back-references, which switch it to backtracking
+// (`(.+)(.+)\2\1$` runs for minutes on a 1 KB string), and nested bounded
+// repetition: `(a{1,200}){1,200}` compiles to tens of thousands of states.
+// On the server a statement timeout ends such a query; the embedded engine
+// honours no timeout, and there a pattern that large fails without an error
+// and can leave the engine unusable. So, the same on both: back-references
+// and the embedded options that switch to another syntax are refused, and
+// the size is bounded up front (the bounds of nested groups multiply, those
+// of a sequence add up).
 
 /** The longest `$regex`, in characters. */
 export const MAX_REGEX_LENGTH = 256
@@ -78,6 +81,7 @@ function sequence(c: Scan, depth: number): number {
     } else if (ch === '[') {
       skipBracket(c)
     } else if (ch === '\\') {
+      if (/[1-9]/.test(c.s[c.i + 1] ?? '')) c.problem ??= 'back-references (\\1 to \\9) are not allowed: they make the engine backtrack, which can take exponential time'
       c.i += 2
     } else {
       c.i++
@@ -90,16 +94,25 @@ function sequence(c: Scan, depth: number): number {
 
 /**
  * The reason a `$regex` pattern is refused before it reaches PostgreSQL, or
- * undefined when it may be sent: longer than 256 characters, a bound above
- * 255, or a repetition weight above 2,000 (a{5} weighs 5, (ab){3}c{2} 8,
- * (a{10}){10} 100). Syntax errors are left to PostgreSQL, whose message is
- * passed on.
+ * undefined when it may be sent: longer than 256 characters, a
+ * back-reference (`\1`), leading options other than c, i, m, n, p, s, t, w
+ * (b, e and q switch to another syntax, x to expanded syntax), a bound
+ * above 255, or a repetition weight above 2,000 (a{5} weighs 5,
+ * (ab){3}c{2} 8, (a{10}){10} 100). Syntax errors are left to PostgreSQL,
+ * whose message is passed on.
  */
 export function regexProblem(pattern: string): string | undefined {
   if (pattern.length > MAX_REGEX_LENGTH) return `must be at most ${MAX_REGEX_LENGTH} characters (got ${pattern.length})`
   // ***= makes the rest a literal string: nothing repeats.
   if (pattern.startsWith('***=')) return undefined
-  const c: Scan = { s: pattern.startsWith('***:') ? pattern.slice(4) : pattern, i: 0, problem: undefined }
+  let s = pattern.startsWith('***:') ? pattern.slice(4) : pattern
+  const options = /^\(\?([a-z]*)\)/.exec(s)
+  if (options) {
+    // Another syntax would read groups and bounds differently from the scan below.
+    if (/[beqx]/.test(options[1] ?? '')) return 'the options b, e, q and x (other regex syntaxes) are not allowed; use c, i, m, n, p, s, t or w'
+    s = s.slice(options[0].length)
+  }
+  const c: Scan = { s, i: 0, problem: undefined }
   while (c.i < c.s.length && c.problem === undefined) {
     sequence(c, 0)
     // A stray `)` is PostgreSQL's to report; keep measuring after it.

@@ -1,28 +1,23 @@
 // Things: create/get/update/replace/delete/softDelete/restore, versions and
 // optimistic concurrency, schemas, the value rule, and the events each
 // change appends.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Hono } from 'hono'
+import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { ConflictError, NotFoundError, Things, ValidationError, type Database, type FlowEvent, type ThingEvent } from '@onepipe/sdk'
-import { testDatabase, uniqueName } from '@onepipe/testing'
+import { ConfigError, ConflictError, getManifest, type Flow, NotFoundError, silentLogger, Things, ValidationError, type FlowEvent, type RuntimeContext, type ThingEvent } from '@onepipe/sdk'
+import { uniqueName } from '@onepipe/testing'
+import { useDatabase } from './setup.js'
 
-let db: Database
-let cleanup: () => Promise<void>
-beforeAll(async () => {
-  ;({ db, cleanup } = await testDatabase())
-})
-afterAll(async () => {
-  await cleanup()
-})
+const database = useDatabase()
 
 const customerSchema = z.object({ email: z.string().email(), vip: z.boolean().optional(), address: z.object({ city: z.string() }).optional() })
 const store = () =>
   Things.create(uniqueName('s'))
-    .db(db)
+    .db(database().db)
     .noun('Customer', customerSchema, { indexes: ['email', 'address.city'] })
     .build()
 
-async function events(things: Things): Promise<FlowEvent<ThingEvent>[]> {
+async function events(things: { events: Flow<ThingEvent> }): Promise<FlowEvent<ThingEvent>[]> {
   return things.events.read({ offset: 0 })
 }
 
@@ -178,5 +173,32 @@ describe('refusals', () => {
     expect(() => Things.create('ok').noun('lower')).toThrow(/noun/)
     expect(() => Things.create('ok').noun('Customer', undefined, { indexes: ["a') OR 1=1 --"] })).toThrow(/index/)
     expect(() => Things.create('ok').noun('Customer').noun('Customer')).toThrow(/twice/)
+  })
+})
+
+describe('as a component', () => {
+  it('takes the app database at attach, mounts a read-only page of its events, and is in the manifest', async () => {
+    const name = uniqueName('app')
+    const things = Things.create(name).noun('Order', undefined, { indexes: ['status'] }).build()
+    expect(things.kind).toBe('things')
+    expect(() => things.events).toThrow(ConfigError)
+    await expect(things.noun('Order').create({ status: 'open' })).rejects.toMatchObject({ code: 'THINGS_NO_DATABASE' })
+    const rt: RuntimeContext = { instanceId: 'test', db: database().db, cache: undefined as never, logger: silentLogger, signal: new AbortController().signal }
+    const app = new Hono()
+    things.routes(app, rt)
+    await things.attach(rt)
+    const o = await things.noun('Order').create({ status: 'open' })
+    const res = await app.request(`/__onepipe/things/${name}/events?offset=0`)
+    expect(res.status).toBe(200)
+    const body = (await res.json()) as { events: FlowEvent<ThingEvent>[]; nextOffset: number }
+    expect(body.events.map((e) => e.data.type)).toEqual(['Order.created'])
+    expect(body.events[0]?.data.id).toBe(o.$id)
+    expect((await app.request(`/__onepipe/things/${name}/events`, { method: 'POST', body: '{}' })).status).toBe(404)
+    expect(getManifest().primitives).toContainEqual(expect.objectContaining({ primitive: 'things', name, config: expect.objectContaining({ events: `things.${name}` }) }))
+    // The declared index exists, once, whoever attached first.
+    await things.attach(rt)
+    const [ix] = await database().db.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_indexes WHERE indexname LIKE '_onepipe_things_ix_%' AND indexdef LIKE '%status%' AND indexdef LIKE $1", [`%${name}%`])
+    expect(ix?.n).toBe(1)
+    await things.detach()
   })
 })
