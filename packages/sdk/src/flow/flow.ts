@@ -34,6 +34,8 @@ import type { FlowAppendResult, FlowEvent, FlowStore, FlowReadOptions, FlowReten
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/
 const DEFAULT_LIMIT = 1000
 const MAX_LIMIT = 10_000
+/** The most events one appendAllIn stores (one statement). */
+const MAX_IN_TX = 1000
 
 interface FlowConfig {
   name: string
@@ -162,15 +164,35 @@ export class Flow<T = unknown> implements Component {
    * ```
    */
   async appendIn(tx: Queryable, data: T): Promise<FlowAppendResult> {
+    const [e] = await this.appendAllIn(tx, [data])
+    return e as FlowAppendResult
+  }
+
+  /**
+   * {@link Flow.appendIn} for several events at once (one statement, at
+   * most 1000): consecutive offsets, in the order given.
+   *
+   * @throws as {@link Flow.appendIn}; RangeError for more than 1000 events
+   * @example
+   * ```ts
+   * await db.transaction(async (tx) => {
+   *   const [a, b] = await orders.appendAllIn(tx, [{ id: 'o1' }, { id: 'o2' }]) // b.offset === a.offset + 1
+   * })
+   * ```
+   */
+  async appendAllIn(tx: Queryable, data: readonly T[]): Promise<FlowAppendResult[]> {
     const store = this.store
     if (!(store instanceof PgFlowStore)) {
       throw new ConfigError('FLOW_APPEND_IN_NEEDS_DB', `Flow "${this.name}" lives on the streams server, which cannot join a database transaction; build it with .db(db) on the database of the transaction to append inside one`)
     }
-    const value = await this.#validate(data)
-    const e = await store.appendIn(tx, randomUUID(), value, tracingEnabled() ? currentTraceparent() : null)
+    if (data.length > MAX_IN_TX) throw new RangeError(`Flow "${this.name}": at most ${MAX_IN_TX} events per appendAllIn`)
+    if (data.length === 0) return []
+    const traceparent = tracingEnabled() ? currentTraceparent() : null
+    const events = await Promise.all(data.map(async (d) => ({ id: randomUUID(), data: await this.#validate(d), traceparent })))
+    const stored = await store.appendIn(tx, events)
     // Counted when the statement succeeds, as append() does; a later rollback is not subtracted.
-    this.#appended.inc()
-    return { id: e.id, offset: e.offset }
+    this.#appended.inc(stored.length)
+    return stored.map((e) => ({ id: e.id, offset: e.offset }))
   }
 
   async #validate(data: unknown): Promise<unknown> {

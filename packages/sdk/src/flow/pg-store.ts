@@ -180,15 +180,15 @@ export class PgFlowStore implements FlowStore {
   }
 
   /**
-   * Appends one event with one statement on `tx`, a transaction on this
-   * store's database: it is stored, numbered and announced only if `tx`
-   * commits. Local readers are not woken here (the event is not visible
+   * Appends events with one statement on `tx`, a transaction on this
+   * store's database: they are stored, numbered and announced only if `tx`
+   * commits. Local readers are not woken here (the events are not visible
    * before the commit); the NOTIFY sent at commit wakes every reader.
    */
-  async appendIn(tx: Queryable, id: string, data: unknown, traceparent: string | null = null): Promise<FlowEvent> {
-    const [row] = await insertBatch(tx, this.db, this.flow, [{ id, data, traceparent }])
-    if (!row) throw new TransportError('FLOW_APPEND_INCOMPLETE', `Flow "${this.flow}": the event was not stored; roll the transaction back and retry`)
-    return toEvent(row, data, traceparent)
+  async appendIn(tx: Queryable, events: readonly Outgoing[]): Promise<FlowEvent[]> {
+    const rows = await insertBatch(tx, this.db, this.flow, events)
+    if (rows.length !== events.length) throw new TransportError('FLOW_APPEND_INCOMPLETE', `Flow "${this.flow}": stored ${rows.length} of ${events.length} events; roll the transaction back and retry`)
+    return events.map((e, i) => toEvent(rows[i] as Row, e.data, e.traceparent))
   }
 
   // One statement in flight per flow and process: the counter row's lock

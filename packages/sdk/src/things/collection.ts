@@ -11,11 +11,11 @@ import {
   type StandardSchemaV1,
 } from '@onepipe/core'
 import { randomUUID } from 'node:crypto'
-import type { Flow } from '../flow/flow.js'
+import type { Change, Changed } from './batch.js'
 import type { RegexUse } from './filter.js'
 import { pageOf } from './order.js'
 import { countStatement, deleteThing, insertThing, listStatement, regexCompiles, selectThing, setDeleted, updateThing, withStatementTimeout, type Key, type Selection, type Statement, type ThingRow } from './store.js'
-import type { ListOptions, OrderBy, Thing, ThingEvent, ThingVerb, Where } from './types.js'
+import type { ListOptions, OrderBy, Thing, ThingVerb, Where } from './types.js'
 
 const ID = /^[A-Za-z0-9_.:-]{1,128}$/
 const LIST_OPTIONS = new Set(['where', 'orderBy', 'limit', 'offset', 'includeDeleted'])
@@ -25,7 +25,8 @@ export interface ThingsHost {
   readonly name: string
   /** The database, migrated and with the declared indexes. */
   prepared(): Promise<Database>
-  readonly events: Flow<ThingEvent>
+  /** Runs a change of the Thing `key` in the store's next transaction (with its event); resolves once committed. */
+  change<R>(key: string, change: Change<R>): Promise<R>
   readonly regexTimeoutMs: number
 }
 
@@ -80,6 +81,11 @@ export class ThingCollection<T extends object = Record<string, unknown>> {
     this.#schema = spec.schema
   }
 
+  /** Which Thing a change is about, for ordering the changes of one Thing. */
+  #keyOf(id: string): string {
+    return `${this.noun}\u0000${id}`
+  }
+
   #key(id: string): Key {
     return { store: this.#host.name, type: this.noun, id }
   }
@@ -116,11 +122,10 @@ export class ThingCollection<T extends object = Record<string, unknown>> {
     return new NotFoundError('THING_NOT_FOUND', `No ${this.noun} "${id}" in Things "${this.#host.name}"`, { noun: this.noun, id })
   }
 
-  /** Appends the change's event in `tx` and answers the Thing as it now is. */
-  async #announce(tx: Queryable, verb: ThingVerb, row: ThingRow, version = Number(row.version)): Promise<Thing<T>> {
+  /** The Thing as a change left it, with the event that announces the change. */
+  #changed(verb: ThingVerb, row: ThingRow, version = Number(row.version)): Changed<Thing<T>> {
     const thing = toThing<T>(row)
-    await this.#host.events.appendIn(tx, { type: `${this.noun}.${verb}`, noun: this.noun, verb, id: row.id, version, data: thing as unknown as Record<string, unknown> })
-    return thing
+    return { result: thing, event: { type: `${this.noun}.${verb}`, noun: this.noun, verb, id: row.id, version, data: thing as unknown as Record<string, unknown> } }
   }
 
   /** Why a conditional change matched no row: not there (or soft-deleted, unless allowed), or another version. */
@@ -145,11 +150,10 @@ export class ThingCollection<T extends object = Record<string, unknown>> {
   async create(data: T, o: { id?: string } = {}): Promise<Thing<T>> {
     const id = o.id === undefined ? randomUUID() : this.#checkId(o.id)
     const json = await this.#encode(data)
-    const db = await this.#host.prepared()
-    return db.transaction(async (tx) => {
+    return this.#host.change(this.#keyOf(id), async (tx) => {
       const row = await insertThing(tx, this.#key(id), json)
       if (!row) throw new ConflictError('THING_EXISTS', `${this.noun} "${id}" already exists in Things "${this.#host.name}"`, { noun: this.noun, id })
-      return this.#announce(tx, 'created', row)
+      return this.#changed('created', row)
     })
   }
 
@@ -186,15 +190,14 @@ export class ThingCollection<T extends object = Record<string, unknown>> {
     this.#checkId(id)
     const version = this.#checkVersion(o.version)
     if (!isPlainObject(patch)) throw new ValidationError(this.#subject('patch'), [{ path: '', message: 'a patch is a plain object of fields' }])
-    const db = await this.#host.prepared()
-    return db.transaction(async (tx) => {
+    return this.#host.change(this.#keyOf(id), async (tx) => {
       const row = await selectThing(tx, this.#key(id), true)
       if (!row || row.deleted_at !== null) throw this.#notFound(id)
       if (version !== undefined && Number(row.version) !== version) return this.#whyNot(tx, id, version, false)
       const json = await this.#encode({ ...row.data, ...patch })
       const next = await updateThing(tx, this.#key(id), json, Number(row.version))
       if (!next) return this.#whyNot(tx, id, Number(row.version), false)
-      return this.#announce(tx, 'updated', next)
+      return this.#changed('updated', next)
     })
   }
 
@@ -211,11 +214,10 @@ export class ThingCollection<T extends object = Record<string, unknown>> {
     this.#checkId(id)
     const version = this.#checkVersion(o.version)
     const json = await this.#encode(data)
-    const db = await this.#host.prepared()
-    return db.transaction(async (tx) => {
+    return this.#host.change(this.#keyOf(id), async (tx) => {
       const next = await updateThing(tx, this.#key(id), json, version)
       if (!next) return this.#whyNot(tx, id, version, false)
-      return this.#announce(tx, 'updated', next)
+      return this.#changed('updated', next)
     })
   }
 
@@ -233,11 +235,10 @@ export class ThingCollection<T extends object = Record<string, unknown>> {
   async delete(id: string, o: { version?: number } = {}): Promise<Thing<T>> {
     this.#checkId(id)
     const version = this.#checkVersion(o.version)
-    const db = await this.#host.prepared()
-    return db.transaction(async (tx) => {
+    return this.#host.change(this.#keyOf(id), async (tx) => {
       const row = await deleteThing(tx, this.#key(id), version)
       if (!row) return this.#whyNot(tx, id, version, true)
-      return this.#announce(tx, 'deleted', row, Number(row.version) + 1)
+      return this.#changed('deleted', row, Number(row.version) + 1)
     })
   }
 
@@ -272,12 +273,12 @@ export class ThingCollection<T extends object = Record<string, unknown>> {
   async #setDeleted(id: string, deleted: boolean, v: number | undefined): Promise<Thing<T>> {
     this.#checkId(id)
     const version = this.#checkVersion(v)
-    const db = await this.#host.prepared()
-    return db.transaction(async (tx) => {
+    return this.#host.change(this.#keyOf(id), async (tx) => {
       const row = await setDeleted(tx, this.#key(id), deleted, version)
-      if (row) return this.#announce(tx, deleted ? 'softDeleted' : 'restored', row)
+      if (row) return this.#changed(deleted ? 'softDeleted' : 'restored', row)
       const now = await selectThing(tx, this.#key(id))
-      if (now && (now.deleted_at !== null) === deleted) return toThing<T>(now)
+      // Already so: nothing changes, nothing is announced.
+      if (now && (now.deleted_at !== null) === deleted) return { result: toThing<T>(now) }
       return this.#whyNot(tx, id, version, true)
     })
   }

@@ -28,16 +28,26 @@ export interface RegexUse {
   pattern: string
 }
 
+/** A JSON type a filter can require of a field. */
+export type ScalarType = 'string' | 'number' | 'boolean'
+
 /** A filter compiled to an SQL condition over `params`. */
 export interface CompiledWhere {
   sql: string
   regexes: RegexUse[]
+  /**
+   * Data fields (by path) that every matching Thing holds with one JSON
+   * type, because a condition joined by AND at the top requires it
+   * (`amount: { $gt: 100 }`): a sort on them needs no type ranking.
+   */
+  pinned: Map<string, ScalarType>
 }
 
 interface Ctx {
   p: Params
   regexes: RegexUse[]
   conditions: number
+  pinned: Map<string, ScalarType>
 }
 
 const fail = (path: string, message: string): never => {
@@ -70,11 +80,21 @@ const all = (parts: string[]): string => (parts.length === 0 ? 'TRUE' : parts.le
 
 // ─── user fields (inside data) ────────────────────────────────────────────────
 
+/**
+ * Whether a string equals the text (`#>>`) of some value that is not a
+ * string: a number (jsonb writes them without exponent), true, false, an
+ * object or an array. Only then does equality on the text need the type
+ * checked as well.
+ */
+function textOfOtherTypes(s: string): boolean {
+  return /^-?[0-9]/.test(s) || s === 'true' || s === 'false' || s.startsWith('{') || s.startsWith('[')
+}
+
 function dataEq(c: Ctx, f: DataField, v: unknown): string {
   const x = dataExpr(c.p, f)
   if (v === null) return `(${x.json} IS NULL OR ${x.json} = 'null'::jsonb)`
   // Strings through the text form, so a declared index on the field serves it.
-  if (typeof v === 'string') return `(${x.text} = ${c.p.add(v)}::text AND ${x.type} = 'string')`
+  if (typeof v === 'string') return textOfOtherTypes(v) ? `(${x.text} = ${c.p.add(v)}::text AND ${x.type} = 'string')` : `${x.text} = ${c.p.add(v)}::text`
   return `${x.json} = ${c.p.add(JSON.stringify(v))}::text::jsonb`
 }
 
@@ -92,7 +112,7 @@ function dataIn(c: Ctx, f: DataField, values: unknown[]): string {
   const strings = values.filter((v): v is string => typeof v === 'string')
   const others = values.filter((v) => typeof v === 'number' || typeof v === 'boolean').map((v) => JSON.stringify(v))
   const parts: string[] = []
-  if (strings.length > 0) parts.push(`(${x.text} = ANY(${c.p.add(strings)}::text[]) AND ${x.type} = 'string')`)
+  if (strings.length > 0) parts.push(strings.some(textOfOtherTypes) ? `(${x.text} = ANY(${c.p.add(strings)}::text[]) AND ${x.type} = 'string')` : `${x.text} = ANY(${c.p.add(strings)}::text[])`)
   if (others.length > 0) parts.push(`${x.json} = ANY(${c.p.add(others)}::text[]::jsonb[])`)
   if (values.includes(null)) parts.push(`(${x.json} IS NULL OR ${x.json} = 'null'::jsonb)`)
   return any(parts)
@@ -207,6 +227,27 @@ function columnOp(c: Ctx, f: BuiltinField, op: string, v: unknown, at: string): 
 
 // ─── structure ────────────────────────────────────────────────────────────────
 
+function scalarType(v: unknown): ScalarType | undefined {
+  const t = typeof v
+  return t === 'string' || t === 'number' || t === 'boolean' ? t : undefined
+}
+
+/** The JSON type a value or condition requires of its field, if it requires one. */
+function requiredType(v: unknown, condition: boolean): ScalarType | undefined {
+  if (!condition) return scalarType(v)
+  for (const [op, x] of Object.entries(v as Record<string, unknown>)) {
+    if (op === '$regex') return 'string'
+    const t = op === '$eq' || Object.hasOwn(RANGE, op) ? scalarType(x) : undefined
+    if (t !== undefined) return t
+    if (op === '$in' && Array.isArray(x)) {
+      const types = new Set(x.map(scalarType))
+      const only = types.size === 1 ? [...types][0] : undefined
+      if (only !== undefined) return only
+    }
+  }
+  return undefined
+}
+
 function fieldCondition(c: Ctx, f: Field, cond: Record<string, unknown>, at: string, depth: number): string {
   const parts: string[] = []
   for (const [op, v] of Object.entries(cond)) {
@@ -224,7 +265,8 @@ function fieldCondition(c: Ctx, f: Field, cond: Record<string, unknown>, at: str
   return all(parts)
 }
 
-function whereSql(c: Ctx, w: unknown, at: string, depth: number): string {
+/** `top`: the filter is part of the AND at the top, so what it requires holds for every match. */
+function whereSql(c: Ctx, w: unknown, at: string, depth: number, top: boolean): string {
   if (!isPlainObject(w)) return fail(at, 'a filter must be a plain object of fields')
   if (depth > MAX_NESTING) fail(at, `filters nest at most ${MAX_NESTING} deep`)
   const parts: string[] = []
@@ -233,18 +275,21 @@ function whereSql(c: Ctx, w: unknown, at: string, depth: number): string {
     if (v === undefined) continue
     if (key === '$and' || key === '$or') {
       if (!Array.isArray(v) || v.length === 0 || v.length > 100) fail(here, 'must be an array of 1 to 100 filters')
-      const subs = (v as unknown[]).map((s, i) => whereSql(c, s, `${here}.${i}`, depth + 1))
+      const subs = (v as unknown[]).map((s, i) => whereSql(c, s, `${here}.${i}`, depth + 1, top && key === '$and'))
       parts.push(key === '$and' ? all(subs) : any(subs))
     } else if (key === '$not') {
-      parts.push(negate(whereSql(c, v, here, depth + 1)))
+      parts.push(negate(whereSql(c, v, here, depth + 1, false)))
     } else {
       const f = parseField(key, SUBJECT, here)
-      if (isCondition(v, here)) {
+      const condition = isCondition(v, here)
+      if (condition) {
         parts.push(fieldCondition(c, f, v, here, depth))
       } else {
         if (++c.conditions > MAX_CONDITIONS) fail(here, `a filter has at most ${MAX_CONDITIONS} conditions`)
         parts.push(f.kind === 'data' ? dataOp(c, f, '$eq', v, here) : columnOp(c, f, '$eq', v, here))
       }
+      const t = top && f.kind === 'data' ? requiredType(v, condition) : undefined
+      if (t !== undefined && !c.pinned.has(f.name)) c.pinned.set(f.name, t)
     }
   }
   return all(parts)
@@ -259,7 +304,7 @@ function whereSql(c: Ctx, w: unknown, at: string, depth: number): string {
  *   that is too long or too large
  */
 export function compileWhere(where: unknown, params: Params): CompiledWhere {
-  const c: Ctx = { p: params, regexes: [], conditions: 0 }
-  if (where === undefined) return { sql: 'TRUE', regexes: [] }
-  return { sql: whereSql(c, where, 'where', 0), regexes: c.regexes }
+  const c: Ctx = { p: params, regexes: [], conditions: 0, pinned: new Map() }
+  if (where === undefined) return { sql: 'TRUE', regexes: [], pinned: c.pinned }
+  return { sql: whereSql(c, where, 'where', 0, true), regexes: c.regexes, pinned: c.pinned }
 }

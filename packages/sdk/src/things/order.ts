@@ -5,8 +5,9 @@
 // (which tie with one another). `desc` reverses all of it. `$id` always
 // ends the sort, so a page boundary never splits ties differently twice.
 import { ValidationError } from '@onepipe/core'
-import type { OrderBy } from './types.js'
+import type { ScalarType } from './filter.js'
 import { dataExpr, parseField, type Params } from './paths.js'
+import type { OrderBy } from './types.js'
 
 /** The most sort keys in one `orderBy`. */
 export const MAX_ORDER_KEYS = 8
@@ -41,14 +42,24 @@ function keysOf(orderBy: unknown): Key[] {
   })
 }
 
+/** A compiled sort: the ORDER BY list, and the columns it needs computed once per row first. */
+export interface CompiledOrder {
+  sql: string
+  /** `expression AS k0`…: a field read once into a column the sort keys use (see listStatement). */
+  columns: string[]
+}
+
 /**
  * Compiles `orderBy` to the SQL of an ORDER BY (without the keywords),
- * always ending with `id`.
+ * always ending with `id`. A field the filter pins to one JSON type
+ * (`pinned`) sorts by its value alone; any other is read once into a
+ * column (`k0`…) and sorted by type rank, then by value within the type.
  *
  * @throws ValidationError naming the key (`orderBy.1.field`) for a bad path or direction, or more than 8 keys
  */
-export function compileOrder(orderBy: OrderBy | undefined, p: Params): string {
+export function compileOrder(orderBy: OrderBy | undefined, p: Params, pinned: ReadonlyMap<string, ScalarType> = new Map()): CompiledOrder {
   const out: string[] = []
+  const columns: string[] = []
   let byId = false
   for (const k of orderBy === undefined ? [] : keysOf(orderBy)) {
     const f = parseField(k.field, SUBJECT, k.at)
@@ -62,15 +73,26 @@ export function compileOrder(orderBy: OrderBy | undefined, p: Params): string {
       continue
     }
     const x = dataExpr(p, f)
-    out.push(
-      `CASE WHEN ${x.json} IS NULL THEN 0 WHEN ${x.type} = 'null' THEN 1 WHEN ${x.type} = 'string' THEN 2 WHEN ${x.type} = 'number' THEN 3 WHEN ${x.type} = 'boolean' THEN 4 ELSE 5 END ${dir}`,
-      `(CASE WHEN ${x.type} = 'string' THEN ${x.text} END) ${dir}`,
-      `(CASE WHEN ${x.type} = 'number' THEN ${x.json}::numeric END) ${dir}`,
-      `(CASE WHEN ${x.type} = 'boolean' THEN ${x.json}::boolean END) ${dir}`,
-    )
+    const type = pinned.get(f.name)
+    if (type === 'string') {
+      out.push(`${x.text} ${dir}`)
+    } else if (type !== undefined) {
+      // Numbers compare numerically as jsonb, and false < true.
+      out.push(`${x.json} ${dir}`)
+    } else {
+      // Read once per row: repeating the path lookup in every key costs more than the sort itself.
+      const col = `k${columns.length}`
+      columns.push(`${x.json} AS ${col}`)
+      // jsonb orders numbers before booleans, numbers numerically, false before true: one key for both.
+      out.push(
+        `CASE COALESCE(jsonb_typeof(${col}), '') WHEN '' THEN 0 WHEN 'null' THEN 1 WHEN 'string' THEN 2 WHEN 'number' THEN 3 WHEN 'boolean' THEN 3 ELSE 4 END ${dir}`,
+        `(CASE WHEN jsonb_typeof(${col}) = 'string' THEN (${col} #>> '{}') COLLATE "C" END) ${dir}`,
+        `(CASE WHEN jsonb_typeof(${col}) IN ('number', 'boolean') THEN ${col} END) ${dir}`,
+      )
+    }
   }
   if (!byId) out.push('id ASC')
-  return out.join(', ')
+  return { sql: out.join(', '), columns }
 }
 
 /**

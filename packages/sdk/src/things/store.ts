@@ -5,7 +5,7 @@
 // strict patterns right where they are written into the statement.
 import { ConfigError, type Database, type Queryable } from '@onepipe/core'
 import { createHash } from 'node:crypto'
-import { compileWhere, type RegexUse } from './filter.js'
+import { compileWhere, type CompiledWhere, type RegexUse } from './filter.js'
 import { compileOrder } from './order.js'
 import { Params, pathProblem } from './paths.js'
 import type { OrderBy, Where } from './types.js'
@@ -103,22 +103,26 @@ export interface Selection {
   includeDeleted: boolean
 }
 
-function filterOf(s: Selection, p: Params): { sql: string; regexes: RegexUse[] } {
+function filterOf(s: Selection, p: Params): CompiledWhere {
   const w = compileWhere(s.where, p)
-  return { sql: `things_name = $1 AND type = $2${s.includeDeleted ? '' : ' AND deleted_at IS NULL'} AND ${w.sql}`, regexes: w.regexes }
+  return { ...w, sql: `things_name = $1 AND type = $2${s.includeDeleted ? '' : ' AND deleted_at IS NULL'} AND ${w.sql}` }
 }
 
 /**
  * One page of Things: the whole filter in the WHERE clause, so LIMIT and
- * OFFSET apply to matching rows only.
+ * OFFSET apply to matching rows only. When the sort reads user fields, the
+ * matching rows come from a subquery that reads each such field once into a
+ * column (`OFFSET 0` keeps PostgreSQL from merging it back and repeating the
+ * read in every sort key).
  *
  * @throws ValidationError from checking the filter or the sort
  */
 export function listStatement(s: Selection, orderBy: OrderBy | undefined, limit: number, offset: number): Statement {
   const p = new Params([s.store, s.type])
   const f = filterOf(s, p)
-  const order = compileOrder(orderBy, p)
-  const text = `SELECT ${COLUMNS} FROM _onepipe_things WHERE ${f.sql} ORDER BY ${order} LIMIT ${p.add(limit)}::int OFFSET ${p.add(offset)}::bigint`
+  const order = compileOrder(orderBy, p, f.pinned)
+  const from = order.columns.length === 0 ? `_onepipe_things WHERE ${f.sql}` : `(SELECT ${COLUMNS}, ${order.columns.join(', ')} FROM _onepipe_things WHERE ${f.sql} OFFSET 0) AS t`
+  const text = `SELECT ${COLUMNS} FROM ${from} ORDER BY ${order.sql} LIMIT ${p.add(limit)}::int OFFSET ${p.add(offset)}::bigint`
   return { text, params: p.values, regexes: f.regexes }
 }
 

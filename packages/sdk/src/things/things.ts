@@ -16,6 +16,7 @@ import type { Hono } from 'hono'
 import { Flow } from '../flow/flow.js'
 import type { FlowAppendResult } from '../flow/types.js'
 import { compressedJson, intParam, respondError } from '../http/index.js'
+import { ChangeQueue } from './batch.js'
 import { ThingCollection, type NounSpec, type ThingsHost } from './collection.js'
 import { MAX_CONDITIONS, MAX_IN_VALUES, MAX_NESTING } from './filter.js'
 import { MAX_LIMIT, MAX_ORDER_KEYS } from './order.js'
@@ -104,14 +105,15 @@ export class Things<M extends NounMap = Record<never, never>> implements Compone
     this.name = c.name
     this.#db = c.db
     // The collections reach the store through this view, so they see the database given at attach.
-    const events = (): Flow<ThingEvent> => this.events
+    const changes = new ChangeQueue(
+      () => this.#prepare(),
+      () => this.events,
+    )
     this.#host = {
       name: c.name,
       regexTimeoutMs: c.regexTimeoutMs,
       prepared: () => this.#prepare(),
-      get events() {
-        return events()
-      },
+      change: (key, fn) => changes.run(key, fn),
     }
   }
 

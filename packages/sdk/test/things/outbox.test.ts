@@ -40,6 +40,22 @@ it('a change whose event cannot be stored leaves neither the row nor the event, 
   expect(await things.events.head()).toBe(2)
 })
 
+it('concurrent changes share a transaction, but one that fails there fails alone: the others are stored, gapless', async () => {
+  const things = Things.create(uniqueName('b')).db(database().db).build()
+  const items = things.noun('Item')
+  const results = await Promise.allSettled(Array.from({ length: 30 }, (_, i) => items.create({ i, boom: i === 17 ? 'yes' : 'no' }, { id: `i${i}` })))
+  expect(results.map((r) => r.status)).toEqual(Array.from({ length: 30 }, (_, i) => (i === 17 ? 'rejected' : 'fulfilled')))
+  expect((results[17] as PromiseRejectedResult).reason).toBeInstanceOf(DatabaseError)
+  expect(await items.count()).toBe(29)
+  const events = await all(things)
+  expect(events.map((e) => e.offset)).toEqual(Array.from({ length: 29 }, (_, i) => i + 1))
+  expect(events.map((e) => e.data.id)).not.toContain('i17')
+  // A refusal (a taken id, a stale version) fails only its own change, without undoing the others.
+  const mixed = await Promise.allSettled([items.create({ n: 1 }, { id: 'i1' }), items.create({ n: 2 }, { id: 'new' }), items.update('i2', { n: 3 }, { version: 9 }), items.update('i3', { n: 4 })])
+  expect(mixed.map((r) => (r.status === 'rejected' ? (r.reason as { code: string }).code : 'ok'))).toEqual(['THING_EXISTS', 'ok', 'THING_VERSION_CONFLICT', 'ok'])
+  expect((await all(things)).slice(29).map((e) => `${e.data.id}:${e.data.verb}`).sort()).toEqual(['i3:updated', 'new:created'])
+})
+
 it(`${N} concurrent creates from two Things instances on two pools give ${N} events at offsets 1…${N}, read without gaps while they commit`, async () => {
   const name = uniqueName('c')
   const second: Database = database().db.dedicated('second', 8)
@@ -69,6 +85,15 @@ it(`${N} concurrent creates from two Things instances on two pools give ${N} eve
     expect(events.map((e) => e.offset)).toEqual(Array.from({ length: N }, (_, i) => i + 1))
     expect(new Set(events.map((e) => e.data.id))).toEqual(new Set(made.map((t) => t.$id)))
     expect(events.every((e) => e.data.verb === 'created' && e.data.version === 1)).toBe(true)
+    // Each row was written by the transaction that stored its event; concurrent creates of one instance share transactions.
+    const [x] = await database().db.query<{ same: number; transactions: number }>(
+      `SELECT count(*) FILTER (WHERE t.xmin::text = e.xmin::text)::int AS same, count(DISTINCT e.xmin::text)::int AS transactions
+       FROM _onepipe_flow_events e JOIN _onepipe_things t ON t.things_name = $1 AND t.type = 'Order' AND t.id = e.data ->> 'id'
+       WHERE e.flow_name = $2`,
+      [name, `things.${name}`],
+    )
+    expect(x?.same).toBe(N)
+    expect(x?.transactions).toBeLessThan(N)
   } finally {
     if (second !== database().db) await second.close()
   }
