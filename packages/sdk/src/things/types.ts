@@ -33,7 +33,14 @@ export interface ThingMeta {
  */
 export type Thing<T = Record<string, unknown>> = ThingMeta & T
 
-/** A JSON value in a filter. */
+/**
+ * A JSON value in a filter: what a field is compared with.
+ *
+ * @example
+ * ```ts
+ * 'open'   42   true   null   ['a', 'b']   { city: 'Paris' }
+ * ```
+ */
 export type FilterValue = string | number | boolean | null | FilterValue[] | { [k: string]: FilterValue }
 
 /**
@@ -114,7 +121,14 @@ export interface ListOptions {
   includeDeleted?: boolean
 }
 
-/** The change events Things append to their flow. */
+/**
+ * The verbs of the events changes append (`Customer.created` …).
+ *
+ * @example
+ * ```ts
+ * const verb: ThingVerb = 'softDeleted'
+ * ```
+ */
 export type ThingVerb = 'created' | 'updated' | 'deleted' | 'softDeleted' | 'restored'
 
 /**
