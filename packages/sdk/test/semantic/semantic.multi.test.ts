@@ -54,7 +54,11 @@ it('3 processes, one killed twice: every order handled, its effect recorded exac
       await group.at(-1)!.waitFor(/READY/, 60_000)
     }
   }
-  await waitFor(async () => (await count('SELECT count(DISTINCT order_id) AS n FROM order_effects')) === ORDERS, { timeoutMs: 600_000, intervalMs: 500, what: `all ${ORDERS} orders handled` })
+  // Every effect recorded and every run ended (an effect is its run's step; the run completes just after).
+  await waitFor(
+    async () => (await count('SELECT count(DISTINCT order_id) AS n FROM order_effects')) === ORDERS && (await count("SELECT count(*) AS n FROM _onepipe_workflows WHERE workflow_name LIKE 'on.%' AND status <> 'completed'")) === 0,
+    { timeoutMs: 600_000, intervalMs: 500, what: `all ${ORDERS} orders handled` },
+  )
   expect(await count('SELECT count(*) AS n FROM order_effects')).toBe(ORDERS)
   expect(await count("SELECT count(*) AS n FROM _onepipe_workflows WHERE workflow_name LIKE 'on.%' AND status <> 'completed'")).toBe(0)
   // At least a few seconds of ticks went by: one effect per tick, never two.
