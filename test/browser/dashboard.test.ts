@@ -10,7 +10,7 @@ import { Auth, Cron, Flow, Pipeline, Signal, Workflow } from '@onepipe/sdk'
 import { ControlPlane } from '@onepipe/pipelines'
 import { serve, type App } from '@onepipe/runtime'
 import { testDatabase, waitFor } from '@onepipe/testing'
-import { browserAvailable, expectAccessible, expectNoSidewaysScroll, launch, login, newContext, shot } from './helpers.js'
+import { expectAccessible, expectNoSidewaysScroll, launch, login, newContext, shot } from './helpers.js'
 
 const PASSWORD = 'correct horse battery staple'
 let t: Awaited<ReturnType<typeof testDatabase>>
@@ -62,7 +62,7 @@ const page$ = async (ctx: BrowserContext): Promise<Page> => {
 }
 const row = (id: string, status?: string) => `[data-testid="pipeline-row"][data-id="${id}"]${status ? `[data-status="${status}"]` : ''}`
 
-describe.skipIf(!browserAvailable)('the dashboard in a browser', () => {
+describe('the dashboard in a browser', () => {
   let admin: BrowserContext
   let adminPage: Page
 

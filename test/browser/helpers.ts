@@ -11,8 +11,8 @@ export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 export const SHOTS = join(process.cwd(), 'test/tmp/browser')
 
 /**
- * Launches headless chromium. Under CI a missing browser fails the run
- * (`.ci/run` installs it with apt-get); elsewhere the caller skips.
+ * Launches headless chromium. A missing browser fails the run with how to
+ * install it (`.ci/run` does, with apt-get): never a silent skip.
  */
 export async function launch(): Promise<Browser> {
   if (!existsSync(CHROMIUM)) throw new Error(`No chromium at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)`)
@@ -24,8 +24,6 @@ export async function launch(): Promise<Browser> {
   })
 }
 
-/** Whether browser tests can run here; under CI=true they must. */
-export const browserAvailable = existsSync(CHROMIUM) || process.env.CI === 'true'
 
 /**
  * A fresh browser profile in a laptop's window. `bypassCSP` lets the test
