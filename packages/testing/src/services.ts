@@ -110,6 +110,9 @@ export async function testDatabase(options: { backend?: 'real' | 'embedded'; max
     schema,
     url,
     cleanup: async () => {
+      // Tenants' schemas (`<schema>__t_<name>`) go with the test's.
+      const tenants = await db.query<{ nspname: string }>("SELECT nspname FROM pg_namespace WHERE starts_with(nspname, $1)", [`${schema}__`])
+      for (const t of tenants) await db.execute(`DROP SCHEMA IF EXISTS "${t.nspname}" CASCADE`)
       await db.execute(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
       await db.close()
     },

@@ -2,7 +2,7 @@ import { hostname } from 'node:os'
 import { resolve } from 'node:path'
 import { ConfigError } from '../errors/index.js'
 import { registerPrimitive } from '../manifest/index.js'
-import { pgliteDriver, postgresDriver, type Driver, type DriverQueryable } from './drivers.js'
+import { pgliteDriver, postgresDriver, schemaScopedDriver, type Driver, type DriverQueryable } from './drivers.js'
 import { mapDbError } from './errors.js'
 import { expireLeftLeases } from './exclusive.js'
 import { ident, isIdent } from './ident.js'
@@ -85,9 +85,13 @@ export class Database implements Queryable {
   #ready: Promise<MigrationResult> | undefined
   #isReady = false
   #closed = false
+  /** Set on a handle made by {@link Database.withSchema}: the owner whose connections it borrows. */
+  readonly #owner: Database | undefined
 
-  constructor(options: DatabaseOptions) {
+  /** @internal Use {@link Database.create}; `owner` is for {@link Database.withSchema}. */
+  constructor(options: DatabaseOptions, owner?: Database) {
     if (options.schema !== undefined && !isIdent(options.schema)) ident(options.schema)
+    this.#owner = owner
     this.options = options
     this.name = options.name
     this.schema = options.schema
@@ -133,12 +137,40 @@ export class Database implements Queryable {
    * ```
    */
   dedicated(name: string, max = 1): Database {
-    if (this.kind === 'pglite') return this
+    if (this.kind === 'pglite' || this.#owner) return this
     return new Database({ ...this.options, name: `${this.name}:${name}`, max, migrate: false })
+  }
+
+  /**
+   * A handle on the same database and connections whose every statement
+   * runs with `schema` on the search path, set per transaction (never left
+   * on a pooled connection), and whose NOTIFY channels are that schema's.
+   * The schema is created and migrated (OnePipe's and the app's migrations)
+   * on first use, like the database itself. For schema-per-tenant storage
+   * (Tenants in @onepipe/sdk); it costs one more statement per transaction,
+   * pipelined with the first. Its `dedicated()` is itself; `close()` closes
+   * only the handle, never the shared connections.
+   *
+   * @throws ConfigError `INVALID_IDENTIFIER` for a schema that is not an identifier (at most 63 of `A-Za-z0-9_`)
+   * @example
+   * ```ts
+   * const acme = db.withSchema('tenant_acme')
+   * await acme.query('SELECT count(*) FROM orders') // tenant_acme.orders
+   * ```
+   */
+  withSchema(schema: string): Database {
+    ident(schema)
+    return new Database({ ...this.options, name: `${this.name}:${schema}`, schema }, this.#owner ?? this)
   }
 
   #connect(): Promise<Driver> {
     if (this.#closed) return Promise.reject(new ConfigError('DB_CLOSED', `Database "${this.name}" is closed`))
+    const owner = this.#owner
+    if (owner) {
+      const schema = this.schema as string
+      this.#driver ??= owner.#connect().then((d) => schemaScopedDriver(d, schema))
+      return this.#driver
+    }
     this.#driver ??= (this.options.url
       ? Promise.resolve(
           postgresDriver({

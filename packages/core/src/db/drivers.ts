@@ -203,3 +203,46 @@ export async function pgliteDriver(dataDir: string | undefined, schema: string |
     },
   }
 }
+
+/**
+ * A driver that runs every statement of `base` with `schema` first on the
+ * search path, set per transaction (`set_config(…, true)`, so it ends with
+ * the transaction): a pooled connection never keeps it for its next
+ * borrower. A statement outside a transaction gets one of its own. The
+ * setting goes out with the first statement, pipelined on the connection.
+ * Closing it leaves `base` open: its owner closes that.
+ */
+export function schemaScopedDriver(base: Driver, schema: string): Driver {
+  const path = `"${schema}"`
+  const scoped = (tx: DriverQueryable): DriverQueryable & { settled(): Promise<void> } => {
+    const set = tx.query("SELECT set_config('search_path', $1, true)", [path])
+    // Its failure surfaces through the next statement (or settled()); never unhandled.
+    set.catch(() => undefined)
+    return {
+      // Both awaited together: whichever fails, neither rejection is left unhandled.
+      async query(text, params) {
+        return (await Promise.all([set, tx.query(text, params)]))[1]
+      },
+      async exec(text) {
+        await Promise.all([set, tx.exec(text)])
+      },
+      async settled() {
+        await set
+      },
+    }
+  }
+  return {
+    query: (text, params) => base.transaction((tx) => scoped(tx).query(text, params)),
+    exec: (text) => base.transaction((tx) => scoped(tx).exec(text)),
+    async transaction(fn) {
+      return base.transaction(async (tx) => {
+        const s = scoped(tx)
+        const out = await fn(s)
+        await s.settled()
+        return out
+      })
+    },
+    listen: (channel, fn, onReconnect) => base.listen(channel, fn, onReconnect),
+    async close() {},
+  }
+}

@@ -3,6 +3,7 @@ import { newHttpBatchRpcResponse, RpcTarget } from 'capnweb'
 import type { Context, Hono } from 'hono'
 import { errorResponse, readBodyText, requestIdOf, respondError } from '../http/index.js'
 import type { AuthUser } from '../rest/auth.js'
+import type { Tenant, Tenants } from '../tenants/tenants.js'
 
 /**
  * What an exposed method gets besides its arguments: the authenticated
@@ -16,6 +17,8 @@ import type { AuthUser } from '../rest/auth.js'
  */
 export interface RpcCallContext {
   user: AuthUser | undefined
+  /** The tenant the request names, checked for this caller, when the RPC was built with `.tenants(…)`. */
+  tenant?: Tenant
   requestId: string
   signal: AbortSignal
 }
@@ -59,10 +62,12 @@ export class RPC implements Component {
   readonly name: string
   readonly #Target: new (ctx: RpcCallContext) => RpcTarget
   readonly methods: readonly string[]
+  readonly #tenants: Tenants | undefined
 
   /** @internal Use {@link RPC.create}. */
-  constructor(name: string, methods: Map<string, RpcMethod>) {
+  constructor(name: string, methods: Map<string, RpcMethod>, tenants?: Tenants) {
     this.name = name
+    this.#tenants = tenants
     this.methods = [...methods.keys()]
     const ctxOf = new WeakMap<object, RpcCallContext>()
     class Target extends RpcTarget {
@@ -113,7 +118,9 @@ export class RPC implements Component {
         const text = await readBodyText(c, MAX_RPC_BATCH_BYTES)
         if (text.trim() === '') return errorResponse(400, 'VALIDATION_FAILED', 'The RPC batch is empty: send Cap\'n Web batch messages, one per line', requestIdOf(c))
         const user = c.get('user' as never) as AuthUser | undefined
-        return await this.handle(new Request(c.req.url, { method: 'POST', body: text }), { user, requestId: requestIdOf(c), signal })
+        // The tenant is checked before any call runs: a batch for a tenant the caller may not enter runs nothing.
+        const tenant = this.#tenants ? await this.#tenants.fromRequest(c.req.raw, user) : undefined
+        return await this.handle(new Request(c.req.url, { method: 'POST', body: text }), { user, requestId: requestIdOf(c), signal, ...(tenant ? { tenant } : {}) })
       } catch (e) {
         return respondError(c, e, logger)
       }
@@ -132,6 +139,7 @@ export class RPC implements Component {
 export class RPCBuilder {
   readonly #name: string
   readonly #methods = new Map<string, RpcMethod>()
+  #tenants: Tenants | undefined
 
   constructor(name: string) {
     this.#name = name
@@ -153,9 +161,25 @@ export class RPCBuilder {
     return this
   }
 
+  /**
+   * Scopes every call to the tenant its request names (host label or
+   * header, as the Tenants read it): `ctx.tenant` is that tenant, checked
+   * for the caller before any call of the batch runs (400 without one, 403
+   * when the caller may not act in it, 404 for a tenant never made).
+   *
+   * @example
+   * ```ts
+   * RPC.create('shop').tenants(tenants).expose({ orders: async (ctx) => ctx.tenant!.use(things).noun('Order').list() }).build()
+   * ```
+   */
+  tenants(t: Tenants): this {
+    this.#tenants = t
+    return this
+  }
+
   build(): RPC {
     if (this.#methods.size === 0) throw new ConfigError('INVALID_RPC_METHOD', `RPC "${this.#name}" exposes no method`)
     registerPrimitive({ primitive: 'rpc', name: this.#name, infrastructure: ['none'], config: { methods: [...this.#methods.keys()] } })
-    return new RPC(this.#name, this.#methods)
+    return new RPC(this.#name, this.#methods, this.#tenants)
   }
 }

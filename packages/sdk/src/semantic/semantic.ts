@@ -1,6 +1,7 @@
 import { ConfigError, newInstanceId, registerPrimitive, stderrLogger, type Component, type Database, type Logger, type RuntimeContext } from '@onepipe/core'
 import { Cron } from '../cron/cron.js'
 import type { Flow } from '../flow/flow.js'
+import type { Tenant, TenantTemplate } from '../tenants/tenants.js'
 import { Workflow } from '../workflow/workflow.js'
 import { handlerContext, type HandlerContext, type SemanticEvent } from './context.js'
 import { release, step, type RunnerDeps, type StoredEvent } from './runner.js'
@@ -31,6 +32,12 @@ interface OnReg {
   workflow: Workflow<SemanticEvent, unknown>
 }
 
+/** A registration as written, kept so that a tenant's copy builds the same handlers on its own source. */
+type Registration =
+  | { kind: 'on'; name: string; noun: string; verb: string; h: OnHandler }
+  | { kind: 'cron'; name: string; expr: string; h: ScheduledHandler; timezone: string | undefined }
+  | { kind: 'at'; name: string; date: Date; h: ScheduledHandler }
+
 /**
  * The semantic layer's `$` (docs/semantic.md): `$.on.Noun.verb(h)` runs a
  * durable handler for every matching event of a Things store (wildcards
@@ -58,6 +65,7 @@ export class Semantic implements Component {
   readonly #once: { workflow: Workflow<{ at: string }, unknown>; at: Date }[] = []
   readonly #ticks: Workflow<{ at: string }, unknown>[] = []
   readonly #names = new Set<string>()
+  readonly #registrations: Registration[] = []
   #rt: RuntimeContext | undefined
   #log: Logger = stderrLogger
   #ac = new AbortController()
@@ -119,16 +127,32 @@ export class Semantic implements Component {
     if (!NOUN.test(noun) || !VERB.test(verb)) throw new ConfigError('INVALID_EVENT', `$.on.${noun}.${verb}: a noun is "*" or capitalized (Order), a verb "*" or lower camel case (created)`)
     if (typeof h !== 'function') throw new ConfigError('INVALID_HANDLER', `$.on.${noun}.${verb} needs a function`)
     const name = this.#claim(o.name ?? this.#auto(`${noun === '*' ? 'any' : noun}.${verb === '*' ? 'any' : verb}`))
+    this.#register({ kind: 'on', name, noun, verb, h })
+    return () => undefined
+  }
+
+  /** Builds the workflows (and cron jobs) of one registration on this instance's source. */
+  #register(r: Registration): void {
+    this.#registrations.push(r)
+    if (r.kind === 'on') this.#buildOn(r.name, r.noun, r.verb, r.h)
+    else if (r.kind === 'cron') this.#buildCron(r.name, r.expr, r.h, r.timezone)
+    else this.#buildAt(r.name, r.date, r.h)
+  }
+
+  #buildOn(name: string, noun: string, verb: string, h: OnHandler): void {
     const source = this.#source
     const workflow = Workflow.create(`on.${this.name}.${name}`)
       .define(async (ctx, ev) => h(ev as SemanticEvent, handlerContext(ctx, (t, d, o) => source.send(t, d, o))))
       .build() as Workflow<SemanticEvent, unknown>
     this.#on.push({ name, pattern: { noun, verb }, workflow })
-    return () => undefined
   }
 
   #addCron(expr: string, h: ScheduledHandler, o: HandlerOptions, base: string, timezone?: string): void {
     const name = this.#claim(o.name ?? this.#auto(base))
+    this.#register({ kind: 'cron', name, expr, h, timezone })
+  }
+
+  #buildCron(name: string, expr: string, h: ScheduledHandler, timezone: string | undefined): void {
     const source = this.#source
     const wf = Workflow.create(`every.${this.name}.${name}`)
       .define(async (ctx, tick) => h(Object.assign(handlerContext(ctx, (t, d, o) => source.send(t, d, o)), { scheduledTime: new Date((tick as { at: string }).at) })))
@@ -175,16 +199,39 @@ export class Semantic implements Component {
     if (!(date instanceof Date) || Number.isNaN(date.getTime())) throw new ConfigError('INVALID_SCHEDULE', '$.at needs a valid Date')
     return (h, o = {}) => {
       const name = this.#claim(o.name ?? this.#auto(`at-${date.getTime()}`))
-      const source = this.#source
-      const wf = Workflow.create(`at.${this.name}.${name}`)
-        .define(async (ctx, input) => {
-          const at = new Date((input as { at: string }).at)
-          await ctx.sleepUntil(at)
-          return h(Object.assign(handlerContext(ctx, (t, d, o) => source.send(t, d, o)), { scheduledTime: at }))
-        })
-        .build() as Workflow<{ at: string }, unknown>
-      this.#once.push({ workflow: wf, at: date })
+      this.#register({ kind: 'at', name, date, h })
     }
+  }
+
+  #buildAt(name: string, date: Date, h: ScheduledHandler): void {
+    const source = this.#source
+    const wf = Workflow.create(`at.${this.name}.${name}`)
+      .define(async (ctx, input) => {
+        const at = new Date((input as { at: string }).at)
+        await ctx.sleepUntil(at)
+        return h(Object.assign(handlerContext(ctx, (t, d, o) => source.send(t, d, o)), { scheduledTime: at }))
+      })
+      .build() as Workflow<{ at: string }, unknown>
+    this.#once.push({ workflow: wf, at: date })
+  }
+
+  /**
+   * This layer's copy for one tenant (called by Tenants): the same handlers
+   * and schedules, following the tenant's copy of the source, their
+   * workflows, cursors and cron jobs in the tenant's schema.
+   *
+   * @throws ConfigError `TENANTS_NOT_SCOPED` when the source (a Things) is not scoped to the tenants too
+   */
+  forTenant(tenant: Tenant): Semantic {
+    const template = this.#source as Partial<TenantTemplate>
+    if (typeof template.forTenant !== 'function') throw new ConfigError('TENANTS_NOT_SCOPED', `Semantic "${this.name}" follows a source that cannot be scoped to tenants: give it a Things store`)
+    const source = tenant.use(template as TenantTemplate) as unknown as EventSource
+    const copy = new Semantic(this.name, source, this.#startAt)
+    for (const r of this.#registrations) {
+      copy.#names.add(r.name)
+      copy.#register(r)
+    }
+    return copy
   }
 
   /** Appends a custom `Noun.verb` event to the source (`id`: the thing it is about). */

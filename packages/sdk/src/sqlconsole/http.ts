@@ -1,5 +1,5 @@
 import { ValidationError, type Database, type Logger } from '@onepipe/core'
-import type { Hono } from 'hono'
+import type { Context, Hono } from 'hono'
 import { readJson, requestIdOf, withErrors } from '../http/index.js'
 import { AuthError } from '../auth/errors.js'
 import { can } from '../auth/roles.js'
@@ -21,6 +21,13 @@ export interface SqlConsoleRoutesOptions {
    * every table, account tables included).
    */
   permission?: string
+  /** Where the route answers (default `/__onepipe/sql`). */
+  path?: string
+  /**
+   * Picks the database per request (a tenant's, confined to its schema);
+   * default: `db` with `schema`. Its errors answer as they are (403, 404).
+   */
+  target?: (c: Context) => Promise<{ db: Database; confine: boolean }>
 }
 
 /**
@@ -46,7 +53,7 @@ export interface SqlConsoleRoutesOptions {
 export function mountSqlConsoleRoutes(app: Hono, options: SqlConsoleRoutesOptions): void {
   const { db, logger } = options
   const wrap = withErrors(logger)
-  app.post('/__onepipe/sql', wrap(async (c) => {
+  app.post(options.path ?? '/__onepipe/sql', wrap(async (c) => {
     if (options.permission !== undefined && !can(c.get('user' as never) as AuthUser | undefined, options.permission)) {
       throw new AuthError('FORBIDDEN', `The SQL console needs the ${options.permission} permission`)
     }
@@ -57,8 +64,10 @@ export function mountSqlConsoleRoutes(app: Hono, options: SqlConsoleRoutesOption
     if (maxRows !== undefined && (typeof maxRows !== 'number' || !Number.isSafeInteger(maxRows) || maxRows < 1 || maxRows > SQL_CONSOLE_MAX_ROWS)) {
       throw new ValidationError('request body', [{ path: 'maxRows', message: `must be an integer from 1 to ${SQL_CONSOLE_MAX_ROWS}` }])
     }
-    const result = await runReadOnlyQuery(db, sql, {
-      ...(options.schema === undefined ? {} : { schema: options.schema }),
+    const target = options.target ? await options.target(c) : { db, confine: false }
+    const result = await runReadOnlyQuery(target.db, sql, {
+      ...(target.confine ? { confine: true } : {}),
+      ...(options.schema === undefined || options.target ? {} : { schema: options.schema }),
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
       ...(maxRows === undefined ? {} : { maxRows }),
     })

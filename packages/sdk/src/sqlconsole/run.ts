@@ -34,6 +34,13 @@ const EMBEDDED_COST_PER_MS = 20
 export interface SqlConsoleOptions {
   /** The schema unqualified names resolve in (default: the Database's own schema, else its connection's search_path). */
   schema?: string
+  /**
+   * Whether the query may read only `schema` (a tenant's): tables, views and
+   * functions of other schemas, system catalogs and `pg_` functions that read
+   * the server's state are refused, and the search path holds that schema
+   * alone. Default false.
+   */
+  confine?: boolean
   /** Statement timeout in ms, 1–300,000 (default 5,000). */
   timeoutMs?: number
   /** Rows returned at most, 1–10,000 (default 1,000); more sets `truncated`. */
@@ -180,7 +187,8 @@ export async function runReadOnlyQuery(db: Database, sql: string, options: SqlCo
   const maxRows = intOption(options.maxRows, 'maxRows', 1000, SQL_CONSOLE_MAX_ROWS)
   const schema = options.schema ?? db.schema
   const searchPath = schema === undefined ? undefined : ident(schema)
-  const q = await checkSelect(sql)
+  if (options.confine === true && schema === undefined) throw new ValidationError('SQL console options', [{ path: 'confine', message: 'needs a schema to confine the query to' }])
+  const q = await checkSelect(sql, options.confine === true ? schema : undefined)
 
   const started = performance.now()
   let running: Wrapped | undefined

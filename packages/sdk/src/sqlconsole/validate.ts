@@ -38,7 +38,13 @@ const DENIED_FUNCTIONS = new Set([
   'nextval', 'setval',
   // SQL given as text runs without passing this parser
   'query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema', 'cursor_to_xml', 'cursor_to_xmlschema', 'ts_stat', 'ts_rewrite',
+  // a table or a whole schema read by its name given as a value, which the parser sees as a string
+  'table_to_xml', 'table_to_xmlschema', 'table_to_xml_and_xmlschema', 'schema_to_xml', 'schema_to_xmlschema', 'schema_to_xml_and_xmlschema',
+  'database_to_xml', 'database_to_xmlschema', 'database_to_xml_and_xmlschema',
 ])
+
+/** In a console confined to one schema (a tenant's), the only `pg_` functions allowed: they read nothing but their argument. */
+const CONFINED_PG_FUNCTIONS = new Set(['pg_typeof', 'pg_column_size'])
 
 /** Name prefixes refused the same way: whole families of the functions above. */
 const DENIED_PREFIXES = ['dblink', 'pg_advisory', 'pg_try_advisory', 'lo_', 'pg_stat_reset', 'pg_logical_', 'pg_replication_', 'pg_create_', 'pg_drop_', 'pg_copy_']
@@ -86,7 +92,7 @@ const DATA_MODIFYING = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'Merge
  * Walks the whole parse tree (without recursion: a deeply nested expression
  * must not overflow the stack) and throws at the first thing refused.
  */
-function checkTree(root: unknown): void {
+function checkTree(root: unknown, confine: string | undefined): void {
   const stack: unknown[] = [root]
   while (stack.length > 0) {
     const node = stack.pop()
@@ -100,6 +106,9 @@ function checkTree(root: unknown): void {
         const parts = ((value as { funcname?: { String?: { sval?: string } }[] }).funcname ?? []).map((p) => p.String?.sval ?? '')
         const name = parts.at(-1) ?? ''
         if (isDeniedFunction(name)) throw refuse(`function ${name.toLowerCase()} is not allowed`, { function: parts.join('.') })
+        if (confine !== undefined) confinedFunction(parts, confine)
+      } else if (key === 'RangeVar' && confine !== undefined) {
+        confinedRelation(value as { schemaname?: string; relname?: string }, confine)
       } else if (DATA_MODIFYING.has(key)) {
         throw refuse(`data-modifying CTE (${statementName(key)}) is not allowed: the console only reads`)
       } else if (key.endsWith('Stmt') && key !== 'SelectStmt') {
@@ -115,10 +124,31 @@ function checkTree(root: unknown): void {
 }
 
 /**
+ * A table or view named in a confined console: in its own schema, never
+ * another (another tenant's), nor a system catalog or statistics view
+ * (`pg_stat_activity` shows other sessions' queries), nor information_schema.
+ */
+function confinedRelation(r: { schemaname?: string; relname?: string }, schema: string): void {
+  const name = [r.schemaname, r.relname].filter((x) => x !== undefined).join('.')
+  if (r.schemaname !== undefined && r.schemaname !== schema) throw refuse(`${name} is outside this console's schema; name tables of ${schema} only`, { relation: name })
+  if ((r.relname ?? '').toLowerCase().startsWith('pg_')) throw refuse(`${name} is a system catalog; this console reads its own schema's tables only`, { relation: name })
+}
+
+/** A function called in a confined console: unqualified or in its schema, and no `pg_` function that reads server state. */
+function confinedFunction(parts: string[], schema: string): void {
+  const name = (parts.at(-1) ?? '').toLowerCase()
+  const qualifier = parts.length > 1 ? parts[0] : undefined
+  if (qualifier !== undefined && qualifier !== schema && qualifier !== 'pg_catalog') throw refuse(`function ${parts.join('.')} is outside this console's schema`, { function: parts.join('.') })
+  if (name.startsWith('pg_') && !CONFINED_PG_FUNCTIONS.has(name)) throw refuse(`function ${name} is not allowed in a console confined to one schema: it reads the server's state`, { function: parts.join('.') })
+}
+
+/**
  * Parses `sql` with PostgreSQL's own parser and checks it is one read-only
  * SELECT; returns that statement's text. See {@link validateSqlQuery}.
+ * With `confine`, also refuses every table, view and function outside that
+ * schema (a tenant's console).
  */
-export async function checkSelect(sql: unknown): Promise<CheckedSelect> {
+export async function checkSelect(sql: unknown, confine?: string): Promise<CheckedSelect> {
   if (typeof sql !== 'string') throw refuse(`must be a string, got ${sql === null ? 'null' : typeof sql}`)
   const bytes = Buffer.byteLength(sql)
   if (bytes > SQL_CONSOLE_MAX_SQL_BYTES) throw refuse(`is ${bytes} bytes; the console reads at most ${SQL_CONSOLE_MAX_SQL_BYTES}`, { limitBytes: SQL_CONSOLE_MAX_SQL_BYTES })
@@ -150,7 +180,7 @@ export async function checkSelect(sql: unknown): Promise<CheckedSelect> {
   if (kind !== 'SelectStmt') {
     throw refuse(DATA_MODIFYING.has(kind) ? `${statementName(kind)} is not allowed: the console only reads` : `${statementName(kind)} is not allowed: send one SELECT statement`)
   }
-  checkTree(only?.stmt)
+  checkTree(only?.stmt, confine)
 
   // The parser's locations count UTF-8 bytes.
   const buf = Buffer.from(sql)

@@ -196,6 +196,20 @@ export class Things<M extends NounMap = Record<never, never>> implements Compone
     return this.events.append({ type, noun, verb, ...(o.id === undefined ? {} : { id: o.id }), data })
   }
 
+  /**
+   * This store's copy for one tenant (called by Tenants): the same nouns,
+   * schemas and indexes, on the tenant's database, so its Things and its
+   * event flow live in the tenant's schema.
+   *
+   * @example
+   * ```ts
+   * const acmeThings = (await tenants.get('acme')).use(things)
+   * ```
+   */
+  forTenant(tenant: { db: Database }): Things<M> {
+    return new Things<M>({ ...this.#c, db: tenant.db })
+  }
+
   /** Migrates the database and creates the declared indexes, once. */
   #prepare(): Promise<Database> {
     this.#prepared ??= (async () => {
