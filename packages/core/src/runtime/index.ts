@@ -38,6 +38,14 @@ export interface RuntimeContext {
    * throttling). Undefined: `ONEPIPE_TRUSTED_PROXIES`, else none.
    */
   trustProxy?: readonly string[] | undefined
+  /**
+   * Hono's `upgradeWebSocket` helper for this server (from `@hono/node-ws`
+   * under `serve()`), for components that accept WebSocket connections on
+   * a route: the upgrade request passes the app's middleware (the guard)
+   * first. Undefined where the server takes no WebSockets (`app.request()`
+   * in tests). Typed loosely here so core does not depend on Hono.
+   */
+  upgradeWebSocket?: unknown
 }
 
 /**

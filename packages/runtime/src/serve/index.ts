@@ -1,5 +1,6 @@
 import { Cache, Database, getManifest, newInstanceId, registerPrimitive, type Component, type RuntimeContext } from '@onepipe/core'
-import { Auth, Lifecycle, mountSqlConsoleRoutes, type LifecycleManager, type ShutdownReport } from '@onepipe/sdk'
+import { Auth, Lifecycle, MAX_RPC_BATCH_BYTES, mountSqlConsoleRoutes, type LifecycleManager, type ShutdownReport } from '@onepipe/sdk'
+import { createNodeWebSocket } from '@hono/node-ws'
 import type { Hono } from 'hono'
 import { setMaxListeners } from 'node:events'
 import type { Server } from 'node:http'
@@ -107,6 +108,7 @@ export async function serve(options: ServeOptions): Promise<App> {
   const cache = options.cache ?? Cache.fromEnv()
   const rt: RuntimeContext = {
     instanceId,
+    upgradeWebSocket: undefined,
     get db() {
       if (!db) {
         db = Database.fromEnv()
@@ -145,6 +147,10 @@ export async function serve(options: ServeOptions): Promise<App> {
     cache,
   })
 
+  // WebSocket upgrades go through the app (its guard first); no message may be larger than an RPC batch.
+  const sockets = createNodeWebSocket({ app })
+  sockets.wss.options.maxPayload = MAX_RPC_BATCH_BYTES
+  rt.upgradeWebSocket = sockets.upgradeWebSocket
   let streams: Awaited<ReturnType<typeof embedStreams>> | undefined
   let heartbeat: Awaited<ReturnType<typeof startInstanceHeartbeat>> | undefined
   const attached: Component[] = []
@@ -191,6 +197,7 @@ export async function serve(options: ServeOptions): Promise<App> {
     throw e
   }
   const { server, port } = opened
+  sockets.injectWebSocket(server)
   const host = options.hostname && options.hostname !== '0.0.0.0' ? options.hostname : 'localhost'
   const url = `http://${host}:${port}`
   logger.info({ url, components: components.map((c) => `${c.kind}:${c.name}`) }, 'OnePipe app listening')
