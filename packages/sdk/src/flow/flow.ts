@@ -27,7 +27,7 @@ import type { StreamsClient } from '@onepipe/streams'
 import type { Hono } from 'hono'
 import { mountFlowRoutes } from './http.js'
 import { pause, pullEvents } from './pull.js'
-import { PgFlowStore } from './pg-store.js'
+import { PgFlowStore, type Gate } from './pg-store.js'
 import { streamsFlowStore } from './streams-store.js'
 import type { FlowAppendResult, FlowEvent, FlowStore, FlowReadOptions, FlowRetentionOptions, FlowStreamOptions, FlowSubscribeOptions, Unsubscribe } from './types.js'
 
@@ -193,6 +193,21 @@ export class Flow<T = unknown> implements Component {
     // Counted when the statement succeeds, as append() does; a later rollback is not subtracted.
     this.#appended.inc(stored.length)
     return stored.map((e) => ({ id: e.id, offset: e.offset }))
+  }
+
+  /**
+   * @internal For Things' one-statement create: runs a change of the
+   * caller's table and appends its event (data computed in SQL from the
+   * changed row) in one statement on the flow's database. Answers the
+   * changed row (`$offset`: the event's offset), or undefined when the
+   * change matched nothing (no event).
+   */
+  async appendAfter(gate: Gate): Promise<Record<string, unknown> | undefined> {
+    const store = this.store
+    if (!(store instanceof PgFlowStore)) throw new ConfigError('FLOW_APPEND_IN_NEEDS_DB', `Flow "${this.name}" lives on the streams server, which cannot join a database statement`)
+    const row = await store.appendAfter(randomUUID(), tracingEnabled() ? currentTraceparent() : null, gate)
+    if (row) this.#appended.inc(1)
+    return row
   }
 
   async #validate(data: unknown): Promise<unknown> {

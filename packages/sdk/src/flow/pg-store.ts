@@ -145,6 +145,37 @@ async function deleteBeyondCount(q: Queryable, flow: string, maxEvents: number):
   )
 }
 
+/**
+ * A change of the caller's own table and its one event, in one statement
+ * (an outbox without a transaction round trip): `gate` is a data-modifying
+ * query (its parameters numbered from $5) returning at most one row, and
+ * `event` a SQL expression over `gate` giving the event's data. The counter
+ * bump, the event and the NOTIFY happen only when the gate returns its row;
+ * the statement is its own transaction, so the change never commits without
+ * its event, nor the event without the change.
+ */
+export interface Gate {
+  sql: string
+  params: readonly unknown[]
+  event: string
+}
+
+async function insertAfterGate(q: Queryable, db: Database, flow: string, id: string, traceparent: string | null, gate: Gate): Promise<Record<string, unknown>[]> {
+  return q.query<Record<string, unknown>>(
+    `WITH gate AS (${gate.sql}), c AS (
+       INSERT INTO _onepipe_flows AS f (flow_name, last_offset) SELECT $1, 1 FROM gate
+       ON CONFLICT (flow_name) DO UPDATE SET last_offset = f.last_offset + 1
+       RETURNING f.last_offset AS off
+     ), ins AS (
+       INSERT INTO _onepipe_flow_events (id, flow_name, data, timestamp, offset_seq, traceparent)
+       SELECT $2, $1, (${gate.event}), (extract(epoch FROM now()) * 1000)::bigint, c.off, $3 FROM c, gate
+       RETURNING offset_seq
+     )
+     SELECT gate.*, ins.offset_seq AS "$offset", (SELECT pg_notify($4, $1)) IS NULL AS "$notified" FROM gate LEFT JOIN ins ON true`,
+    [flow, id, traceparent, db.channel(CHANNEL), ...gate.params],
+  )
+}
+
 function toEvent(r: Row, data?: unknown, traceparent?: string | null): FlowEvent {
   const e: FlowEvent = { id: r.id, offset: Number(r.offset), timestamp: Number(r.timestamp), data: data === undefined ? r.data : data }
   const tp = traceparent ?? r.traceparent
@@ -189,6 +220,19 @@ export class PgFlowStore implements FlowStore {
     const rows = await insertBatch(tx, this.db, this.flow, events)
     if (rows.length !== events.length) throw new TransportError('FLOW_APPEND_INCOMPLETE', `Flow "${this.flow}": stored ${rows.length} of ${events.length} events; roll the transaction back and retry`)
     return events.map((e, i) => toEvent(rows[i] as Row, e.data, e.traceparent))
+  }
+
+  /**
+   * Runs `gate` and appends its event in one statement (see {@link Gate});
+   * answers the gate's row with the event's offset as `$offset`, or
+   * undefined when the gate returned no row (nothing changed).
+   */
+  async appendAfter(id: string, traceparent: string | null, gate: Gate): Promise<Record<string, unknown> | undefined> {
+    const [row] = await insertAfterGate(this.db, this.db, this.flow, id, traceparent, gate)
+    if (!row) return undefined
+    if (row.$offset === null || row.$offset === undefined) throw new TransportError('FLOW_APPEND_INCOMPLETE', `Flow "${this.flow}": the change was made without its event; this cannot commit apart, report it`)
+    this.#wake.fire()
+    return row
   }
 
   // One statement in flight per flow and process: the counter row's lock

@@ -14,8 +14,9 @@ import { randomUUID } from 'node:crypto'
 import type { Change, Changed } from './batch.js'
 import type { RegexUse } from './filter.js'
 import { pageOf } from './order.js'
-import { countStatement, deleteThing, insertThing, listStatement, regexCompiles, selectThing, setDeleted, updateThing, withStatementTimeout, type Key, type Selection, type Statement, type ThingRow } from './store.js'
-import type { ListOptions, OrderBy, Thing, ThingVerb, Where } from './types.js'
+import { countStatement, deleteThing, insertGate, insertThing, listStatement, regexCompiles, selectThing, setDeleted, updateThing, withStatementTimeout, type Key, type Selection, type Statement, type ThingRow } from './store.js'
+import type { Flow } from '../flow/flow.js'
+import type { ListOptions, OrderBy, Thing, ThingEvent, ThingVerb, Where } from './types.js'
 
 const ID = /^[A-Za-z0-9_.:-]{1,128}$/
 const LIST_OPTIONS = new Set(['where', 'orderBy', 'limit', 'offset', 'includeDeleted'])
@@ -25,8 +26,10 @@ export interface ThingsHost {
   readonly name: string
   /** The database, migrated and with the declared indexes. */
   prepared(): Promise<Database>
-  /** Runs a change of the Thing `key` in the store's next transaction (with its event); resolves once committed. */
-  change<R>(key: string, change: Change<R>): Promise<R>
+  /** Runs a change of the Thing `key` in the store's next transaction (with its event); resolves once committed. `single`: its one-statement form. */
+  change<R>(key: string, change: Change<R>, single?: () => Promise<R>): Promise<R>
+  /** The store's event flow. */
+  events(): Flow<ThingEvent>
   readonly regexTimeoutMs: number
 }
 
@@ -150,11 +153,20 @@ export class ThingCollection<T extends object = Record<string, unknown>> {
   async create(data: T, o: { id?: string } = {}): Promise<Thing<T>> {
     const id = o.id === undefined ? randomUUID() : this.#checkId(o.id)
     const json = await this.#encode(data)
-    return this.#host.change(this.#keyOf(id), async (tx) => {
-      const row = await insertThing(tx, this.#key(id), json)
-      if (!row) throw new ConflictError('THING_EXISTS', `${this.noun} "${id}" already exists in Things "${this.#host.name}"`, { noun: this.noun, id })
-      return this.#changed('created', row)
-    })
+    const exists = () => new ConflictError('THING_EXISTS', `${this.noun} "${id}" already exists in Things "${this.#host.name}"`, { noun: this.noun, id })
+    return this.#host.change(
+      this.#keyOf(id),
+      async (tx) => {
+        const row = await insertThing(tx, this.#key(id), json)
+        if (!row) throw exists()
+        return this.#changed('created', row)
+      },
+      async () => {
+        const row = await this.#host.events().appendAfter(insertGate(this.#key(id), json))
+        if (!row) throw exists()
+        return toThing<T>(row as unknown as ThingRow)
+      },
+    )
   }
 
   /**

@@ -7,6 +7,7 @@ import { ConfigError, type Database, type Queryable } from '@onepipe/core'
 import { createHash } from 'node:crypto'
 import { compileWhere, type CompiledWhere, type RegexUse } from './filter.js'
 import { compileOrder } from './order.js'
+import type { Gate } from '../flow/pg-store.js'
 import { Params, pathProblem } from './paths.js'
 import type { OrderBy, Where } from './types.js'
 
@@ -48,6 +49,26 @@ export async function insertThing(q: Queryable, k: Key, dataJson: string): Promi
     [k.store, k.type, k.id, dataJson],
   )
   return row
+}
+
+/**
+ * The insert of a new Thing as the gate of Flow.appendAfter (parameters
+ * from $5), with its `created` event built in SQL from the inserted row, as
+ * the transactional path builds it in JavaScript: the same JSON, timestamps
+ * in ISO 8601 UTC with milliseconds (what `Date#toISOString` prints).
+ */
+export function insertGate(k: Key, dataJson: string): Gate {
+  const iso = (col: string) => `to_char(gate.${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`
+  return {
+    sql: `INSERT INTO _onepipe_things (things_name, type, id, data, version, created_at, updated_at)
+          VALUES ($5, $6, $7, $8::text::jsonb, 1, ${NOW}, ${NOW})
+          ON CONFLICT (things_name, type, id) DO NOTHING
+          RETURNING ${COLUMNS}`,
+    params: [k.store, k.type, k.id, dataJson],
+    event: `jsonb_build_object('type', gate.type || '.created', 'noun', gate.type, 'verb', 'created', 'id', gate.id, 'version', gate.version,
+            'data', jsonb_build_object('$id', gate.id, '$type', gate.type, '$version', gate.version, '$created_at', ${iso('created_at')},
+                                       '$updated_at', ${iso('updated_at')}, '$deleted_at', NULL) || gate.data)`,
+  }
 }
 
 /** Reads one Thing, soft-deleted or not; `lock` holds its row until the transaction ends. */

@@ -113,7 +113,8 @@ export class Things<M extends NounMap = Record<never, never>> implements Compone
       name: c.name,
       regexTimeoutMs: c.regexTimeoutMs,
       prepared: () => this.#prepare(),
-      change: (key, fn) => changes.run(key, fn),
+      change: (key, fn, single) => changes.run(key, fn, single),
+      events: () => this.events,
     }
   }
 

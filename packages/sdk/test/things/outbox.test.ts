@@ -136,3 +136,17 @@ it('appendIn joins the caller transaction: rolled back with it, and refused on a
   const remote = Flow.create(uniqueName('r')).build()
   await expect(db.transaction((tx) => remote.appendIn(tx, { n: 1 }))).rejects.toBeInstanceOf(ConfigError)
 })
+
+it('a lone create (one statement) and batched creates (one transaction) store the same event for what they return', async () => {
+  const things = Things.create(uniqueName('o')).db(database().db).build()
+  const items = things.noun('Item')
+  const alone = await items.create({ n: 1, nested: { a: [1, 'x', null] } }, { id: 'alone' })
+  const together = await Promise.all([items.create({ n: 2 }, { id: 'b1' }), items.create({ n: 3 }, { id: 'b2' })])
+  await expect(items.create({ n: 4 }, { id: 'alone' })).rejects.toMatchObject({ code: 'THING_EXISTS' })
+  const events = await all(things)
+  expect(events.map((e) => e.data.id)).toEqual(['alone', 'b1', 'b2'])
+  for (const [i, t] of [alone, ...together].entries()) {
+    expect(events[i]?.data).toEqual({ type: 'Item.created', noun: 'Item', verb: 'created', id: t.$id, version: 1, data: t })
+    expect(await items.get(t.$id)).toEqual(t)
+  }
+})
