@@ -19,11 +19,10 @@ import {
 import type { Hono } from 'hono'
 import { CronBuilder } from './builder.js'
 import { mountCronRoutes } from './http.js'
-import type { CronInfo } from './types.js'
+import type { CronConfig, CronContext, CronInfo } from './types.js'
 
-export type { CronInfo }
-import { Lease, type LeaseTimings } from './lease.js'
-import type { Schedule } from './schedule.js'
+export type { CronConfig, CronContext, CronHandler, CronInfo, WorkflowStarter } from './types.js'
+import { Lease } from './lease.js'
 import {
   abandonStale,
   claimManual,
@@ -41,68 +40,6 @@ import {
   upsertJob,
   type CronExecution,
 } from './sql.js'
-
-/**
- * What a cron handler receives for one run.
- *
- * @example
- * ```ts
- * .handler((ctx) => ctx.db.execute('DELETE FROM sessions WHERE expires_at < $1', [ctx.scheduledTime]))
- * ```
- */
-export interface CronContext {
-  jobName: string
-  /** The tick this run is for (database clock); for a manual run, when it was triggered. */
-  scheduledTime: Date
-  /** When the run actually started (database clock). */
-  actualTime: Date
-  executionId: string
-  kind: CronExecution['kind']
-  /** The lease's fencing token for this run: pass it to external systems that can reject stale writers. */
-  fencingToken: number
-  db: Database
-  /** Aborted when the job is stopped and the shutdown wait ran out. */
-  signal: AbortSignal
-}
-
-/**
- * A cron handler; its return value (JSON) is stored as the run's output.
- *
- * @example
- * ```ts
- * const purge: CronHandler = async (ctx) => ({ deleted: await ctx.db.execute('DELETE FROM tmp') })
- * ```
- */
-export type CronHandler = (ctx: CronContext) => unknown
-
-/**
- * Anything that starts a workflow run idempotently by id (a built
- * Workflow). Typed by shape so Cron does not depend on the workflow engine.
- *
- * @example
- * ```ts
- * const starter: WorkflowStarter<{ day: string }> = { start: (input, { workflowId }) => billing.start(input, { workflowId }) }
- * ```
- */
-export interface WorkflowStarter<I> {
-  start(input: I, options: { workflowId: string }): Promise<unknown>
-}
-
-
-/** @internal Everything a built Cron runs with. */
-export interface CronConfig {
-  name: string
-  schedule: Schedule
-  catchUp: boolean
-  maxCatchUp: number
-  overlap: boolean
-  db: Database | undefined
-  lease: LeaseTimings
-  shutdownMs: number
-  /** Finished runs older than this are deleted by the lease holder. */
-  retentionMs: number
-  handler: CronHandler
-}
 
 const NOTIFY = 'onepipe_cron'
 /** How often the lease holder deletes runs past the retention. */
