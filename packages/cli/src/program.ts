@@ -1,11 +1,12 @@
 import { addServeCommand, Command, configureProgram, Option, packageVersion } from '@onepipe/streams/cli'
 import { migrateDefault, migrateEntry, type DatabaseMigration } from './migrate.js'
 import { readManifest } from './manifest.js'
+import { addDevCommand } from './dev/index.js'
 
 const printLine = (r: DatabaseMigration) => process.stdout.write(JSON.stringify(r) + '\n')
 
 /**
- * The `onepipe` command tree: `manifest`, `migrate` and `streams serve`.
+ * The `onepipe` command tree: `manifest`, `migrate`, `dev` and `streams serve`.
  * Actions resolve when their work is done; parse it with `runProgram` from
  * `@onepipe/streams/cli`, which turns usage errors into exit code 2.
  *
@@ -57,6 +58,8 @@ Examples:
       if (flags.dir.length === 0 && cmd.getOptionValueSource('source') === 'cli') cmd.error('error: --source names the migrations of --dir; give --dir too')
       printLine(await migrateDefault({ dirs: flags.dir, source: flags.source }))
     })
+
+  addDevCommand(program)
 
   addServeCommand(program.command('streams').description('the Unbroken streams server (same as onepipe-streams)'))
   return program

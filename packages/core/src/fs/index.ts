@@ -1,1 +1,1 @@
-export { lockDirectory, type DirLock } from './lock.js'
+export { lockDirectory, waitForPreviousMs, type DirLock } from './lock.js'

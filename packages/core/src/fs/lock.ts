@@ -65,6 +65,27 @@ function holderAlive(h: Holder): boolean {
 }
 
 /**
+ * How long a starting process waits for the previous run of the app to let
+ * go of what only one process may hold (the embedded database's folder, the
+ * port): `ONEPIPE_WAIT_FOR_PREVIOUS_MS`, default 0 (refuse at once).
+ * `onepipe dev` sets it, so the next run loads its code while the previous
+ * one stops.
+ *
+ * @throws ConfigError `INVALID_WAIT` for a value that is not a whole number of ms from 0 to 600,000
+ * @example
+ * ```ts
+ * waitForPreviousMs() // 0 unless ONEPIPE_WAIT_FOR_PREVIOUS_MS is set
+ * ```
+ */
+export function waitForPreviousMs(): number {
+  const raw = process.env.ONEPIPE_WAIT_FOR_PREVIOUS_MS
+  if (raw === undefined || raw === '') return 0
+  const n = Number(raw)
+  if (!/^\d+$/.test(raw) || n > 600_000) throw new ConfigError('INVALID_WAIT', `ONEPIPE_WAIT_FOR_PREVIOUS_MS is "${raw}"; it must be a whole number of milliseconds from 0 to 600000`)
+  return n
+}
+
+/**
  * Takes an exclusive lock on a data directory for this process: a `LOCK`
  * file created with `O_EXCL` that records pid, host and the kernel start
  * time of the holder. A lock whose holder is gone (kill -9, a crashed
@@ -78,6 +99,7 @@ function holderAlive(h: Holder): boolean {
  * @param o.code the error code when the folder is in use (e.g. `DB_DIR_LOCKED`)
  * @param o.what what the folder holds, for the message (e.g. `embedded database`)
  * @param o.hint what the user can do instead (e.g. `set DATABASE_URL …`)
+ * @param o.waitMs how long to wait for a live holder to let go (default {@link waitForPreviousMs}: 0 unless set)
  * @throws ConfigError (`o.code`) when another live process, or this one, holds it;
  *   TransportError `DATA_DIR_IO` when the folder cannot be written
  *
@@ -88,8 +110,9 @@ function holderAlive(h: Holder): boolean {
  * await lock.release()
  * ```
  */
-export async function lockDirectory(dir: string, o: { code: string; what: string; hint: string }): Promise<DirLock> {
+export async function lockDirectory(dir: string, o: { code: string; what: string; hint: string; waitMs?: number }): Promise<DirLock> {
   const abs = resolve(dir)
+  const until = Date.now() + (o.waitMs ?? waitForPreviousMs())
   const file = join(abs, 'LOCK')
   const refuse = (by: string, h?: Holder): never => {
     throw new ConfigError(o.code, `The ${o.what} in ${abs} is in use by ${by}; only one process may open it. ${o.hint}`, { dir: abs, ...(h ? { pid: h.pid, host: h.host } : {}) })
@@ -126,6 +149,12 @@ export async function lockDirectory(dir: string, o: { code: string; what: string
     }
     const holder = parseHolder(await readFile(file, 'utf8').catch(() => ''))
     if (holder && holderAlive(holder) && !(holder.pid === process.pid && holder.host === me.host)) {
+      // The previous run of the app (onepipe dev) still stopping: wait for it to let go, within the budget.
+      if (Date.now() < until) {
+        await new Promise((r) => setTimeout(r, 50))
+        attempt--
+        continue
+      }
       refuse(`process ${holder.pid}${holder.host === me.host ? '' : ` on host ${holder.host}`}`, holder)
     }
     // Stale (holder gone, pid reused, or our own pid from an earlier life in a restarted container).

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http'
 import { serve as nodeServe, type ServerType } from '@hono/node-server'
-import { ConfigError, TransportError } from '@onepipe/core'
+import { ConfigError, TransportError, waitForPreviousMs } from '@onepipe/core'
 import type { FetchHandler } from '../http/app.js'
 
 /**
@@ -31,19 +31,26 @@ export function portOf(option: number | undefined, env: string | undefined): num
  * @throws ConfigError `PORT_IN_USE` or `PORT_NOT_ALLOWED`; TransportError `LISTEN_FAILED` otherwise
  */
 export function listen(fetch: FetchHandler, port: number, hostname: string, headers: readonly [string, string][] = []): Promise<{ server: ServerType; port: number }> {
-  return new Promise((resolve, reject) => {
-    const server = nodeServe({ fetch, port, hostname }, (info) => resolve({ server, port: info.port }))
-    // Headers every response carries (security headers), set on Node's response before the app
-    // answers: cheaper than changing each Fetch Response, and the app's own headers still win.
-    if (headers.length > 0) {
-      server.prependListener('request', (_req, res: ServerResponse) => {
-        for (const [k, v] of headers) res.setHeader(k, v)
+  // The previous run of the app may still hold the port while it stops (onepipe dev): wait for it, within the budget.
+  const until = Date.now() + (port === 0 ? 0 : waitForPreviousMs())
+  const attempt = (): Promise<{ server: ServerType; port: number }> =>
+    new Promise((resolve, reject) => {
+      const server = nodeServe({ fetch, port, hostname }, (info) => resolve({ server, port: info.port }))
+      // Headers every response carries (security headers), set on Node's response before the app
+      // answers: cheaper than changing each Fetch Response, and the app's own headers still win.
+      if (headers.length > 0) {
+        server.prependListener('request', (_req, res: ServerResponse) => {
+          for (const [k, v] of headers) res.setHeader(k, v)
+        })
+      }
+      server.once('error', (e: NodeJS.ErrnoException) => {
+        if (e.code === 'EADDRINUSE' && Date.now() < until) {
+          server.close()
+          setTimeout(() => attempt().then(resolve, reject), 50)
+        } else if (e.code === 'EADDRINUSE') reject(new ConfigError('PORT_IN_USE', `Port ${port} on ${hostname} is in use by another process; stop it or set PORT to another port`))
+        else if (e.code === 'EACCES') reject(new ConfigError('PORT_NOT_ALLOWED', `This process may not listen on port ${port}; use a port above 1023 or run with the right permissions`))
+        else reject(new TransportError('LISTEN_FAILED', `Cannot listen on ${hostname}:${port}: ${e.message}`, { cause: e }))
       })
-    }
-    server.once('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'EADDRINUSE') reject(new ConfigError('PORT_IN_USE', `Port ${port} on ${hostname} is in use by another process; stop it or set PORT to another port`))
-      else if (e.code === 'EACCES') reject(new ConfigError('PORT_NOT_ALLOWED', `This process may not listen on port ${port}; use a port above 1023 or run with the right permissions`))
-      else reject(new TransportError('LISTEN_FAILED', `Cannot listen on ${hostname}:${port}: ${e.message}`, { cause: e }))
     })
-  })
+  return attempt()
 }
