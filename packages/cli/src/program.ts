@@ -2,11 +2,12 @@ import { addServeCommand, Command, configureProgram, Option, packageVersion } fr
 import { migrateDefault, migrateEntry, type DatabaseMigration } from './migrate.js'
 import { readManifest } from './manifest.js'
 import { addDevCommand } from './dev/index.js'
+import { addDeployCommand } from './deploy/index.js'
 
 const printLine = (r: DatabaseMigration) => process.stdout.write(JSON.stringify(r) + '\n')
 
 /**
- * The `onepipe` command tree: `manifest`, `migrate`, `dev` and `streams serve`.
+ * The `onepipe` command tree: `manifest`, `migrate`, `dev`, `deploy` and `streams serve`.
  * Actions resolve when their work is done; parse it with `runProgram` from
  * `@onepipe/streams/cli`, which turns usage errors into exit code 2.
  *
@@ -60,6 +61,7 @@ Examples:
     })
 
   addDevCommand(program)
+  addDeployCommand(program)
 
   addServeCommand(program.command('streams').description('the Unbroken streams server (same as onepipe-streams)'))
   return program
