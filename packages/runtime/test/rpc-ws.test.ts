@@ -140,6 +140,11 @@ it('refuses anonymous, foreign-origin and out-of-tenant connections, names outsi
   expect(replies.filter((r) => r.startsWith('["reject"'))).toHaveLength(names.length)
   expect(replies).toContain(`["resolve",${names.length + 1},8]`)
   ws.close()
+  // A message that is not Cap'n Web's ends the session with 1008 (the client's fault), never 1011.
+  const garbled = await connect('alpha')
+  const garbledClosed = new Promise<number>((r) => garbled.once('close', (code) => r(code)))
+  garbled.send('hello')
+  expect(await garbledClosed).toBe(1008)
   // A message past 1 MiB closes the connection with 1009 (too big).
   const big = await connect('alpha')
   const closed = new Promise<number>((r) => big.once('close', (code) => r(code)))

@@ -92,6 +92,27 @@ it('refuses what is not on the allow-list, anonymous callers, empty and oversize
   expect(calls.length).toBe(before)
   expect((await raw('')).status).toBe(400)
   expect((await raw('x'.repeat(2 * 1024 * 1024))).status).toBe(413)
+  // Malformed batches are the caller's to fix: 400 RPC_MALFORMED, with the request id, and nothing runs.
+  for (const body of ['hello', '["push",', '["foo",1]', '["pull",99]', '["push",["pipeline",-5,["whoAmI"],[]]]\n["pull",1]']) {
+    const res = await raw(body)
+    expect(res.status, body.slice(0, 40)).toBe(400)
+    const e = ((await res.json()) as { error: { code: string; requestId: string } }).error
+    expect(e.code).toBe('RPC_MALFORMED')
+    expect(e.requestId).toBeTruthy()
+  }
+  expect(calls.length).toBe(before)
+  // An argument nested past the limit, as Cap'n Web's own client sends it: a 400, not a 500.
+  let deep: unknown = 1
+  for (let i = 0; i < 80; i++) deep = [deep]
+  const statusCount = async (status: number) => {
+    const text = await (await fetch(`${app.url}/metrics`)).text()
+    return Number(new RegExp(`onepipe_http_requests_total\\{method="POST",route="/rpc/pipeline",status="${status}"\\} (\\d+)`).exec(text)?.[1] ?? 0)
+  }
+  const [fours, fives] = [await statusCount(400), await statusCount(500)]
+  await expect(session().getUser(deep as string)).rejects.toThrow()
+  expect(await statusCount(400)).toBe(fours + 1)
+  expect(await statusCount(500)).toBe(fives)
+  expect(calls.length).toBe(before)
   expect(() => RPC.create('bad').expose({ constructor: async () => 1 })).toThrow(ConfigError)
   expect(() => RPC.create('bad').expose({ then: async () => 1 })).toThrow(ConfigError)
   expect(() => RPC.create('bad').build()).toThrow(ConfigError)

@@ -1,4 +1,4 @@
-import { ConfigError, registerPrimitive, stderrLogger, ValidationError, type Component, type Logger, type RuntimeContext } from '@onepipe/core'
+import { ConfigError, registerPrimitive, stderrLogger, TerminalError, ValidationError, type Component, type Logger, type RuntimeContext } from '@onepipe/core'
 import { newHttpBatchRpcResponse, RpcSession, RpcTarget } from 'capnweb'
 import type { Context, Hono } from 'hono'
 import type { UpgradeWebSocket, WSContext } from 'hono/ws'
@@ -123,7 +123,13 @@ export class RPC implements Component {
    * bound to this request's caller. Used by the route; exposed for tests.
    */
   async handle(req: Request, ctx: RpcCallContext): Promise<Response> {
-    return newHttpBatchRpcResponse(req, new this.#Target(ctx), { limits: { maxDepth: 64 } })
+    try {
+      return await newHttpBatchRpcResponse(req, new this.#Target(ctx), { limits: { maxDepth: 64 } })
+    } catch (e) {
+      // A method's own error is answered inside the batch; what throws here is the batch itself
+      // (not Cap'n Web messages, an unknown message, a value nested past the limit): the caller's to fix.
+      throw new TerminalError('RPC_MALFORMED', `The RPC batch is not valid Cap'n Web batch messages (one JSON message per line): ${e instanceof Error ? e.message : String(e)}`, { status: 400, cause: e })
+    }
   }
 
   /**

@@ -61,9 +61,16 @@ export class WsTransport implements RpcTransport {
     for (const r of this.#readers.splice(0)) r.reject(this.#failure)
   }
 
+  /**
+   * The session ended on an error: nearly always the client's (a message that
+   * is not JSON, an unknown message, a value nested past the limit), so the
+   * close is 1008 (policy violation) with the reason, not 1011 (server error).
+   */
   abort(reason: unknown): void {
-    this.closed(reason instanceof Error ? reason : new Error(String(reason)))
-    if (this.#ws.readyState === 1) this.#ws.close(1011, 'RPC session failed')
+    const err = reason instanceof Error ? reason : new Error(String(reason))
+    this.closed(err)
+    // A close reason holds at most 123 bytes.
+    if (this.#ws.readyState === 1) this.#ws.close(1008, Buffer.from(`RPC session ended: ${err.message}`).subarray(0, 120).toString())
   }
 }
 

@@ -76,6 +76,7 @@ export function everyN(n: number, unit: string): string {
   if (!UNITS.has(unit)) throw new ConfigError('INVALID_SCHEDULE', `$.every(${n}).${unit}: the unit is seconds, minutes, hours or days`)
   const u = unit.replace(/s$/, '')
   const max = u === 'second' || u === 'minute' ? 60 : u === 'hour' ? 24 : 31
+  if (typeof n !== 'number') throw new ConfigError('INVALID_SCHEDULE', `$.every(${JSON.stringify(n) ?? 'undefined'}).${unit}: n must be a number (got ${n === undefined ? 'nothing' : typeof n}), e.g. $.every(5).${unit}`)
   if (!Number.isInteger(n) || n < 1 || n > max || (u !== 'day' && max % n !== 0)) {
     throw new ConfigError('INVALID_SCHEDULE', `$.every(${n}).${unit}: n must be a whole number from 1 to ${max}${u !== 'day' ? ` that divides ${max}` : ''}`)
   }

@@ -174,10 +174,12 @@ export class Semantic implements Component {
    * Invalid words and times throw ConfigError at registration.
    */
   get every(): Every {
-    const fn = ((n: number) =>
-      new Proxy({}, {
+    const fn = ((n: number) => {
+      if (typeof n !== 'number') throw new ConfigError('INVALID_SCHEDULE', `$.every(${JSON.stringify(n) ?? ''}): give a number and a unit, e.g. $.every(5).minutes(h), or a word: $.every.hour(h), $.every.day.at('6pm')(h)`)
+      return new Proxy({}, {
         get: (_, unit: string | symbol) => (h: ScheduledHandler, o: HandlerOptions = {}) => this.#addCron(everyN(n, String(unit)), h, o, `every-${n}-${String(unit)}`),
-      })) as Every
+      })
+    }) as Every
     return new Proxy(fn, {
       get: (_, word: string | symbol) => {
         const w = String(word)
@@ -290,12 +292,15 @@ export class Semantic implements Component {
         }
         if (busy || signal.aborted) continue
         await new Promise<void>((r) => {
-          const t = setTimeout(r, 1000)
-          wake = () => {
+          const done = () => {
             clearTimeout(t)
+            signal.removeEventListener('abort', done)
             r()
           }
-          signal.addEventListener('abort', () => wake?.(), { once: true })
+          // One listener per wait, removed when the wait ends: an idle handler loops every second for days.
+          const t = setTimeout(done, 1000)
+          wake = done
+          signal.addEventListener('abort', done, { once: true })
         })
         wake = undefined
       }

@@ -59,6 +59,8 @@ export function mountSqlConsoleRoutes(app: Hono, options: SqlConsoleRoutesOption
     }
     const body = await readJson(c, { maxBytes: SQL_CONSOLE_MAX_SQL_BYTES })
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ValidationError('request body', [{ path: '', message: 'must be an object { "sql": "SELECT …", "maxRows"?: number }' }])
+    const extra = Object.keys(body).find((k) => k !== 'sql' && k !== 'maxRows')
+    if (extra !== undefined) throw new ValidationError('request body', [{ path: extra, message: 'unknown field; the body is { "sql": "SELECT …", "maxRows"?: number } (the timeout is the server\'s)' }])
     const { sql, maxRows } = body as { sql?: unknown; maxRows?: unknown }
     if (typeof sql !== 'string') throw new ValidationError('request body', [{ path: 'sql', message: sql === undefined ? 'is required: one SELECT statement' : `must be a string, got ${sql === null ? 'null' : typeof sql}` }])
     if (maxRows !== undefined && (typeof maxRows !== 'number' || !Number.isSafeInteger(maxRows) || maxRows < 1 || maxRows > SQL_CONSOLE_MAX_ROWS)) {

@@ -123,6 +123,13 @@ function plain(v: unknown): unknown {
   return v
 }
 
+/** An int8 read as text: a number when it is exactly one, else the digits as a string. */
+function int8(v: unknown): unknown {
+  if (typeof v !== 'string') return plain(v)
+  const n = Number(v)
+  return Number.isSafeInteger(n) ? n : v
+}
+
 /** Reads `{"a":null,"b":null}` (a row of NULLs as row_to_json prints it) keeping every key, duplicates and order included. */
 function keysOf(json: string): string[] {
   const keys: string[] = []
@@ -230,11 +237,14 @@ export async function runReadOnlyQuery(db: Database, sql: string, options: SqlCo
         const [t] = await run<Record<string, string>>(tx, around(`SELECT ${names.map((_, i) => `pg_typeof(q.c${i + 1})::text AS c${i + 1}`).join(', ')} FROM (VALUES (1)) AS one(x) LEFT JOIN (SELECT * FROM `, q, ` AS q0${alias} LIMIT 0) AS q ON true`))
         types = names.map((_, i) => t?.[`c${i + 1}`] ?? '')
       }
-      const rows = await run<Record<string, unknown>>(tx, around('SELECT * FROM ', q, ` AS q${alias} LIMIT ${maxRows + 1}`))
+      // int8 leaves the database as text: drivers differ (one rounds past 2^53, one gives text), and a
+      // number past 2^53 must never be answered rounded. Safe ones become numbers again below.
+      const list = names.length === 0 ? '*' : names.map((_, i) => (types[i] === 'bigint' ? `q.c${i + 1}::text AS c${i + 1}` : `q.c${i + 1}`)).join(', ')
+      const rows = await run<Record<string, unknown>>(tx, around(`SELECT ${list} FROM `, q, ` AS q${alias} LIMIT ${maxRows + 1}`))
       const truncated = rows.length > maxRows
       return {
         columns: names.map((name, i) => (types[i] ? { name, type: types[i] } : { name })),
-        rows: rows.slice(0, maxRows).map((r) => names.map((_, i) => plain(r[`c${i + 1}`]))),
+        rows: rows.slice(0, maxRows).map((r) => names.map((_, i) => (types[i] === 'bigint' ? int8(r[`c${i + 1}`]) : plain(r[`c${i + 1}`])))),
         truncated,
         ms: Math.round(performance.now() - started),
       }

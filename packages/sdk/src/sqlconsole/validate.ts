@@ -45,6 +45,12 @@ const DENIED_FUNCTIONS = new Set([
 
 /** In a console confined to one schema (a tenant's), the only `pg_` functions allowed: they read nothing but their argument. */
 const CONFINED_PG_FUNCTIONS = new Set(['pg_typeof', 'pg_column_size'])
+/**
+ * Also refused in a confined console: functions that look another schema's
+ * objects up by a name given as text (so the parser never sees it) or read
+ * the server's settings.
+ */
+const CONFINED_DENIED = new Set(['currval', 'lastval', 'current_setting', 'to_regclass', 'to_regtype', 'to_regtypemod', 'to_regproc', 'to_regprocedure', 'to_regoper', 'to_regoperator', 'to_regnamespace', 'to_regrole', 'to_regcollation', 'has_table_privilege', 'has_schema_privilege', 'has_column_privilege', 'has_sequence_privilege', 'has_function_privilege', 'obj_description', 'col_description', 'shobj_description', 'format_type', 'version', 'inet_server_addr', 'inet_server_port'])
 
 /** Name prefixes refused the same way: whole families of the functions above. */
 const DENIED_PREFIXES = ['dblink', 'pg_advisory', 'pg_try_advisory', 'lo_', 'pg_stat_reset', 'pg_logical_', 'pg_replication_', 'pg_create_', 'pg_drop_', 'pg_copy_']
@@ -109,6 +115,11 @@ function checkTree(root: unknown, confine: string | undefined): void {
         if (confine !== undefined) confinedFunction(parts, confine)
       } else if (key === 'RangeVar' && confine !== undefined) {
         confinedRelation(value as { schemaname?: string; relname?: string }, confine)
+      } else if (key === 'TypeCast' && confine !== undefined) {
+        // 'other.table'::regclass looks a name up in any schema: the reg* types are not for a confined console.
+        const names = ((value as { typeName?: { names?: { String?: { sval?: string } }[] } }).typeName?.names ?? []).map((p) => p.String?.sval ?? '')
+        const type = (names.at(-1) ?? '').toLowerCase()
+        if (type.startsWith('reg') || type === 'oid') throw refuse(`a cast to ${type} is not allowed in a console confined to one schema: it looks names up in every schema`, { type })
       } else if (DATA_MODIFYING.has(key)) {
         throw refuse(`data-modifying CTE (${statementName(key)}) is not allowed: the console only reads`)
       } else if (key.endsWith('Stmt') && key !== 'SelectStmt') {
@@ -139,6 +150,7 @@ function confinedFunction(parts: string[], schema: string): void {
   const name = (parts.at(-1) ?? '').toLowerCase()
   const qualifier = parts.length > 1 ? parts[0] : undefined
   if (qualifier !== undefined && qualifier !== schema && qualifier !== 'pg_catalog') throw refuse(`function ${parts.join('.')} is outside this console's schema`, { function: parts.join('.') })
+  if (CONFINED_DENIED.has(name)) throw refuse(`function ${name} is not allowed in a console confined to one schema: it looks up other schemas' objects or the server's settings`, { function: parts.join('.') })
   if (name.startsWith('pg_') && !CONFINED_PG_FUNCTIONS.has(name)) throw refuse(`function ${name} is not allowed in a console confined to one schema: it reads the server's state`, { function: parts.join('.') })
 }
 

@@ -45,6 +45,21 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return proto === Object.prototype || proto === null
 }
 
+/** The path of the first field name holding a "." (filters read "." as a path separator), walking nested objects and arrays. */
+function dottedField(v: unknown, at = ''): string | undefined {
+  const stack: [unknown, string][] = [[v, at]]
+  while (stack.length > 0) {
+    const [x, path] = stack.pop() as [unknown, string]
+    if (typeof x !== 'object' || x === null) continue
+    for (const [k, child] of Object.entries(x)) {
+      const here = path === '' ? k : `${path}.${k}`
+      if (!Array.isArray(x) && k.includes('.')) return here
+      stack.push([child, here])
+    }
+  }
+  return undefined
+}
+
 function toThing<T>(row: ThingRow): Thing<T> {
   return {
     $id: row.id,
@@ -104,6 +119,8 @@ export class ThingCollection<T extends object = Record<string, unknown>> {
       if (!isPlainObject(v)) throw new ValidationError(subject, [{ path: '', message: "a Thing's data is a plain object of fields" }])
       const taken = Object.keys(v).find((k) => k.startsWith('$'))
       if (taken !== undefined) throw new ValidationError(subject, [{ path: taken, message: 'field names starting with "$" are reserved for the fields OnePipe adds ($id, $type, $version, …)' }])
+      const dotted = dottedField(v)
+      if (dotted !== undefined) throw new ValidationError(subject, [{ path: dotted, message: 'a field name cannot hold "." (filters and sorts read it as a path: "address.city"); rename the field' }])
       return v
     }
     const value = this.#schema ? plain(await validate(this.#schema, plain(data), subject)) : plain(data)
@@ -289,8 +306,8 @@ export class ThingCollection<T extends object = Record<string, unknown>> {
       const row = await setDeleted(tx, this.#key(id), deleted, version)
       if (row) return this.#changed(deleted ? 'softDeleted' : 'restored', row)
       const now = await selectThing(tx, this.#key(id))
-      // Already so: nothing changes, nothing is announced.
-      if (now && (now.deleted_at !== null) === deleted) return { result: toThing<T>(now) }
+      // Already so: nothing changes, nothing is announced (a stale version is still a conflict).
+      if (now && (now.deleted_at !== null) === deleted && (version === undefined || Number(now.version) === version)) return { result: toThing<T>(now) }
       return this.#whyNot(tx, id, version, true)
     })
   }

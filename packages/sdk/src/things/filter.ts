@@ -272,7 +272,8 @@ function whereSql(c: Ctx, w: unknown, at: string, depth: number, top: boolean): 
   const parts: string[] = []
   for (const [key, v] of Object.entries(w)) {
     const here = at === '' ? key : `${at}.${key}`
-    if (v === undefined) continue
+    // Refused, not skipped: `{ ownerId: maybeUndefined }` must never quietly become "every owner".
+    if (v === undefined) fail(here, 'is undefined: leave the field out to not filter on it, or use null to match a null or missing field')
     if (key === '$and' || key === '$or') {
       if (!Array.isArray(v) || v.length === 0 || v.length > 100) fail(here, 'must be an array of 1 to 100 filters')
       const subs = (v as unknown[]).map((s, i) => whereSql(c, s, `${here}.${i}`, depth + 1, top && key === '$and'))

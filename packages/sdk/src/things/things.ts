@@ -252,6 +252,7 @@ export class Things<M extends NounMap = Record<never, never>> implements Compone
         const offset = intParam(c, 'offset')
         const tail = intParam(c, 'tail')
         const limit = intParam(c, 'limit')
+        if (offset !== undefined && tail !== undefined) throw new ValidationError('query', [{ path: 'tail', message: 'give offset (events after it) or tail (the last n), not both' }])
         const events = await this.events.read({ ...(offset !== undefined ? { offset } : {}), ...(tail !== undefined ? { tail } : {}), ...(limit !== undefined ? { limit } : {}) })
         return compressedJson(c, { events, nextOffset: events.at(-1)?.offset ?? offset ?? 0 })
       } catch (e) {

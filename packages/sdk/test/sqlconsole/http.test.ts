@@ -73,3 +73,8 @@ it('answers an error of the query as 400 QUERY_FAILED with PostgreSQL\'s message
   const e = await errorOf(await post(JSON.stringify({ sql: 'SELECT nope FROM t' })), 400, 'QUERY_FAILED')
   expect(e.message).toMatch(/column "nope" does not exist/)
 })
+
+it('refuses fields it does not know in the body', async () => {
+  const e = await errorOf(await post(JSON.stringify({ sql: 'SELECT 1', timeoutMs: 1 })), 400, 'VALIDATION_FAILED')
+  expect(e.details?.issues?.[0]?.path).toBe('timeoutMs')
+})

@@ -191,3 +191,9 @@ describe('a slow query', () => {
     expect(r.rows).toEqual([[10_000]])
   })
 })
+
+it('answers int8 the same on every backend: a number when exact, else its digits, never rounded', async () => {
+  const r = await runReadOnlyQuery(db, 'SELECT 9007199254740993::int8 AS big, 5::int8 AS small, -9007199254740993::int8 AS neg, NULL::int8 AS none')
+  expect(r.rows).toEqual([['9007199254740993', 5, '-9007199254740993', null]])
+  expect(r.columns.map((c) => c.type)).toEqual(['bigint', 'bigint', 'bigint', 'bigint'])
+})

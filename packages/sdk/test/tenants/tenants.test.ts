@@ -113,6 +113,10 @@ it('keeps three tenants writing at once apart: lists, counts, events, handlers a
       `SELECT query_to_xml('select * from "${other}"._onepipe_things', true, false, '')`,
       'SELECT pg_stat_get_activity(NULL)',
       `SELECT "${other}".anything()`,
+      `SELECT '"${other}"._onepipe_things'::regclass::oid`,
+      `SELECT to_regclass('"${other}"._onepipe_things')`,
+      `SELECT currval('"${other}".some_seq')`,
+      "SELECT current_setting('data_directory')",
     ]
     for (const q of refused) {
       const res = await sql(NAMES[0], q)
