@@ -1,15 +1,13 @@
 import { type Logger, tracingEnabled } from '@onepipe/core'
 import { context, propagation, trace } from '@opentelemetry/api'
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http'
-import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources'
-import { BatchSpanProcessor, NodeTracerProvider } from '@opentelemetry/sdk-trace-node'
+import type { NodeTracerProvider } from '@opentelemetry/sdk-trace-node'
 
 /**
  * The tracer provider a `serve()` registered; `shutdown()` exports what is buffered and lets it go.
  *
  * @example
  * ```ts
- * const tracing: Tracing | undefined = startTracing({ instanceId: 'worker-1', version: '1.0.0' }, logger)
+ * const tracing: Tracing | undefined = await startTracing({ instanceId: 'worker-1', version: '1.0.0' }, logger)
  * await tracing?.shutdown(2000)
  * ```
  */
@@ -44,16 +42,18 @@ export interface TracingIdentity {
  * batch processor from `OTEL_BSP_*`, the sampler from `OTEL_TRACES_SAMPLER`.
  * Without an endpoint nothing is registered and OnePipe's spans stay the
  * API's no-ops. A provider the app registered itself is left alone (its
- * exporters get OnePipe's spans).
+ * exporters get OnePipe's spans). The SDK and the exporter are loaded only
+ * then: an app that does not export traces does not pay for loading them
+ * at every start.
  *
  * @example
  * ```ts
- * const tracing = startTracing({ instanceId, version: '1.0.0' }, logger)
+ * const tracing = await startTracing({ instanceId, version: '1.0.0' }, logger)
  * // …
  * await tracing?.shutdown(5000)
  * ```
  */
-export function startTracing(id: TracingIdentity, logger: Logger, env: NodeJS.ProcessEnv = process.env): Tracing | undefined {
+export async function startTracing(id: TracingIdentity, logger: Logger, env: NodeJS.ProcessEnv = process.env): Promise<Tracing | undefined> {
   const endpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT
   if (!endpoint || env.OTEL_SDK_DISABLED?.toLowerCase() === 'true') return undefined
   if (!shared) {
@@ -61,6 +61,13 @@ export function startTracing(id: TracingIdentity, logger: Logger, env: NodeJS.Pr
       logger.info({}, 'a tracer provider is already registered in this process; OnePipe traces through it and does not add its own')
       return undefined
     }
+    const [{ OTLPTraceExporter }, { defaultResource, detectResources, envDetector, resourceFromAttributes }, { BatchSpanProcessor, NodeTracerProvider }] = await Promise.all([
+      import('@opentelemetry/exporter-trace-otlp-http'),
+      import('@opentelemetry/resources'),
+      import('@opentelemetry/sdk-trace-node'),
+    ])
+    // Another serve() of this process may have registered one while this one loaded the SDK.
+    if (shared) return startTracing(id, logger, env)
     const resource = defaultResource()
       .merge(resourceFromAttributes({ 'service.name': 'onepipe-app', 'service.version': id.version, 'service.instance.id': id.instanceId }))
       .merge(detectResources({ detectors: [envDetector] }))

@@ -158,7 +158,7 @@ export async function serve(options: ServeOptions): Promise<App> {
   const headers = await securityHeaders()
   let opened: Awaited<ReturnType<typeof listen>>
   // Only with OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT set; otherwise every span stays a no-op.
-  const tracing = startTracing({ instanceId, version: options.version ?? process.env.ONEPIPE_VERSION ?? '0.0.0' }, logger)
+  const tracing = await startTracing({ instanceId, version: options.version ?? process.env.ONEPIPE_VERSION ?? '0.0.0' }, logger)
   try {
     streams = options.streams !== false && needsStreams(components) ? await embedStreams(options.streams ?? {}, logger) : undefined
     if (stateful || options.db) await rt.db.ready()
