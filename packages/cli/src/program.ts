@@ -3,11 +3,13 @@ import { migrateDefault, migrateEntry, type DatabaseMigration } from './migrate.
 import { readManifest } from './manifest.js'
 import { addDevCommand } from './dev/index.js'
 import { addDeployCommand } from './deploy/index.js'
+import { addMigrateSubcommands, addOperatorCommands } from './ops/index.js'
 
 const printLine = (r: DatabaseMigration) => process.stdout.write(JSON.stringify(r) + '\n')
 
 /**
- * The `onepipe` command tree: `manifest`, `migrate`, `dev`, `deploy` and `streams serve`.
+ * The `onepipe` command tree: `manifest`, `migrate` (`up`, `status`), `dev`, `deploy`, the operator
+ * commands (`db reset`, `users`, `keys`, `flows`, `workflows`, `cron`) and `streams serve`.
  * Actions resolve when their work is done; parse it with `runProgram` from
  * `@onepipe/streams/cli`, which turns usage errors into exit code 2.
  *
@@ -30,7 +32,7 @@ export function createProgram(): Command {
       process.stdout.write(JSON.stringify(await readManifest(entry), null, 2) + '\n')
     })
 
-  program
+  const migrate = program
     .command('migrate')
     .description('apply pending migrations; prints one JSON line per database: { database, applied, alreadyApplied }')
     .argument(
@@ -60,8 +62,11 @@ Examples:
       printLine(await migrateDefault({ dirs: flags.dir, source: flags.source }))
     })
 
+  addMigrateSubcommands(migrate)
+
   addDevCommand(program)
   addDeployCommand(program)
+  addOperatorCommands(program)
 
   addServeCommand(program.command('streams').description('the Unbroken streams server (same as onepipe-streams)'))
   return program

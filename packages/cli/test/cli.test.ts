@@ -53,7 +53,7 @@ describe.concurrent('npx onepipe / onepipe-streams: help, version and usage erro
     const [bare, withEntry] = await Promise.all([npx(['onepipe', 'migrate', '--help'], env), npx(['onepipe', 'migrate', app, '-h'], env)])
     for (const r of [bare, withEntry]) {
       expect(r.code).toBe(0)
-      expect(r.stdout).toMatch(/^Usage: onepipe migrate \[options\] \[entry\]/)
+      expect(r.stdout).toMatch(/^Usage: onepipe migrate \[options\] \[command\] \[entry\]/)
     }
     expect(await readdir(empty)).toEqual([])
   })
