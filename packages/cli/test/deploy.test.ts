@@ -130,6 +130,8 @@ const cases = [
   { app: 'pipelines', entry: entries.pipelines, rabbitmq: false },
   { app: 'pipelines', entry: entries.pipelines, rabbitmq: true },
   { app: 'streams', entry: entries.streams, rabbitmq: false },
+  // Asked for in code (ControlPlane…rabbitmq()): in the manifest, so no flag is needed.
+  { app: 'pipelines-rabbitmq', entry: entries.pipelinesRabbitmq, rabbitmq: false },
 ] as const
 
 describe.concurrent.each(cases)('onepipe deploy $app (rabbitmq: $rabbitmq)', ({ app, entry, rabbitmq }) => {
@@ -202,7 +204,7 @@ describe.concurrent.each(cases)('onepipe deploy $app (rabbitmq: $rabbitmq)', ({ 
     for (const e of c?.env ?? []) expect(e.value, e.name).toBeUndefined()
     const secretNames = (c?.env ?? []).map((e) => e.name)
     expect(secretNames.includes('DATABASE_URL')).toBe(infra.has('postgresql'))
-    expect(secretNames.includes('RABBITMQ_URL')).toBe(rabbitmq)
+    expect(secretNames.includes('RABBITMQ_URL')).toBe(rabbitmq || infra.has('rabbitmq'))
     expect(secretNames.includes('ONEPIPE_STREAMS_URL')).toBe(infra.has('streams'))
     const cm = docs.find((d) => d.kind === 'ConfigMap') as unknown as IConfigMap
     expect(Object.keys(cm.data ?? {}).filter((k) => k in SECRETS)).toEqual([])

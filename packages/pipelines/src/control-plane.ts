@@ -1,5 +1,5 @@
 import { serve as serveNode, type ServerType } from '@hono/node-server'
-import { assertDatabase, ConfigError, newInstanceId, parseDuration, stderrLogger, type Component, type Database, type Duration, type Logger, type RuntimeContext } from '@onepipe/core'
+import { assertDatabase, ConfigError, newInstanceId, parseDuration, registerPrimitive, stderrLogger, type Component, type Database, type Duration, type Logger, type RuntimeContext } from '@onepipe/core'
 import { Auth, Pipeline } from '@onepipe/sdk'
 import type { Hono } from 'hono'
 import { setMaxListeners } from 'node:events'
@@ -339,6 +339,7 @@ export class ControlPlane implements Component {
  * ```
  */
 export class ControlPlaneBuilder {
+  #askedRabbitmq = false
   #c: ControlPlaneConfig = {
     db: undefined,
     auth: undefined,
@@ -354,10 +355,18 @@ export class ControlPlaneBuilder {
     policies: new Map(),
   }
 
-  /** Dispatch through RabbitMQ at `url` (default when `RABBITMQ_URL` is set); workers still speak HTTP only. @example `.rabbitmq('amqp://guest:guest@127.0.0.1:5672')` */
-  rabbitmq(url: string): this {
+  /**
+   * Dispatch through RabbitMQ at `url`, or at `RABBITMQ_URL` when no url is
+   * given (the default dispatch too when `RABBITMQ_URL` is set); workers still
+   * speak HTTP only. Asking for it here also records RabbitMQ in the app's
+   * manifest, so `onepipe deploy` provisions it.
+   *
+   * @example `.rabbitmq()` or `.rabbitmq('amqp://guest:guest@127.0.0.1:5672')`
+   */
+  rabbitmq(url?: string): this {
     this.#c.dispatch = 'rabbitmq'
-    this.#c.rabbitmqUrl = url
+    this.#c.rabbitmqUrl = url ?? (process.env.RABBITMQ_URL || undefined)
+    this.#askedRabbitmq = true
     return this
   }
 
@@ -447,7 +456,14 @@ export class ControlPlaneBuilder {
     return this
   }
 
+  /** Builds the control plane and records it in the manifest (RabbitMQ among its needs when `.rabbitmq()` asked for it). */
   build(): ControlPlane {
+    registerPrimitive({
+      primitive: 'control-plane',
+      name: 'pipelines',
+      infrastructure: this.#askedRabbitmq ? ['postgresql', 'rabbitmq'] : ['postgresql'],
+      config: { dispatch: this.#askedRabbitmq ? 'rabbitmq' : 'postgres (or rabbitmq when RABBITMQ_URL is set at start)', workerPort: this.#c.port, templates: this.#c.templates.map((t) => t.name) },
+    })
     return new ControlPlane({ ...this.#c, policies: new Map(this.#c.policies) })
   }
 }
