@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs'
+import { existsSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { ConfigError, getManifest, OnePipeError, type Manifest } from '@onepipe/core'
@@ -19,7 +19,8 @@ import { ConfigError, getManifest, OnePipeError, type Manifest } from '@onepipe/
  */
 export async function loadEntry(entry: string): Promise<void> {
   const file = resolve(entry)
-  if (!existsSync(file)) throw new ConfigError('ENTRY_NOT_FOUND', `No app entry at ${file}; pass the compiled entry file, e.g. dist/main.js (build the app first)`)
+  if (!existsSync(file) || statSync(file).isDirectory()) throw new ConfigError('ENTRY_NOT_FOUND', `No app entry file at ${file}; pass the compiled entry file, e.g. dist/main.js (build the app first)`)
+  if (/\.(ts|mts|cts|tsx)$/.test(file)) throw new ConfigError('ENTRY_IS_TYPESCRIPT', `${file} is TypeScript, which Node 20 cannot load: build the app (npm run build) and pass the compiled file, e.g. dist/main.js`)
   process.env.ONEPIPE_MANIFEST_ONLY = '1'
   try {
     await import(pathToFileURL(file).href)

@@ -4,6 +4,7 @@ import { readManifest } from './manifest.js'
 import { addDevCommand } from './dev/index.js'
 import { addDeployCommand } from './deploy/index.js'
 import { addMigrateSubcommands, addOperatorCommands } from './ops/index.js'
+import { requireDatabaseUrlInProduction } from './ops/database.js'
 
 const printLine = (r: DatabaseMigration) => process.stdout.write(JSON.stringify(r) + '\n')
 
@@ -52,6 +53,8 @@ Examples:
   DATABASE_URL=postgres://… onepipe migrate --dir sql --source shop`,
     )
     .action(async (entry: string | undefined, flags: { dir: string[]; source: string }, cmd: Command) => {
+      // Never migrate an embedded database in production: DATABASE_URL was forgotten.
+      requireDatabaseUrlInProduction()
       if (entry !== undefined) {
         // An app declares its folders on its Database; a --dir here would be silently beside the point.
         if (flags.dir.length > 0 || cmd.getOptionValueSource('source') === 'cli') cmd.error('error: --dir and --source apply only without an entry; an app declares its folders with Database.create(name).migrations(dir)')

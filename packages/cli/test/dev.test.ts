@@ -45,7 +45,7 @@ it('restarts on a saved change: in-flight requests finish, the new answer appear
   const url = `http://127.0.0.1:${port}`
   const dev = spawnNode(bin, ['dev'], { PORT: String(port), HOST: '127.0.0.1', DATABASE_URL: undefined, ONEPIPE_DATA_DIR: undefined, ONEPIPE_DB_SCHEMA: undefined, LOG_LEVEL: 'info' }, { cwd: dir })
   try {
-    await dev.waitFor(/onepipe dev: app http:\/\/\S+ {2}dashboard/, 90_000)
+    await dev.waitFor(/onepipe dev: app http:\/\/\S+/, 90_000)
     const get = async (path: string) => (await (await fetch(`${url}${path}`)).json()) as Record<string, unknown>
     expect(await get('/v')).toEqual({ version: 1 })
     const created = await fetch(`${url}/notes`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ body: 'before the restart' }) })

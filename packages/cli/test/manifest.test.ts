@@ -30,6 +30,6 @@ describe('onepipe manifest', () => {
   it('exits 1 with one ENTRY_NOT_FOUND line when the entry file is not there', async () => {
     const p = spawnNode(bin, ['manifest', 'no/such/main.js'])
     expect(await p.exited).toBe(1)
-    expect(p.output()).toMatch(/^onepipe: ENTRY_NOT_FOUND: No app entry at \S+no\/such\/main\.js;/m)
+    expect(p.output()).toMatch(/^onepipe: ENTRY_NOT_FOUND: No app entry file at \S+no\/such\/main\.js;/m)
   })
 })

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -24,6 +24,9 @@ const COMMANDS = [
 ]
 
 /** Each command run as it would hit the database: arguments and mandatory options given. */
+const SHOP = join(import.meta.dirname, '../../../examples/shop/dist/main.js')
+/** Every way to migrate, with and without an entry: none may fall back to an embedded database in production. */
+const MIGRATE_RUNS = [['migrate'], ['migrate', SHOP], ['migrate', 'up', SHOP], ['migrate', 'status', SHOP]]
 const DATABASE_RUNS = [
   ['migrate', 'up'],
   ['migrate', 'status'],
@@ -97,9 +100,10 @@ describe('onepipe operator commands with NODE_ENV=production', () => {
   it('refuses the embedded database: DATABASE_URL_REQUIRED on one line, exit 1, nothing created', async () => {
     const dataDir = join(scratch, 'prod')
     const env = { NODE_ENV: 'production', ONEPIPE_DATA_DIR: dataDir, ONEPIPE_AUTH_SECRET: 'x'.repeat(48) }
-    const runs = await inBatches(DATABASE_RUNS, 3, (a) => onepipe(a, env, { cwd: scratch }))
+    const all = [...DATABASE_RUNS, ...MIGRATE_RUNS]
+    const runs = await inBatches(all, 3, (a) => onepipe(a, env, { cwd: scratch }))
     runs.forEach((r, i) => {
-      expect(r.code, DATABASE_RUNS[i]?.join(' ')).toBe(1)
+      expect(r.code, all[i]?.join(' ')).toBe(1)
       expect(r.stderr.trim().split('\n')).toHaveLength(1)
       expect(r.stderr).toMatch(/^onepipe: DATABASE_URL_REQUIRED: NODE_ENV=production and DATABASE_URL is not set/)
     })
@@ -145,9 +149,16 @@ describe('onepipe operator commands on the embedded default', () => {
 
   it('explains a database without OnePipe tables and refuses to delete a folder that is not a data folder', async () => {
     const env = { ONEPIPE_DATA_DIR: join(scratch, 'fresh') }
+    // A folder that is not there is named, and not created by looking.
     const r = await onepipe(['cron', 'list'], env, { cwd: scratch })
     expect(r.code).toBe(1)
-    expect(r.stderr).toMatch(/^onepipe: DB_NOT_MIGRATED: .*run onepipe migrate up first/)
+    expect(r.stderr).toMatch(/^onepipe: DB_NOT_FOUND: No embedded database in \S+fresh/)
+    expect(existsSync(join(scratch, 'fresh'))).toBe(false)
+    // A database without OnePipe's tables says where it looked and what to run.
+    mkdirSync(join(scratch, 'bare', 'db'), { recursive: true })
+    const bare = await onepipe(['cron', 'list'], { ONEPIPE_DATA_DIR: join(scratch, 'bare') }, { cwd: scratch })
+    expect(bare.code).toBe(1)
+    expect(bare.stderr).toMatch(/^onepipe: DB_NOT_MIGRATED: The embedded database in \S+bare.*run onepipe migrate up/)
     const unsafe = await onepipe(['db', 'reset', '--force'], { ONEPIPE_DATA_DIR: sql }, { cwd: scratch })
     expect(unsafe.code).toBe(1)
     expect(unsafe.stderr).toMatch(/^onepipe: DB_RESET_UNSAFE: /)

@@ -27,7 +27,9 @@ export function secretVars(needs: AppNeeds): SecretVar[] {
   if (needs.rabbitmq) out.push({ name: 'RABBITMQ_URL', required: true, hint: 'amqp://user:password@host:5672' })
   if (needs.streams) out.push({ name: 'ONEPIPE_STREAMS_URL', required: true, hint: 'http://streams-host:9999, one streams server shared by every replica' })
   if (needs.auth) {
-    out.push({ name: 'ONEPIPE_AUTH_SECRET', required: true, hint: 'at least 32 bytes, e.g. openssl rand -base64 48 (or set ONEPIPE_AUTH_PRIVATE_KEY instead)' })
+    // One of the two: the app itself refuses to start in production with neither, naming both.
+    out.push({ name: 'ONEPIPE_AUTH_SECRET', required: false, hint: 'this or ONEPIPE_AUTH_PRIVATE_KEY (the app will not start with neither): at least 32 bytes, e.g. openssl rand -base64 48' })
+    out.push({ name: 'ONEPIPE_AUTH_PRIVATE_KEY', required: false, hint: 'this or ONEPIPE_AUTH_SECRET: a PEM private key (tokens signed with it, verifiable with its public key)' })
     out.push({ name: 'ONEPIPE_ADMIN_EMAIL', required: false, hint: 'the first admin, made at start when no admin exists' })
     out.push({ name: 'ONEPIPE_ADMIN_PASSWORD', required: false, hint: "that admin's password" })
   }

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { ConfigError } from '@onepipe/core'
 import type { Command } from '@onepipe/streams/cli'
@@ -12,7 +12,8 @@ const STOP_TIMEOUT_MS = 35_000
 /** The entry `onepipe dev` runs: the one given, else src/main.ts, src/index.ts, or package.json's main. */
 export function devEntry(given: string | undefined, root: string): string {
   if (given !== undefined) {
-    if (!existsSync(resolve(root, given))) throw new ConfigError('ENTRY_NOT_FOUND', `No app entry at ${resolve(root, given)}; pass the app's entry file, e.g. src/main.ts`)
+    const file = resolve(root, given)
+    if (!existsSync(file) || statSync(file).isDirectory()) throw new ConfigError('ENTRY_NOT_FOUND', `No app entry file at ${file}; pass the app's entry file, e.g. src/main.ts`)
     return given
   }
   for (const f of ['src/main.ts', 'src/index.ts', 'main.ts']) if (existsSync(resolve(root, f))) return f
@@ -62,6 +63,7 @@ Examples:
         const end = () => void session.stop().then(done, done)
         process.once('SIGINT', end)
         process.once('SIGTERM', end)
+        process.once('SIGHUP', end)
       })
     })
 }

@@ -59,12 +59,13 @@ export function startDev(o: DevOptions): DevSession {
   let firstStart!: () => void
   const started = new Promise<void>((r) => (firstStart = r))
 
-  const run = (): void => {
+  const run = (afterPrevious: boolean): void => {
     starts++
     const c = spawn(process.execPath, ['--enable-source-maps', '--import', o.loader, o.entry], {
       cwd: o.root,
-      // The next run starts loading while this one stops: it waits for the database folder and the port.
-      env: { ...process.env, ONEPIPE_WAIT_FOR_PREVIOUS_MS: String(o.stopTimeoutMs + 5000), ...o.env },
+      // A restart starts loading while the previous run stops: it waits for the database folder and the port.
+      // The first run waits for nobody: a port held by another program is an error at once.
+      env: { ...process.env, ...(afterPrevious ? { ONEPIPE_WAIT_FOR_PREVIOUS_MS: String(o.stopTimeoutMs + 5000) } : {}), ...o.env },
       stdio: ['ignore', 'pipe', 'inherit'],
     })
     const kid: Kid = { proc: c, terminated: false, exited: Promise.resolve() }
@@ -82,8 +83,13 @@ export function startDev(o: DevOptions): DevSession {
       process.stdout.write(`${line}\n`)
       const url = listeningUrl(line)
       if (url !== undefined) {
-        o.say(`onepipe dev: app ${url}  dashboard ${url}/__onepipe/dashboard/  (restarts when a source file under ${o.root} changes)`)
-        firstStart()
+        // Only apps with state serve the dashboard: name it only when it answers.
+        void fetch(`${url}/__onepipe/dashboard/`, { signal: AbortSignal.timeout(2000) })
+          .then((r) => r.ok, () => false)
+          .then((dashboard) => {
+            o.say(`onepipe dev: app ${url}${dashboard ? `  dashboard ${url}/__onepipe/dashboard/` : ''}  (restarts when a source file under ${o.root} changes)`)
+            firstStart()
+          })
       }
     })
   }
@@ -100,7 +106,7 @@ export function startDev(o: DevOptions): DevSession {
   // takes the database folder and the port when they are let go (ONEPIPE_WAIT_FOR_PREVIOUS_MS).
   const restart = (): void => {
     const previous = [...kids]
-    run()
+    run(previous.length > 0)
     for (const k of previous) void terminate(k)
   }
 
@@ -113,11 +119,16 @@ export function startDev(o: DevOptions): DevSession {
     timer = setTimeout(() => {
       o.say(`onepipe dev: ${path} changed; restarting`)
       restart()
-    }, 80)
+    }, 150)
   })
   watcher.on('error', (err) => o.say(`onepipe dev: watching failed: ${err instanceof Error ? err.message : String(err)}`))
 
-  run()
+  run(false)
+  // However this process ends, its app does not outlive it (a closed terminal sends SIGHUP; a crash here).
+  const orphanGuard = () => {
+    for (const k of kids) k.proc.kill('SIGTERM')
+  }
+  process.once('exit', orphanGuard)
   return {
     started,
     get starts() {
@@ -128,6 +139,7 @@ export function startDev(o: DevOptions): DevSession {
       clearTimeout(timer)
       await watcher.close()
       await Promise.all([...kids].map(terminate))
+      process.off('exit', orphanGuard)
     },
   }
 }

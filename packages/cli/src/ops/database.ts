@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import { ConfigError, Database, DatabaseError } from '@onepipe/core'
 
 /**
@@ -53,10 +54,16 @@ export function environmentDatabase(): Database {
  */
 export async function withDatabase<T>(fn: (db: Database) => Promise<T>): Promise<T> {
   const db = environmentDatabase()
+  // Opening an embedded folder that is not there would create an empty database: refuse, and say where it looked.
+  const folder = db.kind === 'pglite' ? db.options.dataDir : undefined
+  if (folder !== undefined && !existsSync(folder)) {
+    await db.close()
+    throw new ConfigError('DB_NOT_FOUND', `No embedded database in ${folder}: run this where the app keeps its data, or set ONEPIPE_DATA_DIR to that folder (the parent of its db/), or DATABASE_URL`, { dir: folder })
+  }
   try {
     return await fn(db)
   } catch (e) {
-    throw notMigrated(e)
+    throw notMigrated(e, db)
   } finally {
     await db.close()
   }
@@ -71,7 +78,8 @@ export async function withDatabase<T>(fn: (db: Database) => Promise<T>): Promise
  * try { await db.query('SELECT * FROM _onepipe_cron_jobs') } catch (e) { throw notMigrated(e) }
  * ```
  */
-export function notMigrated(e: unknown): unknown {
+export function notMigrated(e: unknown, db?: Database): unknown {
   if (!(e instanceof DatabaseError) || e.sqlState !== '42P01') return e
-  return new ConfigError('DB_NOT_MIGRATED', `The database has no OnePipe tables yet (${e.message}); run onepipe migrate up first`)
+  const where = db === undefined ? 'The database' : db.kind === 'pglite' ? `The embedded database in ${db.options.dataDir ?? 'memory'}` : `Schema ${db.schema ?? 'public'} of DATABASE_URL`
+  return new ConfigError('DB_NOT_MIGRATED', `${where} has no OnePipe tables (${e.message}): if that is the app's database, run onepipe migrate up; else point ONEPIPE_DATA_DIR, DATABASE_URL or ONEPIPE_DB_SCHEMA at the app's`)
 }

@@ -180,6 +180,8 @@ export function addMigrateSubcommands(migrate: Command): void {
     .action(async (entry: string | undefined, _flags: unknown, cmd: Command) => {
       const f = migrateFlags(cmd)
       checkDirFlags(entry, f, cmd)
+      // With an entry too: the app's Databases would fall back to an embedded one as well.
+      requireDatabaseUrlInProduction()
       const print = (r: DatabaseMigration) => printJson(r, 'line')
       if (entry !== undefined) {
         await migrateEntry(entry, print)
@@ -200,6 +202,7 @@ export function addMigrateSubcommands(migrate: Command): void {
     .action(async (entry: string | undefined, _flags: unknown, cmd: Command) => {
       const f = migrateFlags(cmd)
       checkDirFlags(entry, f, cmd)
+      requireDatabaseUrlInProduction()
       let dbs: Database[]
       if (entry !== undefined) {
         await loadEntry(entry)

@@ -51,7 +51,8 @@ function printRun({ run, steps }: RunWithSteps): void {
     ['status', run.status],
     ['owner', run.owner],
     ['heartbeat', run.heartbeatAt],
-    ['wakes at', run.wakeAt],
+    // The engine hands a run back at a clean stop with a wake time of 0: "any instance, now".
+    ['wakes at', run.wakeAt instanceof Date && run.wakeAt.getTime() === 0 ? 'now (handed back, waiting for an instance)' : run.wakeAt],
     ['deadline', run.deadlineAt],
     ['parent', run.parentId],
     ['created', run.createdAt],
