@@ -196,18 +196,17 @@ export class Flow<T = unknown> implements Component {
   }
 
   /**
-   * @internal For Things' one-statement create: runs a change of the
-   * caller's table and appends its event (data computed in SQL from the
-   * changed row) in one statement on the flow's database. Answers the
-   * changed row (`$offset`: the event's offset), or undefined when the
-   * change matched nothing (no event).
+   * @internal For Things' one-statement creates: runs changes of the
+   * caller's table and appends one event per changed row (data computed in
+   * SQL from the row) in one statement on the flow's database. Answers the
+   * changed rows (none when the change matched nothing: no event).
    */
-  async appendAfter(gate: Gate): Promise<Record<string, unknown> | undefined> {
+  async appendAfter(gate: Gate): Promise<Record<string, unknown>[]> {
     const store = this.store
     if (!(store instanceof PgFlowStore)) throw new ConfigError('FLOW_APPEND_IN_NEEDS_DB', `Flow "${this.name}" lives on the streams server, which cannot join a database statement`)
-    const row = await store.appendAfter(randomUUID(), tracingEnabled() ? currentTraceparent() : null, gate)
-    if (row) this.#appended.inc(1)
-    return row
+    const rows = await store.appendAfter(tracingEnabled() ? currentTraceparent() : null, gate)
+    this.#appended.inc(rows.length)
+    return rows
   }
 
   async #validate(data: unknown): Promise<unknown> {

@@ -146,33 +146,35 @@ async function deleteBeyondCount(q: Queryable, flow: string, maxEvents: number):
 }
 
 /**
- * A change of the caller's own table and its one event, in one statement
- * (an outbox without a transaction round trip): `gate` is a data-modifying
- * query (its parameters numbered from $5) returning at most one row, and
- * `event` a SQL expression over `gate` giving the event's data. The counter
- * bump, the event and the NOTIFY happen only when the gate returns its row;
- * the statement is its own transaction, so the change never commits without
- * its event, nor the event without the change.
+ * Changes of the caller's own table and their events, in one statement (an
+ * outbox without a transaction round trip): `gate` is a data-modifying
+ * query (its parameters numbered from $4) returning one row per change
+ * made, `event` a SQL expression over `gate` giving each event's data, and
+ * `order` one over `gate` numbering the events (the order they were asked
+ * in). The counter bump, the events and the NOTIFY happen only for the rows
+ * the gate returns; the statement is its own transaction, so no change
+ * commits without its event, nor an event without its change.
  */
 export interface Gate {
   sql: string
   params: readonly unknown[]
   event: string
+  order: string
 }
 
-async function insertAfterGate(q: Queryable, db: Database, flow: string, id: string, traceparent: string | null, gate: Gate): Promise<Record<string, unknown>[]> {
+async function insertAfterGate(q: Queryable, db: Database, flow: string, traceparent: string | null, gate: Gate): Promise<Record<string, unknown>[]> {
   return q.query<Record<string, unknown>>(
-    `WITH gate AS (${gate.sql}), c AS (
-       INSERT INTO _onepipe_flows AS f (flow_name, last_offset) SELECT $1, 1 FROM gate
-       ON CONFLICT (flow_name) DO UPDATE SET last_offset = f.last_offset + 1
-       RETURNING f.last_offset AS off
+    `WITH gate AS (${gate.sql}), n AS (SELECT count(*)::bigint AS k FROM gate), c AS (
+       INSERT INTO _onepipe_flows AS f (flow_name, last_offset) SELECT $1, n.k FROM n WHERE n.k > 0
+       ON CONFLICT (flow_name) DO UPDATE SET last_offset = f.last_offset + excluded.last_offset
+       RETURNING f.last_offset - (SELECT k FROM n) AS base
      ), ins AS (
        INSERT INTO _onepipe_flow_events (id, flow_name, data, timestamp, offset_seq, traceparent)
-       SELECT $2, $1, (${gate.event}), (extract(epoch FROM now()) * 1000)::bigint, c.off, $3 FROM c, gate
+       SELECT gen_random_uuid()::text, $1, (${gate.event}), (extract(epoch FROM now()) * 1000)::bigint, c.base + row_number() OVER (ORDER BY ${gate.order}), $2 FROM c, gate
        RETURNING offset_seq
      )
-     SELECT gate.*, ins.offset_seq AS "$offset", (SELECT pg_notify($4, $1)) IS NULL AS "$notified" FROM gate LEFT JOIN ins ON true`,
-    [flow, id, traceparent, db.channel(CHANNEL), ...gate.params],
+     SELECT gate.*, (SELECT count(*) FROM ins)::bigint AS "$events", (SELECT pg_notify($3, $1)) IS NULL AS "$notified" FROM gate`,
+    [flow, traceparent, db.channel(CHANNEL), ...gate.params],
   )
 }
 
@@ -223,16 +225,14 @@ export class PgFlowStore implements FlowStore {
   }
 
   /**
-   * Runs `gate` and appends its event in one statement (see {@link Gate});
-   * answers the gate's row with the event's offset as `$offset`, or
-   * undefined when the gate returned no row (nothing changed).
+   * Runs `gate` and appends one event per row it returns, in one statement
+   * (see {@link Gate}); answers the gate's rows (none: nothing changed).
    */
-  async appendAfter(id: string, traceparent: string | null, gate: Gate): Promise<Record<string, unknown> | undefined> {
-    const [row] = await insertAfterGate(this.db, this.db, this.flow, id, traceparent, gate)
-    if (!row) return undefined
-    if (row.$offset === null || row.$offset === undefined) throw new TransportError('FLOW_APPEND_INCOMPLETE', `Flow "${this.flow}": the change was made without its event; this cannot commit apart, report it`)
-    this.#wake.fire()
-    return row
+  async appendAfter(traceparent: string | null, gate: Gate): Promise<Record<string, unknown>[]> {
+    const rows = await insertAfterGate(this.db, this.db, this.flow, traceparent, gate)
+    if (rows.some((r) => Number(r.$events) !== rows.length)) throw new TransportError('FLOW_APPEND_INCOMPLETE', `Flow "${this.flow}": changes were made without their events; this cannot commit apart, report it`)
+    if (rows.length > 0) this.#wake.fire()
+    return rows
   }
 
   // One statement in flight per flow and process: the counter row's lock

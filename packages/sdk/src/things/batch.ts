@@ -12,6 +12,7 @@
 // it is then run again alone, so it fails only itself.
 import { DatabaseError, OnePipeError, TransportError, type Database, type Queryable } from '@onepipe/core'
 import type { Flow } from '../flow/flow.js'
+import type { NewThing } from './store.js'
 import type { ThingEvent } from './types.js'
 
 /** The most changes one transaction carries. */
@@ -30,14 +31,22 @@ export interface Changed<R> {
  */
 export type Change<R> = (tx: Queryable) => Promise<Changed<R>>
 
-/** A change as one statement of its own, with its event (Flow.appendAfter): used when it is alone in its batch. */
-export type SingleChange<R> = () => Promise<R>
+/**
+ * A create, which can also go in one statement with the other creates of
+ * its batch (Flow.appendAfter): the Thing to insert, what to answer from its
+ * inserted row, and the error when its id is taken.
+ */
+export interface CreateChange<R> {
+  thing: NewThing
+  finish(row: Record<string, unknown>): R
+  conflict(): Error
+}
 
 interface Pending {
   /** The Thing it changes: changes of one Thing run one after another, in the order they were issued. */
   key: string
   change: Change<unknown>
-  single: SingleChange<unknown> | undefined
+  create: CreateChange<unknown> | undefined
   resolve: (v: unknown) => void
   reject: (e: unknown) => void
 }
@@ -57,17 +66,19 @@ export class ChangeQueue {
   constructor(
     private readonly database: () => Promise<Database>,
     private readonly events: () => Flow<ThingEvent>,
+    /** Inserts new Things and appends their events in one statement; answers the rows inserted. */
+    private readonly creates: (things: NewThing[]) => Promise<Record<string, unknown>[]>,
   ) {}
 
   /**
    * Runs `change` of the Thing `key` in the next transaction; resolves with
-   * its result once that transaction committed. A change alone in its batch
-   * runs as `single` instead when given: one statement, no transaction
-   * round trips (what a lone client's creates pay).
+   * its result once that transaction committed. A batch made only of creates
+   * (given `create`) goes as one statement instead, with all their events:
+   * no transaction round trips.
    */
-  run<R>(key: string, change: Change<R>, single?: SingleChange<R>): Promise<R> {
+  run<R>(key: string, change: Change<R>, create?: CreateChange<R>): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      this.#queue.push({ key, change, single, resolve: resolve as (v: unknown) => void, reject })
+      this.#queue.push({ key, change, create, resolve: resolve as (v: unknown) => void, reject })
       if (!this.#flushing) void this.#flush()
     })
   }
@@ -89,16 +100,7 @@ export class ChangeQueue {
 
   /** Runs a batch and answers each change; after a failed statement, each change again alone. */
   async #settle(batch: Pending[]): Promise<void> {
-    const alone = batch.length === 1 ? batch[0] : undefined
-    if (alone?.single) {
-      try {
-        await this.database()
-        alone.resolve(await alone.single())
-      } catch (e) {
-        alone.reject(e)
-      }
-      return
-    }
+    if (batch.every((p) => p.create !== undefined)) return this.#createAll(batch)
     let outcomes: Outcome[]
     try {
       outcomes = await this.#commit(batch)
@@ -113,6 +115,30 @@ export class ChangeQueue {
       if ('ok' in o) p.resolve(o.ok.result)
       else p.reject(o.failed)
     })
+  }
+
+  /** A batch of creates as one statement; after a failed statement, each create again alone. */
+  async #createAll(batch: Pending[]): Promise<void> {
+    let rows: Record<string, unknown>[]
+    try {
+      await this.database()
+      rows = await this.creates(batch.map((p) => (p.create as CreateChange<unknown>).thing))
+    } catch (e) {
+      if (batch.length === 1) return batch[0]?.reject(e)
+      for (const p of batch) await this.#createAll([p])
+      return
+    }
+    const made = new Map(rows.map((r) => [`${String(r.type)}\u0000${String(r.id)}`, r]))
+    const seen = new Set<string>()
+    for (const p of batch) {
+      const c = p.create as CreateChange<unknown>
+      const key = `${c.thing.type}\u0000${c.thing.id}`
+      const row = seen.has(key) ? undefined : made.get(key)
+      seen.add(key)
+      // Not returned: the id was taken (before, or by an earlier create of this batch).
+      if (row) p.resolve(c.finish(row))
+      else p.reject(c.conflict())
+    }
   }
 
   /**

@@ -11,12 +11,11 @@ import {
   type StandardSchemaV1,
 } from '@onepipe/core'
 import { randomUUID } from 'node:crypto'
-import type { Change, Changed } from './batch.js'
+import type { Change, Changed, CreateChange } from './batch.js'
 import type { RegexUse } from './filter.js'
 import { pageOf } from './order.js'
-import { countStatement, deleteThing, insertGate, insertThing, listStatement, regexCompiles, selectThing, setDeleted, updateThing, withStatementTimeout, type Key, type Selection, type Statement, type ThingRow } from './store.js'
-import type { Flow } from '../flow/flow.js'
-import type { ListOptions, OrderBy, Thing, ThingEvent, ThingVerb, Where } from './types.js'
+import { countStatement, deleteThing, insertThing, listStatement, regexCompiles, selectThing, setDeleted, updateThing, withStatementTimeout, type Key, type Selection, type Statement, type ThingRow } from './store.js'
+import type { ListOptions, OrderBy, Thing, ThingVerb, Where } from './types.js'
 
 const ID = /^[A-Za-z0-9_.:-]{1,128}$/
 const LIST_OPTIONS = new Set(['where', 'orderBy', 'limit', 'offset', 'includeDeleted'])
@@ -26,10 +25,8 @@ export interface ThingsHost {
   readonly name: string
   /** The database, migrated and with the declared indexes. */
   prepared(): Promise<Database>
-  /** Runs a change of the Thing `key` in the store's next transaction (with its event); resolves once committed. `single`: its one-statement form. */
-  change<R>(key: string, change: Change<R>, single?: () => Promise<R>): Promise<R>
-  /** The store's event flow. */
-  events(): Flow<ThingEvent>
+  /** Runs a change of the Thing `key` in the store's next transaction (with its event); resolves once committed. `create`: a create's one-statement form. */
+  change<R>(key: string, change: Change<R>, create?: CreateChange<R>): Promise<R>
   readonly regexTimeoutMs: number
 }
 
@@ -178,11 +175,7 @@ export class ThingCollection<T extends object = Record<string, unknown>> {
         if (!row) throw exists()
         return this.#changed('created', row)
       },
-      async () => {
-        const row = await this.#host.events().appendAfter(insertGate(this.#key(id), json))
-        if (!row) throw exists()
-        return toThing<T>(row as unknown as ThingRow)
-      },
+      { thing: { type: this.noun, id, json }, finish: (row) => toThing<T>(row as unknown as ThingRow), conflict: exists },
     )
   }
 

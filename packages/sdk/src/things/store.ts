@@ -51,23 +51,37 @@ export async function insertThing(q: Queryable, k: Key, dataJson: string): Promi
   return row
 }
 
+/** One Thing to create, its data as the JSON text to store. */
+export interface NewThing {
+  type: string
+  id: string
+  json: string
+}
+
 /**
- * The insert of a new Thing as the gate of Flow.appendAfter (parameters
- * from $5), with its `created` event built in SQL from the inserted row, as
+ * The insert of new Things as the gate of Flow.appendAfter (parameters from
+ * $4), with each one's `created` event built in SQL from its inserted row, as
  * the transactional path builds it in JavaScript: the same JSON, timestamps
- * in ISO 8601 UTC with milliseconds (what `Date#toISOString` prints).
+ * in ISO 8601 UTC with milliseconds (what `Date#toISOString` prints). Rows
+ * are inserted in key order (two instances inserting the same new ids never
+ * wait on each other in a cycle); events are numbered in the order given.
+ * An id taken already returns no row, so it gets no event.
  */
-export function insertGate(k: Key, dataJson: string): Gate {
+export function insertGate(store: string, things: readonly NewThing[]): Gate {
   const iso = (col: string) => `to_char(gate.${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`
+  // The JSON texts are already checked and encoded: spliced as raw JSON into one array parameter.
+  const payload = `[${things.map((t, i) => `{"o":${i},"t":${JSON.stringify(t.type)},"i":${JSON.stringify(t.id)},"d":${t.json}}`).join(',')}]`
   return {
     sql: `INSERT INTO _onepipe_things (things_name, type, id, data, version, created_at, updated_at)
-          VALUES ($5, $6, $7, $8::text::jsonb, 1, ${NOW}, ${NOW})
+          SELECT $4, x.value->>'t', x.value->>'i', x.value->'d', 1, ${NOW}, ${NOW}
+          FROM jsonb_array_elements($5::text::jsonb) AS x(value) ORDER BY x.value->>'t', x.value->>'i'
           ON CONFLICT (things_name, type, id) DO NOTHING
           RETURNING ${COLUMNS}`,
-    params: [k.store, k.type, k.id, dataJson],
+    params: [store, payload],
     event: `jsonb_build_object('type', gate.type || '.created', 'noun', gate.type, 'verb', 'created', 'id', gate.id, 'version', gate.version,
             'data', jsonb_build_object('$id', gate.id, '$type', gate.type, '$version', gate.version, '$created_at', ${iso('created_at')},
                                        '$updated_at', ${iso('updated_at')}, '$deleted_at', NULL) || gate.data)`,
+    order: `(SELECT min((x.value->>'o')::int) FROM jsonb_array_elements($5::text::jsonb) AS x(value) WHERE x.value->>'t' = gate.type AND x.value->>'i' = gate.id)`,
   }
 }
 

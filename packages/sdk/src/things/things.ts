@@ -22,7 +22,7 @@ import { MAX_CONDITIONS, MAX_IN_VALUES, MAX_NESTING } from './filter.js'
 import { MAX_LIMIT, MAX_ORDER_KEYS } from './order.js'
 import { MAX_PATH_DEPTH, pathProblem } from './paths.js'
 import { MAX_REGEX_LENGTH, MAX_REGEX_WEIGHT } from './regex.js'
-import { ensureIndex, NOUN, STORE_NAME } from './store.js'
+import { ensureIndex, insertGate, NOUN, STORE_NAME } from './store.js'
 import type { NounOptions, ThingEvent } from './types.js'
 
 const VERB = /^[a-z][A-Za-z0-9]{0,63}$/
@@ -108,13 +108,13 @@ export class Things<M extends NounMap = Record<never, never>> implements Compone
     const changes = new ChangeQueue(
       () => this.#prepare(),
       () => this.events,
+      (things) => this.events.appendAfter(insertGate(this.name, things)),
     )
     this.#host = {
       name: c.name,
       regexTimeoutMs: c.regexTimeoutMs,
       prepared: () => this.#prepare(),
-      change: (key, fn, single) => changes.run(key, fn, single),
-      events: () => this.events,
+      change: (key, fn, create) => changes.run(key, fn, create),
     }
   }
 

@@ -150,3 +150,28 @@ it('a lone create (one statement) and batched creates (one transaction) store th
     expect(await items.get(t.$id)).toEqual(t)
   }
 })
+
+it('creates issued together are one statement: a taken id, or one given twice, fails only itself and gets no event', async () => {
+  const things = Things.create(uniqueName('o')).db(database().db).build()
+  const items = things.noun('Item')
+  await items.create({ n: 0 }, { id: 'taken' })
+  const outcomes = await Promise.allSettled([
+    items.create({ n: 1 }, { id: 'a' }),
+    items.create({ n: 2 }, { id: 'taken' }),
+    items.create({ n: 3 }, { id: 'b' }),
+    items.create({ n: 4 }, { id: 'a' }),
+    things.noun('Other').create({ n: 5 }, { id: 'a' }),
+  ])
+  expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'rejected', 'fulfilled'])
+  for (const i of [1, 3]) expect((outcomes[i] as PromiseRejectedResult).reason).toMatchObject({ code: 'THING_EXISTS' })
+  expect((await items.get('a')).n).toBe(1)
+  expect((await items.get('taken')).n).toBe(0)
+  const events = await all(things)
+  // Offsets follow the order the creates were issued in, with no gap.
+  expect(events.map((e) => [e.offset, e.data.type, e.data.id])).toEqual([
+    [1, 'Item.created', 'taken'],
+    [2, 'Item.created', 'a'],
+    [3, 'Item.created', 'b'],
+    [4, 'Other.created', 'a'],
+  ])
+})
