@@ -179,7 +179,8 @@ export class Tenants implements Component {
     const tenantDb = db.withSchema(schema)
     await tenantDb.ready()
     await registerTenant(db, name, schema)
-    await db.notify('onepipe_tenants', name).catch(() => undefined)
+    // Not fatal: the other instances' poll finds the tenant within 5 s. Never silent either.
+    await db.notify('onepipe_tenants', name).catch((err: unknown) => this.#log.warn({ err, tenant: name }, 'tenants: could not tell the other instances of a new tenant; their poll finds it within seconds'))
     return this.#start(name, schema, tenantDb)
   }
 
@@ -311,13 +312,17 @@ export class Tenants implements Component {
     await this.#stopListening?.()
     this.#stopListening = undefined
     const all = [...this.#running.values()]
+    // A tenant that failed to start was reported by its starter; every one still gets its stop.
     await Promise.allSettled(all.map((r) => r.started))
-    await Promise.allSettled(
+    const stops = await Promise.allSettled(
       all.map(async (r) => {
         for (const c of r.tenant.components().reverse()) await c.detach?.()
         await r.tenant.db.close()
       }),
     )
+    stops.forEach((s, i) => {
+      if (s.status === 'rejected') this.#log.error({ err: s.reason as unknown, tenant: all[i]?.tenant.name }, 'tenants: a tenant did not stop cleanly')
+    })
     this.#running.clear()
     this.#rt = undefined
   }
