@@ -35,6 +35,7 @@ const variants = [
   { name: 'Channel, transactional (new key)', path: '/rpc/charge-tx', body },
   { name: 'Channel, transactional (replayed key)', path: '/rpc/charge-tx', body: () => fixedBody },
   { name: 'bare Hono handler in db.transaction()', path: '/bare/charge-tx', body },
+  { name: 'exactly-once by hand (postgres.js, new key)', path: '/hand/charge-once', body },
 ]
 
 function load(port, v, duration) {
@@ -151,6 +152,18 @@ for (const v of variants.slice(1)) {
   rows.push({ name: `${v.name}: p99`, ours: mean(r.p99), peer: mean(base.p99), unit: 'ms', higherIsBetter: false })
 }
 printTable(`bench/cron-channel — HTTP (autocannon, ${CONNECTIONS} connections, ${ROUNDS}×${DURATION}s per variant), work = validate + 1 INSERT, node ${process.version}`, 'bare Hono', rows)
+// The transactional Channel beside the least an exactly-once call can send (server.mjs, /hand/charge-once).
+const hand = http['exactly-once by hand (postgres.js, new key)']
+const tx = http['Channel, transactional (new key)']
+printTable(
+  'transactional Channel (new key) beside exactly-once written by hand: lock + look-up with BEGIN, the INSERT, the marker with COMMIT',
+  'by hand',
+  [
+    { name: 'calls/s', ours: mean(tx.rps), peer: mean(hand.rps), unit: 'req/s' },
+    { name: 'p50', ours: mean(tx.p50), peer: mean(hand.p50), unit: 'ms', higherIsBetter: false },
+    { name: 'p99', ours: mean(tx.p99), peer: mean(hand.p99), unit: 'ms', higherIsBetter: false },
+  ],
+)
 for (const [mode, how] of [
   ['lease', "the waiters' own re-check is every 2000 ms"],
   ['transactional', 'waiting in memory, or on the row lock of the uncommitted claim'],

@@ -2,8 +2,12 @@
 // handler (also inside db.transaction(), for what one transaction costs), a
 // Channel without idempotency, a Channel with idempotency (lease mode) and a
 // transactional Channel. The work: validate { orderId, amount } and INSERT the charge.
+// Beside them, the same exactly-once call written by hand with postgres.js:
+// the least any exactly-once implementation sends, for the transactional
+// Channel to be read against.
 import { serve } from '@hono/node-server'
 import { Hono } from 'hono'
+import postgres from 'postgres'
 import { z } from 'zod'
 import { Channel, Database, silentLogger } from '@onepipe/sdk'
 
@@ -18,32 +22,74 @@ const charge = async (i) => {
 }
 
 const app = new Hono()
-app.post('/bare/charge', async (c) => {
-  let body
+/** The bare routes' input: the parsed charge, or undefined when the body is not one. */
+const readCharge = async (c) => {
   try {
-    body = await c.req.json()
+    const r = Charge.safeParse(await c.req.json())
+    return r.success ? r.data : undefined
   } catch {
-    return c.json({ error: { code: 'VALIDATION_FAILED' } }, 400)
+    return undefined
   }
-  const r = Charge.safeParse(body)
-  if (!r.success) return c.json({ error: { code: 'VALIDATION_FAILED' } }, 400)
-  return c.json({ result: await charge(r.data) })
+}
+const invalid = (c) => c.json({ error: { code: 'VALIDATION_FAILED' } }, 400)
+
+app.post('/bare/charge', async (c) => {
+  const i = await readCharge(c)
+  if (!i) return invalid(c)
+  return c.json({ result: await charge(i) })
 })
 app.post('/bare/charge-tx', async (c) => {
-  let body
-  try {
-    body = await c.req.json()
-  } catch {
-    return c.json({ error: { code: 'VALIDATION_FAILED' } }, 400)
-  }
-  const r = Charge.safeParse(body)
-  if (!r.success) return c.json({ error: { code: 'VALIDATION_FAILED' } }, 400)
-  const i = r.data
+  const i = await readCharge(c)
+  if (!i) return invalid(c)
   const result = await db.transaction(async (tx) => {
     await tx.execute('INSERT INTO bench_charges (order_id, amount) VALUES ($1, $2)', [i.orderId, i.amount])
     return { ok: true, orderId: i.orderId }
   })
   return c.json({ result })
+})
+
+// Exactly-once by hand, on its own pool of the same size: the key's lock and
+// the look-up go out with BEGIN, then the handler's INSERT, then the marker
+// row (the recorded result) with COMMIT. Three round trips, one commit, and
+// nothing else: no history row, no lease, no retry, no timeout, no undo point.
+const raw = postgres(DATABASE_URL, { max: 20, onnotice: () => undefined, connection: { search_path: SCHEMA } })
+await raw.unsafe(
+  'CREATE TABLE IF NOT EXISTS bench_once (key text PRIMARY KEY, result jsonb NOT NULL, expires_at timestamptz NOT NULL)',
+)
+app.post('/hand/charge-once', async (c) => {
+  const i = await readCharge(c)
+  if (!i) return invalid(c)
+  const conn = await raw.reserve()
+  try {
+    const begun = conn.unsafe('begin').execute()
+    const locked = conn.unsafe('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [i.orderId], { prepare: true }).execute()
+    const stored = conn.unsafe('SELECT result FROM bench_once WHERE key = $1 AND expires_at > now()', [i.orderId], { prepare: true }).execute()
+    await begun
+    await locked
+    const [hit] = await stored
+    if (hit) {
+      await conn.unsafe('rollback')
+      return c.json({ result: hit.result })
+    }
+    await conn.unsafe('INSERT INTO bench_charges (order_id, amount) VALUES ($1, $2)', [i.orderId, i.amount], { prepare: true })
+    const result = { ok: true, orderId: i.orderId }
+    const marked = conn
+      .unsafe(
+        "INSERT INTO bench_once (key, result, expires_at) VALUES ($1, $2::text::jsonb, now() + interval '1 hour') ON CONFLICT (key) DO UPDATE SET result = excluded.result, expires_at = excluded.expires_at",
+        [i.orderId, JSON.stringify(result)],
+        { prepare: true },
+      )
+      .execute()
+    const committed = conn.unsafe('commit').execute()
+    await marked
+    await committed
+    return c.json({ result })
+  } catch (e) {
+    await conn.unsafe('rollback').catch(() => undefined)
+    throw e
+  } finally {
+    conn.release()
+  }
 })
 
 const rt = { instanceId: 'bench', db, cache: undefined, logger: silentLogger, signal: new AbortController().signal }
@@ -72,6 +118,6 @@ const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, (info
 process.once('SIGTERM', () => {
   server.close()
   void Promise.all([idem.detach(), tx.detach()])
-    .then(() => db.close())
+    .then(() => Promise.all([db.close(), raw.end()]))
     .then(() => process.exit(0))
 })
