@@ -118,6 +118,6 @@ const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, (info
 process.once('SIGTERM', () => {
   server.close()
   void Promise.all([idem.detach(), tx.detach()])
-    .then(() => Promise.all([db.close(), raw.end()]))
+    .then(() => Promise.all([db.close(), raw.end({ timeout: 5 })]))
     .then(() => process.exit(0))
 })
