@@ -1,4 +1,4 @@
-import { OnePipeError, TerminalError, TransportError } from '@onepipe/sdk'
+import { OnePipeError, TerminalError, TransportError } from '@onepipe/worker'
 import { z } from 'zod'
 import { Fixture, FIXTURE_KINDS, MAX_FIXTURES, type BlueprintMime } from '../contracts.js'
 import type { AiProvider } from './provider.js'

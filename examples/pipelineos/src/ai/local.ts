@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
-import { TerminalError } from '@onepipe/sdk'
+import { setTimeout } from 'node:timers/promises'
+import { TerminalError } from '@onepipe/worker'
 import { FIXTURE_KINDS, type BlueprintMime, type Fixture } from '../contracts.js'
 import type { AiProvider } from './provider.js'
 
@@ -11,17 +12,24 @@ export const MIN_BLUEPRINT_BYTES = 16
  * A provider without a model: the fixtures are derived from the SHA-256 of
  * the bytes, so the same file always gives the same fixtures (tests and
  * demos need no network and no key). It refuses, for good, a file too
- * short to hold a drawing.
+ * short to hold a drawing. `delayMs` makes it take as long as a model would
+ * (`LOCAL_PROVIDER_DELAY_MS`), to watch a blueprint go through `analyzing`.
  *
  * @example
  * ```ts
- * const fixtures = await new LocalProvider().analyzeBlueprint(bytes, 'image/png')
+ * const fixtures = await new LocalProvider({ delayMs: 2000 }).analyzeBlueprint(bytes, 'image/png')
  * ```
  */
 export class LocalProvider implements AiProvider {
   readonly name = 'local'
+  readonly #delayMs: number
 
-  async analyzeBlueprint(bytes: Uint8Array, _mime: BlueprintMime): Promise<Fixture[]> {
+  constructor(o: { delayMs?: number } = {}) {
+    this.#delayMs = o.delayMs ?? 0
+  }
+
+  async analyzeBlueprint(bytes: Uint8Array, _mime: BlueprintMime, o: { signal?: AbortSignal } = {}): Promise<Fixture[]> {
+    if (this.#delayMs > 0) await setTimeout(this.#delayMs, undefined, o.signal ? { signal: o.signal } : {})
     if (bytes.byteLength < MIN_BLUEPRINT_BYTES) throw new TerminalError('BLUEPRINT_UNREADABLE', `The file has ${bytes.byteLength} bytes: too short to hold a drawing`)
     return localFixtures(bytes)
   }
